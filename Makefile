@@ -1,0 +1,53 @@
+# Everything CI needs is installed from here: `make test` on a fresh clone is the whole CI run.
+PYTHON        ?= python3
+TORCH_VERSION ?= 2.13.0
+VENV          ?= .venv
+PY            := $(VENV)/bin/python
+PIP           := $(PY) -m pip
+TINY          ?= .tiny-weights
+
+export HF_HUB_OFFLINE ?= 1
+export HF_HUB_DISABLE_TELEMETRY ?= 1
+export OMP_NUM_THREADS ?= 2
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: help install test lint demo bench bench-pose bench-gpu tiny clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(VENV)/.installed: pyproject.toml constraints-ci.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# torch first and pinned, so pip takes the local CPU wheel instead of a newer CUDA build from PyPI
+	$(PIP) install -q "torch==$(TORCH_VERSION)"
+	$(PIP) install -q -c constraints-ci.txt -e ".[pose,dev]"
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv and install everanimate with its pose and dev extras
+
+test: install  ## offline CPU test suite on tiny random weights
+	$(PY) -m pytest -q -m "not gpu"
+
+lint: install
+	$(PY) -m ruff check src tests scripts benchmarks
+	$(PY) -m ruff format --check src tests scripts benchmarks
+
+$(TINY)/.complete: install scripts/make_tiny_weights.py
+	$(PY) scripts/make_tiny_weights.py $(TINY)
+
+tiny: $(TINY)/.complete  ## write the tiny random model set used by tests and the demo fallback
+
+demo: install  ## animate examples/ref.png with examples/driving.mp4 for 10 s (real weights on CUDA, else a pipeline check)
+	$(PY) scripts/demo.py
+
+bench: tiny  ## CPU: our rollout vs diffusers' WanAnimatePipeline on tiny weights, and RSS for 10 s vs 60 s
+	$(PY) benchmarks/bench_rollout.py --weights $(TINY)
+
+bench-pose: tiny  ## CPU: pose extraction frames/s and RSS with the tiny ONNX models
+	$(PY) benchmarks/bench_pose.py --weights $(TINY)
+
+bench-gpu: install  ## full-size random-weight DiT/VAE benchmark (CUDA); tiny configs on CPU
+	$(PY) benchmarks/bench_gpu.py
+
+clean:
+	rm -rf $(VENV) $(TINY) build *.egg-info src/*.egg-info

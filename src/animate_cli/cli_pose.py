@@ -1,0 +1,1 @@
+"""Placeholder: the `pose` command is registered here."""

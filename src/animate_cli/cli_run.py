@@ -1,0 +1,1 @@
+"""Placeholder: the `run` command is registered here."""

@@ -1,0 +1,1 @@
+"""Placeholder: the `weights` command is registered here."""

@@ -1,0 +1,105 @@
+"""Every number the EverAnimate rollout depends on, and the frozen run configuration.
+
+The released LoRA was trained for exactly this layout (see ../shared/specs/everanimate-inference.md);
+changing a constant here changes what the model sees, so each one says why it has its value.
+Only `cli.py` turns flags and environment variables into a `RunConfig`; stage modules never read
+the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# --- chunk schedule (spec §1) -------------------------------------------------------------------
+CHUNK_FRAMES = 77  # pixel frames generated per DiT call; the VAE-conditioning unit is hard-wired to 77
+OVERLAP_FRAMES = 4  # = one latent of the previous chunk, carried as the motion latent
+STRIDE_FRAMES = CHUNK_FRAMES - OVERLAP_FRAMES  # 73: chunk c starts at driving frame 73c
+ANCHORS = 4  # K identity/anchor latent slots (mask 1) in front of the generated slots
+MOTION_LATENTS = 1  # r: raw last latent of chunk c-1 placed in the first generated slot
+GENERATED_LATENTS = (CHUNK_FRAMES - 1) // 4 + 1  # 20 latents decode to 1 + 19*4 = 77 frames
+LATENT_SLOTS = ANCHORS + GENERATED_LATENTS  # 24 slots per DiT call
+MAX_REF_VIEWS = ANCHORS - 1  # extra views fill memory slots before sampled frames (paper: 1 <= m <= K)
+
+# --- sampler (spec §4) --------------------------------------------------------------------------
+SHIFT = 5.0  # flow-matching sigma shift used for training and by the official script
+STEPS = 20  # Euler steps per chunk; the LoRA was tuned with 20
+SEED_STRIDE = 42  # chunk c draws its noise from a CPU generator seeded seed + 42*c (official script)
+DEFAULT_PROMPT = "视频中的人在做动作"  # "the person in the video is doing actions": Wan-Animate's training prompt
+TEXT_TOKENS = 512  # umT5 context length; diffusers' attention splits image/text context at len-512
+
+# --- video (spec §1, pose-extraction §2) ---------------------------------------------------------
+FPS = 25  # EverAnimate trains and writes at 25 fps; driving videos are resampled to it
+VAE_STRIDE_T = 4  # Wan2.1 VAE: 4x temporal compression (first frame alone)
+VAE_STRIDE_S = 8  # 8x spatial compression
+PATCH = 2  # DiT patchify 2x2 -> sizes must be multiples of 16
+SIZE_MULTIPLE = VAE_STRIDE_S * PATCH
+RESOLUTIONS = {"480p": (832, 480), "720p": (1280, 720)}  # landscape (W, H); portrait swaps them
+MEMORY_SEED_OFFSET = 7_919  # numpy generator for identity-memory frame picks: seed + this (any fixed prime)
+
+# --- LoRA files (spec §5) -----------------------------------------------------------------------
+LORA_BY_RESOLUTION = {
+    "480p": "ckpts/everanimate-v1-lora32/stage2_480p.safetensors",  # default: stage 1 + RFM fine-tune
+    "720p": "ckpts/everanimate-v1-lora32/stage3_720p_beta.safetensors",  # beta, continued from stage 2
+}
+
+WEIGHTS_ENV = "EVERANIMATE_WEIGHTS_DIR"
+
+
+def default_weights_dir() -> Path:
+    """Where `download-weights` puts everything and `run` looks first.
+
+    Follows the Hub's conventions: $EVERANIMATE_WEIGHTS_DIR, else $HF_HOME/everanimate, else
+    ~/.cache/huggingface/everanimate. (Only this function and cli.py look at the environment.)
+    """
+    env = os.environ.get(WEIGHTS_ENV)
+    if env:
+        return Path(env).expanduser()
+    hf_home = os.environ.get("HF_HOME")
+    base = Path(hf_home).expanduser() if hf_home else Path.home() / ".cache" / "huggingface"
+    return base / "everanimate"
+
+
+def portrait_size(size: tuple[int, int], portrait: bool) -> tuple[int, int]:
+    """(W, H) for a landscape preset, swapped when the subject image is portrait."""
+    w, h = size
+    return (min(w, h), max(w, h)) if portrait else (max(w, h), min(w, h))
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    path: Path
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines one `everanimate run`. Built only by the CLI (or tests)."""
+
+    ref: Path
+    driving: Path
+    out: Path
+    frames: int  # exact number of output frames (at FPS)
+    width: int
+    height: int
+    weights_dir: Path
+    ref_views: tuple[Path, ...] = ()
+    pose_video: Path | None = None
+    face_video: Path | None = None
+    resolution: str = "480p"
+    device: str = "auto"
+    dtype: str = "bf16"
+    steps: int = STEPS
+    seed: int = 0
+    prompt: str = DEFAULT_PROMPT
+    loras: tuple[LoraSpec, ...] = ()
+    audio: bool = True
+    side_by_side: bool = False
+    overwrite: bool = False
+    state_dir: Path | None = None  # resume state; default <out>.everanimate-state next to the output
+    extra: dict = field(default_factory=dict)  # test hooks only (never set from the CLI)
+
+    @property
+    def resume_dir(self) -> Path:
+        return self.state_dir or self.out.with_name(self.out.name + ".everanimate-state")

@@ -1,0 +1,79 @@
+"""Exit codes and the exception hierarchy every stage raises.
+
+The CLI catches `EverAnimateError` and prints one line (plus a hint) with the error's exit code;
+nothing the user can cause should ever reach them as a traceback. Keep this module free of heavy
+imports: it is loaded by `everanimate --help`.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    BUG = 1  # unexpected: a traceback is shown only with EVERANIMATE_DEBUG=1
+    USAGE = 2  # bad flags or flag combinations (Typer/Click use 2 as well)
+    BAD_INPUT = 3  # unreadable/empty media, no person, bad sizes, existing output
+    WEIGHTS = 4  # weights missing, incomplete or invalid; Hub unreachable
+    DEVICE = 5  # no CUDA, not enough memory
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), like every shell tool
+
+
+class EverAnimateError(Exception):
+    """Base class: `message` is one line, `hint` an optional second line telling what to do."""
+
+    exit_code: ExitCode = ExitCode.BUG
+    code: str = "error"  # stable machine-readable name for --json
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(EverAnimateError):
+    exit_code = ExitCode.USAGE
+    code = "usage"
+
+
+class BadInputError(EverAnimateError):
+    exit_code = ExitCode.BAD_INPUT
+    code = "bad_input"
+
+
+class OutputExistsError(BadInputError):
+    code = "output_exists"
+
+
+class NoPersonDetectedError(BadInputError):
+    code = "no_person"
+
+
+class WeightsMissingError(EverAnimateError):
+    exit_code = ExitCode.WEIGHTS
+    code = "weights_missing"
+
+
+class WeightsInvalidError(EverAnimateError):
+    exit_code = ExitCode.WEIGHTS
+    code = "weights_invalid"
+
+
+class HubError(EverAnimateError):
+    exit_code = ExitCode.WEIGHTS
+    code = "hub"
+
+
+class DeviceError(EverAnimateError):
+    exit_code = ExitCode.DEVICE
+    code = "device"
+
+
+class ResumeMismatchError(BadInputError):
+    code = "resume_mismatch"
+
+
+class Interrupted(EverAnimateError):
+    exit_code = ExitCode.INTERRUPTED
+    code = "interrupted"

@@ -1,0 +1,139 @@
+"""The chunk plan: which driving frames each chunk reads, which decoded frames it keeps, and the
+latent shapes it works on. Pure Python (no torch) so `--dry-run` and the rollout share one truth.
+
+Schedule (spec §1): chunk c covers global frames [73c, 73c+77). Chunk 0 keeps all 77 decoded
+frames; chunk c >= 1 drops its first 4 (they repeat chunk c-1's last latent) and keeps 73. The
+last chunk is trimmed so the output has exactly the requested number of frames. Driving frames
+beyond the end of the driving video are read ping-pong: 0..N-1, N-2..1, 0..N-1, ...
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from animate_cli import config as C
+
+
+def num_chunks_for(frames: int) -> int:
+    """Smallest chunk count whose kept frames (77 + 73(n-1)) cover `frames` output frames."""
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    if frames <= C.CHUNK_FRAMES:
+        return 1
+    return 1 + math.ceil((frames - C.CHUNK_FRAMES) / C.STRIDE_FRAMES)
+
+
+def pingpong(global_index: int, num_source: int) -> int:
+    """Map a global driving index onto a source video of `num_source` frames, bouncing at the ends."""
+    if num_source <= 1:
+        return 0
+    period = 2 * num_source - 2
+    i = global_index % period
+    return i if i < num_source else period - i
+
+
+@dataclass(frozen=True)
+class ChunkSpec:
+    index: int
+    start: int  # first global frame this chunk generates (73c)
+    driving: tuple[int, ...]  # 77 source-frame indices into the driving (pose/face) video
+    drop: int  # decoded frames dropped at the start: 0 for chunk 0, 4 afterwards
+    keep: int  # decoded frames written after the drop (the last chunk may be trimmed)
+    seed: int  # CPU generator seed of this chunk's noise
+
+    @property
+    def out_start(self) -> int:
+        """Index in the output video of this chunk's first kept frame."""
+        return self.start + self.drop
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    frames: int  # exact output length
+    width: int
+    height: int
+    source_frames: int  # frames in the (25 fps) driving pose/face videos
+    steps: int
+    seed: int
+    chunks: tuple[ChunkSpec, ...]
+
+    @property
+    def latent_hw(self) -> tuple[int, int]:
+        return self.height // C.VAE_STRIDE_S, self.width // C.VAE_STRIDE_S
+
+    @property
+    def tokens_per_call(self) -> int:
+        h, w = self.latent_hw
+        return C.LATENT_SLOTS * (h // C.PATCH) * (w // C.PATCH)
+
+    def latent_shape(self, slots: int = C.LATENT_SLOTS) -> tuple[int, int, int, int, int]:
+        h, w = self.latent_hw
+        return (1, 16, slots, h, w)
+
+    def to_dict(self) -> dict:
+        h, w = self.latent_hw
+        return {
+            "frames": self.frames,
+            "fps": C.FPS,
+            "seconds": round(self.frames / C.FPS, 3),
+            "size": [self.width, self.height],
+            "chunks": len(self.chunks),
+            "steps": self.steps,
+            "seed": self.seed,
+            "source_frames": self.source_frames,
+            "pingpong": self.chunks[-1].start + C.CHUNK_FRAMES > self.source_frames,
+            "latent_shape": list(self.latent_shape()),
+            "tokens_per_call": self.tokens_per_call,
+            "chunk_table": [
+                {"chunk": c.index, "out_frames": [c.out_start, c.out_start + c.keep], "seed": c.seed} for c in self.chunks
+            ],
+            "estimate": estimate(self),
+            "latent_hw": [h, w],
+        }
+
+
+def make_plan(frames: int, width: int, height: int, source_frames: int, steps: int = C.STEPS, seed: int = 0) -> ChunkPlan:
+    """Build the plan for `frames` output frames driven by a `source_frames`-long pose video."""
+    if width % C.SIZE_MULTIPLE or height % C.SIZE_MULTIPLE:
+        raise ValueError(f"size {width}x{height} must be a multiple of {C.SIZE_MULTIPLE} in both dimensions")
+    if source_frames < 1:
+        raise ValueError("the driving video has no frames")
+    n = num_chunks_for(frames)
+    chunks = []
+    written = 0
+    for c in range(n):
+        start = c * C.STRIDE_FRAMES
+        drop = 0 if c == 0 else C.OVERLAP_FRAMES
+        keep = min(C.CHUNK_FRAMES - drop, frames - written)
+        written += keep
+        driving = tuple(pingpong(start + i, source_frames) for i in range(C.CHUNK_FRAMES))
+        chunks.append(ChunkSpec(c, start, driving, drop, keep, seed + C.SEED_STRIDE * c))
+    assert written == frames, (written, frames)
+    return ChunkPlan(frames, width, height, source_frames, steps, seed, tuple(chunks))
+
+
+# --- rough resource estimate for --dry-run (no torch) -------------------------------------------
+# 14B-class DiT: 40 blocks, width 5120, ffn 13824. Weights in bf16 ~28.3 GiB (meta-device count of
+# the diffusers config); CLIP ViT-H ~1.2 GiB and the VAE stay resident; umT5 (10.6 GiB) is loaded
+# once for the prompt and freed. Activations grow with tokens; ~0.2 MiB/token was the H200-class
+# planning figure from peers-and-performance §C5 (bf16, no CFG, flash/cuDNN attention).
+DIT_PARAMS = 15.18e9
+DIT_BLOCK_PARAMS = 40 * (4 * 5120 * 5120 * 2 + 2 * 5120 * 13824)  # self+cross attn q,k,v,o and the FFN
+RESIDENT_GIB = DIT_PARAMS * 2 / 2**30 + 1.2 + 0.25
+ACT_GIB_PER_TOKEN = 0.2 / 1024
+ASSUMED_TFLOPS = 400.0  # effective bf16 throughput of one H100/H200-class GPU, used only for the ETA
+
+
+def estimate(plan: ChunkPlan) -> dict:
+    tokens = plan.tokens_per_call
+    flops_step = 2 * DIT_BLOCK_PARAMS * tokens + 40 * 4 * tokens * tokens * 5120
+    step_s = flops_step / (ASSUMED_TFLOPS * 1e12)
+    total_s = step_s * plan.steps * len(plan.chunks) * 1.05  # + ~5% VAE encode/decode and CLIP
+    return {
+        "vram_gib": round(RESIDENT_GIB + tokens * ACT_GIB_PER_TOKEN, 1),
+        "dit_tflop_per_step": round(flops_step / 1e12, 1),
+        "seconds_per_step": round(step_s, 2),
+        "total_minutes": round(total_s / 60, 1),
+        "assumes": f"one GPU at {ASSUMED_TFLOPS:.0f} TFLOP/s effective bf16",
+    }

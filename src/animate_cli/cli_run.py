@@ -1,1 +1,170 @@
-"""Placeholder: the `run` command is registered here."""
+"""`everanimate run REF DRIVING`: flags -> RunConfig -> pipeline.run (or the plan, with --dry-run)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from animate_cli import config as C
+from animate_cli.cli_common import RichReporter, app, err_console, run_command
+from animate_cli.errors import UsageError
+
+LENGTH = "Length (one of; default: the driving video's duration)"
+MODEL = "Model and sampling"
+IO = "Inputs and output"
+
+
+def _size(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", value)
+    if not m:
+        raise UsageError(f"--size must look like 832x480, got {value!r}")
+    w, h = int(m.group(1)), int(m.group(2))
+    if w % C.SIZE_MULTIPLE or h % C.SIZE_MULTIPLE or not (64 <= w <= 4096 and 64 <= h <= 4096):
+        raise UsageError(f"--size {w}x{h}: both sides must be multiples of {C.SIZE_MULTIPLE} between 64 and 4096")
+    return w, h
+
+
+def _lora(value: str) -> C.LoraSpec:
+    path, scale = value, 1.0
+    if ":" in value:
+        head, tail = value.rsplit(":", 1)
+        try:
+            path, scale = head, float(tail)
+        except ValueError:
+            path = value
+    return C.LoraSpec(Path(path).expanduser(), scale)
+
+
+def _frames(minutes: float | None, seconds: float | None, frames: int | None, driving_seconds: float) -> int:
+    given = [x for x in (minutes, seconds, frames) if x is not None]
+    if len(given) > 1:
+        raise UsageError("use only one of --minutes, --seconds, --frames")
+    if minutes is not None:
+        n = round(minutes * 60 * C.FPS)
+    elif seconds is not None:
+        n = round(seconds * C.FPS)
+    elif frames is not None:
+        n = frames
+    else:
+        n = round(driving_seconds * C.FPS)
+    if n < 1:
+        raise UsageError("the requested length is shorter than one frame")
+    return n
+
+
+def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds, frames, ref_view, pose_video, face_video,
+                 weights_dir, device, dtype, resolution, size, steps, seed, prompt, lora, no_audio, side_by_side,
+                 overwrite, state_dir) -> C.RunConfig:  # fmt: skip
+    """Turn flags into a frozen RunConfig (no torch, no models)."""
+    from animate_cli import media
+
+    if resolution not in C.RESOLUTIONS:
+        raise UsageError(f"--resolution must be one of {', '.join(C.RESOLUTIONS)}")
+    if steps < 1 or steps > 1000:
+        raise UsageError("--steps must be between 1 and 1000")
+    info = media.probe(driving)
+    n = _frames(minutes, seconds, frames, info.duration)
+    explicit = _size(size)
+    if explicit:
+        width, height = explicit
+    else:
+        img = media.load_image(ref)
+        width, height = C.portrait_size(C.RESOLUTIONS[resolution], img.shape[0] > img.shape[1])
+    out = out or Path.cwd() / f"{driving.stem}-everanimate.mp4"
+    return C.RunConfig(
+        ref=ref, driving=driving, out=out.expanduser().resolve(), frames=n, width=width, height=height,
+        weights_dir=Path(weights_dir).expanduser() if weights_dir else C.default_weights_dir(),
+        ref_views=tuple(ref_view or ()), pose_video=pose_video, face_video=face_video, resolution=resolution,
+        device=device, dtype=dtype, steps=steps, seed=seed, prompt=prompt, loras=tuple(_lora(v) for v in lora or ()),
+        audio=not no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir,
+    )  # fmt: skip
+
+
+def _print_plan(cfg: C.RunConfig, plan_dict: dict) -> None:
+    from rich.table import Table
+
+    con = err_console()
+    est = plan_dict["estimate"]
+    con.print(f"{cfg.frames} frames ({plan_dict['seconds']} s at {C.FPS} fps), {cfg.width}x{cfg.height}, "
+              f"{plan_dict['chunks']} chunks x {cfg.steps} steps, seed {cfg.seed}", markup=False)  # fmt: skip
+    con.print(f"latent per DiT call {tuple(plan_dict['latent_shape'])}, {plan_dict['tokens_per_call']} tokens", markup=False)
+    con.print(f"estimate: ~{est['vram_gib']} GiB VRAM, ~{est['seconds_per_step']} s/step, ~{est['total_minutes']} min "
+              f"({est['assumes']})", markup=False)  # fmt: skip
+    table = Table("chunk", "output frames", "noise seed")
+    rows = plan_dict["chunk_table"]
+    for row in rows if len(rows) <= 12 else rows[:5] + [None] + rows[-5:]:
+        if row is None:
+            table.add_row("…", "…", "…")
+        else:
+            table.add_row(str(row["chunk"]), f"{row['out_frames'][0]}–{row['out_frames'][1] - 1}", str(row["seed"]))
+    con.print(table)
+
+
+@app.command("run")
+def run_cmd(
+    ref: Annotated[Path, typer.Argument(help="Reference image of the person (png/jpg/webp; any mode).")],
+    driving: Annotated[Path, typer.Argument(help="Driving video whose motion (and audio) is used.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output mp4 (default: <driving>-everanimate.mp4 here).", rich_help_panel=IO)] = None,
+    minutes: Annotated[float | None, typer.Option(help="Output length in minutes.", rich_help_panel=LENGTH)] = None,
+    seconds: Annotated[float | None, typer.Option(help="Output length in seconds.", rich_help_panel=LENGTH)] = None,
+    frames: Annotated[int | None, typer.Option(help="Output length in frames (25 fps).", rich_help_panel=LENGTH)] = None,
+    ref_view: Annotated[list[Path] | None, typer.Option("--ref-view", help="Extra view of the same person (repeatable, up to 3).", rich_help_panel=IO)] = None,
+    pose_video: Annotated[Path | None, typer.Option(help="Pre-extracted Wan-Animate pose video (with --face-video).", rich_help_panel=IO)] = None,
+    face_video: Annotated[Path | None, typer.Option(help="Pre-extracted 512x512 face video (with --pose-video).", rich_help_panel=IO)] = None,
+    weights_dir: Annotated[Path | None, typer.Option(envvar=C.WEIGHTS_ENV, show_envvar=True, help="Weights folder (default: where download-weights puts them).", rich_help_panel=MODEL)] = None,
+    device: Annotated[str, typer.Option(help="auto, cuda, cuda:N or cpu.", rich_help_panel=MODEL)] = "auto",
+    dtype: Annotated[str, typer.Option(help="bf16 or fp32.", rich_help_panel=MODEL)] = "bf16",
+    resolution: Annotated[str, typer.Option(help="480p or 720p (720p uses the 720p beta LoRA).", rich_help_panel=MODEL)] = "480p",
+    size: Annotated[str | None, typer.Option(help="Explicit WxH, multiples of 16 (default: from --resolution and the orientation of the reference).", rich_help_panel=MODEL)] = None,
+    steps: Annotated[int, typer.Option(help="Denoising steps per chunk.", rich_help_panel=MODEL)] = C.STEPS,
+    seed: Annotated[int, typer.Option(help="Seed; chunk c uses seed + 42c.", rich_help_panel=MODEL)] = 0,
+    prompt: Annotated[str, typer.Option(help="Text prompt.", rich_help_panel=MODEL)] = C.DEFAULT_PROMPT,
+    lora: Annotated[list[str] | None, typer.Option("--lora", help="Extra LoRA PATH[:scale] (repeatable).", rich_help_panel=MODEL)] = None,
+    no_audio: Annotated[bool, typer.Option("--no-audio", help="Do not copy the driving video's audio.", rich_help_panel=IO)] = False,
+    side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Write the pose panel next to the result.", rich_help_panel=IO)] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.", rich_help_panel=IO)] = False,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Discard saved resume state and start over.", rich_help_panel=IO)] = False,
+    state_dir: Annotated[Path | None, typer.Option(help="Resume state folder (default: <out>.everanimate-state).", rich_help_panel=IO)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate inputs and print the chunk plan; loads no model.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
+) -> None:
+    """Animate REF with the motion of DRIVING (EverAnimate rollout on Wan2.2-Animate-14B)."""
+
+    def body() -> dict:
+        for p, what in ((ref, "reference image"), (driving, "driving video")):
+            if not p.exists():
+                from animate_cli.errors import BadInputError
+
+                raise BadInputError(f"{what} not found: {p}")
+        cfg = build_config(ref, driving, out=out, minutes=minutes, seconds=seconds, frames=frames, ref_view=ref_view,
+                           pose_video=pose_video, face_video=face_video, weights_dir=weights_dir, device=device, dtype=dtype,
+                           resolution=resolution, size=size, steps=steps, seed=seed, prompt=prompt, lora=lora,
+                           no_audio=no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir)  # fmt: skip
+        from animate_cli import pipeline, weights
+        from animate_cli.plan import make_plan
+
+        if dry_run:
+            checked = pipeline.check_inputs(cfg)
+            need = ("base", "lora") if cfg.pose_video else ("base", "lora", "pose")
+            weights.resolve(cfg.weights_dir, cfg.resolution, need=need)
+            source = checked.pose_frames or checked.driving.approx_frames
+            plan = make_plan(cfg.frames, cfg.width, cfg.height, source, cfg.steps, cfg.seed).to_dict()
+            if not json_out:
+                _print_plan(cfg, plan)
+            return {"dry_run": True, "output": str(cfg.out), "plan": plan}
+        with RichReporter(enabled=True) as reporter:
+            summary = pipeline.run(cfg, reporter, fresh=fresh)
+        if not json_out:
+            err_console().print(f"wrote {summary.output} ({summary.frames} frames, {summary.frames / C.FPS:.2f} s, "
+                                f"{summary.size[0]}x{summary.size[1]}) in {summary.timings_s.get('total', 0):.1f} s", markup=False)  # fmt: skip
+        return {"output": str(summary.output), "frames": summary.frames, "fps": summary.fps, "size": list(summary.size),
+                "chunks": summary.chunks, "resumed_from_chunk": summary.resumed_from_chunk, "steps": steps, "seed": seed,
+                "lora_modules": summary.lora_modules, "device": summary.device, "timings_s": summary.timings_s,
+                "pose": summary.pose}  # fmt: skip
+
+    run_command("everanimate.run/1", json_out, body)

@@ -1,0 +1,119 @@
+"""Resume state: what a run needs to continue after the last finished chunk (spec §8).
+
+Saved atomically after every chunk as `state.json` (chunk index, fingerprint, settings) plus
+`state.safetensors` (last latent, identity memory, last decoded frame). Per-chunk generated latents
+go to `latents/chunk_NNNNN.safetensors` so a finished chunk can be re-decoded when a run is
+extended or shortened, and kept frames go to `segments/` as H.264 files that the final mp4 is
+concatenated from. No pickles anywhere.
+
+The fingerprint hashes everything that changes the frames (inputs, weights, size, steps, seed,
+prompt, dtype, device kind, LoRAs) but not the length, so a longer run extends a shorter one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from animate_cli.errors import ResumeMismatchError
+
+SCHEMA = "everanimate.state/1"
+
+
+def file_digest(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fingerprint(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class RunState:
+    next_chunk: int  # chunks 0..next_chunk-1 are finished
+    fingerprint: str
+    keeps: list[int]  # frames kept (written to its segment) per finished chunk
+    last_latent: object  # [1, 16, 1, h, w] float32: the motion latent of the next chunk
+    memory: object | None  # [1, 16, K, h, w] float32 identity memory (None until chunk 0 finished)
+    last_frame: object  # uint8 [H, W, 3] torch tensor: the CLIP input of the next chunk
+    settings: dict
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_state(state_dir: Path, state: RunState) -> None:
+    """Tensors first, then the JSON that points at them: a crash between the two keeps the old state valid."""
+    from safetensors.torch import save
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    tensors = {"last_latent": state.last_latent.contiguous().cpu(), "last_frame": state.last_frame.contiguous().cpu()}
+    if state.memory is not None:
+        tensors["memory"] = state.memory.contiguous().cpu()
+    name = f"state-{state.next_chunk:05d}.safetensors"
+    _atomic_write(state_dir / name, save(tensors))
+    meta = {"schema": SCHEMA, "next_chunk": state.next_chunk, "fingerprint": state.fingerprint,
+            "keeps": state.keeps, "tensors": name, "settings": state.settings}  # fmt: skip
+    _atomic_write(state_dir / "state.json", json.dumps(meta, indent=1, default=str).encode())
+    for old in state_dir.glob("state-*.safetensors"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
+
+
+def load_state(state_dir: Path, settings: dict) -> RunState | None:
+    """The saved state, None when there is none; ResumeMismatchError when it belongs to other settings."""
+    from safetensors.torch import load_file
+
+    meta_path = state_dir / "state.json"
+    if not meta_path.exists():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        tensors = load_file(str(state_dir / meta["tensors"]))
+    except (OSError, ValueError, KeyError) as e:
+        raise ResumeMismatchError(f"resume state in {state_dir} is unreadable ({e})",
+                                  hint="pass --fresh to discard it and start over") from None  # fmt: skip
+    if meta.get("schema") != SCHEMA or meta.get("fingerprint") != fingerprint(settings):
+        now = json.loads(json.dumps(settings, default=str))
+        old = meta.get("settings", {})
+        changed = sorted(k for k in now.keys() | old.keys() if now.get(k) != old.get(k))
+        raise ResumeMismatchError(
+            f"{state_dir} holds a run with different settings{' (' + ', '.join(changed) + ')' if changed else ''}",
+            hint="pass --fresh to discard it and start over, or --out elsewhere to keep both",
+        )
+    return RunState(meta["next_chunk"], meta["fingerprint"], list(meta["keeps"]), tensors["last_latent"],
+                    tensors.get("memory"), tensors["last_frame"], meta["settings"])  # fmt: skip
+
+
+def save_chunk_latents(state_dir: Path, chunk: int, latents) -> Path:
+    from safetensors.torch import save
+
+    d = state_dir / "latents"
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"chunk_{chunk:05d}.safetensors"
+    _atomic_write(path, save({"latents": latents.contiguous().cpu()}))
+    return path
+
+
+def load_chunk_latents(state_dir: Path, chunk: int):
+    from safetensors.torch import load_file
+
+    return load_file(str(state_dir / "latents" / f"chunk_{chunk:05d}.safetensors"))["latents"]
+
+
+def segment_path(state_dir: Path, chunk: int, keep: int) -> Path:
+    """The H.264 file holding chunk `chunk`'s kept frames; the name records how many."""
+    return state_dir / "segments" / f"chunk_{chunk:05d}_{keep:03d}.mp4"

@@ -1,0 +1,137 @@
+"""Person detection + whole-body keypoints behind a small protocol, and the rtmlib adapter.
+
+The stage only needs two calls per frame: `detect` (every person box) and `estimate` (133 COCO-WholeBody
+keypoints inside one chosen box), so tests can script people with a fake and the tracker decides which
+box gets the (expensive) pose model. The rtmlib adapter avoids its traps (pose spec §3): it never lets
+rtmlib download (local ONNX paths only), never lets RTMPose fall back to a whole-frame box, takes the
+model input sizes from the ONNX files, feeds BGR to YOLOX and RGB to RTMW, keeps rtmlib's prints off
+stdout, and checks which onnxruntime providers really run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import sys
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from animate_cli.errors import DeviceError, WeightsMissingError
+
+POSE_SUBDIR = "pose"
+DEFAULT_DET = "yolox_m_8xb8-300e_humanart-c2c7a14a.onnx"  # YOLOX-m HumanArt, NMS inside the graph (spec §3.4)
+DEFAULT_POSE = "rtmw-dw-x-l_simcc-cocktail14_270e-384x288_20231122.onnx"  # RTMW-l 384x288, 133 keypoints
+
+
+class PoseEstimator(Protocol):
+    """frames are HxWx3 uint8 RGB; boxes xyxy source pixels."""
+
+    det_name: str
+    pose_name: str
+
+    def detect(self, frame: np.ndarray) -> np.ndarray: ...  # (N, 4); N = 0 means nobody
+
+    def estimate(self, frame: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...  # (133, 2), (133,)
+
+    def info(self) -> dict: ...  # providers, input sizes: goes into pose.json
+
+
+def default_threshold_rule(pose_name: str) -> float | None:
+    """Per-model score threshold (None = auto, spec §3.5): ViTPose heatmap maxima are ~0-1 and Wan's 0.5
+    was tuned on them; DWPose's own ControlNet code uses 0.3; RTMW's SimCC peaks are uncalibrated logits."""
+    name = pose_name.lower()
+    if "vitpose" in name:
+        return 0.5
+    if "rtmw" in name:
+        return None
+    if "dw" in name or "rtmpose" in name:
+        return 0.3
+    return None
+
+
+def find_pose_models(weights_dir: Path) -> tuple[Path, Path]:
+    """(detector, pose) ONNX files under `<weights_dir>/pose/`; WeightsMissingError if either is absent."""
+    d = Path(weights_dir).expanduser() / POSE_SUBDIR
+    det, pose = d / DEFAULT_DET, d / DEFAULT_POSE
+    missing = [p.name for p in (det, pose) if not p.is_file()]
+    if missing:
+        raise WeightsMissingError(f"pose models not found in {d}: missing {', '.join(missing)}",
+                                  hint="run `everanimate download-weights --only pose` (or pass --weights-dir)")  # fmt: skip
+    return det, pose
+
+
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, memoised per (path, size, mtime) so a 200 MB model is read once per process."""
+    path = Path(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _HASHES[key] = h.hexdigest()
+    return _HASHES[key]
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when onnxruntime has the CUDA provider, else 'cpu'. 'cuda' without it is an error."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device == "auto":
+        return "cuda" if "CUDAExecutionProvider" in available else "cpu"
+    if device.startswith("cuda") and "CUDAExecutionProvider" not in available:
+        raise DeviceError("onnxruntime has no CUDA provider (the CPU `onnxruntime` package is installed)",
+                          hint="use --device cpu, or replace onnxruntime with onnxruntime-gpu")  # fmt: skip
+    return device
+
+
+class RtmlibEstimator:
+    """rtmlib YOLOX + RTMPose (RTMW / DWPose SimCC ONNX) on local files."""
+
+    def __init__(self, det_onnx: Path, pose_onnx: Path, device: str = "cpu"):
+        for p in (det_onnx, pose_onnx):
+            if not Path(p).is_file():  # rtmlib would otherwise treat the path as a URL and download it
+                raise WeightsMissingError(f"pose model not found: {p}", hint="run `everanimate download-weights --only pose`")
+        self.device = resolve_device(device)
+        # rtmlib print()s "load ... with onnxruntime backend": send it to stderr so --json stays one object
+        # (the same redirect as cli_common.quiet_stdout; stage modules do not import the CLI layer).
+        with contextlib.redirect_stdout(sys.stderr):
+            from rtmlib import YOLOX, RTMPose
+
+            self.det = YOLOX(str(det_onnx), det_mode="human", backend="onnxruntime", device=self.device)
+            self.pose = RTMPose(str(pose_onnx), to_openpose=False, backend="onnxruntime", device=self.device)
+        # Input sizes come from the files, not rtmlib's defaults (a 384x288 model given (192, 256) decodes garbage).
+        _, _, dh, dw = self.det.session.get_inputs()[0].shape
+        _, _, ph, pw = self.pose.session.get_inputs()[0].shape
+        self.det.model_input_size = (int(dh), int(dw))  # YOLOX: (h, w)
+        self.pose.model_input_size = (int(pw), int(ph))  # RTMPose: (w, h)
+        self.det_name, self.pose_name = Path(det_onnx).name, Path(pose_onnx).name
+        self.providers = {"det": self.det.session.get_providers(), "pose": self.pose.session.get_providers()}
+        if self.device.startswith("cuda") and any("CUDAExecutionProvider" not in v for v in self.providers.values()):
+            raise DeviceError(f"onnxruntime fell back to CPU for the pose models ({self.providers})",
+                              hint="check the CUDA/cuDNN libraries onnxruntime-gpu needs, or use --device cpu")  # fmt: skip
+        n_k = self.pose.session.get_outputs()[0].shape[1]
+        if n_k != 133:
+            raise WeightsMissingError(f"{self.pose_name} predicts {n_k} keypoints; a COCO-WholeBody (133) model is needed")
+
+    def detect(self, frame: np.ndarray) -> np.ndarray:
+        bgr = np.ascontiguousarray(frame[..., ::-1])  # mmdet YOLOX configs expect BGR (spec §3.6)
+        boxes = self.det(bgr)
+        return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+
+    def estimate(self, frame: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # RTMW/DWPose configs set bgr_to_rgb=True, so they want RGB; one explicit box, never the empty list
+        # (rtmlib would silently run on the whole frame).
+        kpts, scores = self.pose(frame, bboxes=[list(map(float, box))])
+        return kpts[0].astype(np.float64), scores[0].astype(np.float64)
+
+    def info(self) -> dict:
+        return {"device": self.device, "providers": self.providers,
+                "det_input_hw": list(self.det.model_input_size), "pose_input_wh": list(self.pose.model_input_size)}  # fmt: skip

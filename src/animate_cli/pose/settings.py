@@ -1,0 +1,51 @@
+"""The pose stage's input settings and result: small frozen dataclasses other stages depend on."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from animate_cli import config as C
+
+MAX_SIDE = 4096  # larger pose videos are almost certainly a typo (and would not fit the DiT anyway)
+MIN_SIDE = 64
+SMOOTH_MODES = ("default", "none")
+
+
+@dataclass(frozen=True)
+class PoseSettings:
+    """Everything that changes the output; hashed into the cache key (see `cache_key`)."""
+
+    width: int = 832
+    height: int = 480
+    fps: float = float(C.FPS)
+    start: float = 0.0  # seconds into the driving video
+    seconds: float | None = None  # None: to the end
+    smooth: str = "default"  # "default": zero-phase One-Euro on keypoints and face box; "none": per-frame (Wan parity)
+    retarget: bool = False  # rescale limbs to the reference person's proportions (needs ref)
+    device: str = "cpu"  # onnxruntime device: cpu | cuda | cuda:N | auto
+    body_thr: float | None = None  # None: the pose model's default rule (estimator.default_threshold_rule)
+    hand_thr: float | None = None  # None: same as body
+    max_gap_sec: float = 0.3  # gaps without a person up to this long are interpolated, longer ones stay black
+    crf: int = 16  # H.264 quality of pose/face videos; 16 keeps the black background < 20 after decoding
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class PoseResult:
+    pose_video: Path
+    face_video: Path
+    meta_path: Path
+    frames: int
+    fps: float
+    width: int
+    height: int
+    detected: int
+    interpolated: int
+    empty: int
+    keypoints: Path | None = None  # keypoints.npz with save_keypoints=True
+    overlay: Path | None = None  # debug_overlay.mp4 with debug_overlay=True
+    cached: bool = False  # True when cached_extract_pose reused an earlier extraction

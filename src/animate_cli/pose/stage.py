@@ -1,0 +1,365 @@
+"""The pose stage: driving video -> pose.mp4 + face.mp4 + pose.json, and its content-addressed cache.
+
+Two streamed passes over the driving video, so memory does not grow with its length (only the
+keypoints do, ~1.6 MB per 1000 frames):
+  1. decode -> detect -> track one person -> 133 keypoints, for each source frame the fps map uses;
+  2. whole-clip post-processing (thresholds, gaps, smoothing, face boxes, retarget) on the small arrays;
+  3. decode again -> draw Wan's skeleton at source resolution, crop+resize it like `run` fits frames,
+     crop the face to 512x512 -> H.264.
+Everything is written into a hidden temporary folder and moved into place at the end (pose.json last),
+so a failure never leaves files that look complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from animate_cli import media
+from animate_cli.errors import BadInputError, NoPersonDetectedError, OutputExistsError, UsageError
+from animate_cli.pose import keypoints as K
+from animate_cli.pose.estimator import PoseEstimator, default_threshold_rule, file_sha256
+from animate_cli.pose.geometry import center_crop_fit, frame_index_map, output_frame_count, source_index
+from animate_cli.pose.render import FACE_SIZE, clip_box, crop_face, draw_overlay, draw_wan_pose, to_wan_meta
+from animate_cli.pose.settings import MAX_SIDE, MIN_SIDE, SMOOTH_MODES, PoseResult, PoseSettings
+from animate_cli.pose.track import Tracker
+from animate_cli.progress import NullReporter, Reporter
+
+SCHEMA = "everanimate.pose/1"
+POSE_FILE, FACE_FILE, META_FILE = "pose.mp4", "face.mp4", "pose.json"
+KEYPOINTS_FILE, OVERLAY_FILE = "keypoints.npz", "debug_overlay.mp4"
+MIN_BOX_PX = 32  # detections shorter than this are too small for a usable skeleton (spec §10)
+
+
+def validate_settings(settings: PoseSettings, ref: Path | None) -> None:
+    s = settings
+    if not (MIN_SIDE <= s.width <= MAX_SIDE and MIN_SIDE <= s.height <= MAX_SIDE):
+        raise UsageError(f"pose size {s.width}x{s.height} is out of range ({MIN_SIDE}..{MAX_SIDE} per side)")
+    if s.width % 16 or s.height % 16:
+        raise UsageError(f"pose size {s.width}x{s.height} must be a multiple of 16 in both dimensions (the DiT patchifies 16 px)")
+    if not 1 <= s.fps <= 240:
+        raise UsageError(f"fps must be between 1 and 240, got {s.fps}")
+    if s.start < 0 or (s.seconds is not None and s.seconds <= 0):
+        raise UsageError("--start must be >= 0 and --seconds > 0")
+    if s.smooth not in SMOOTH_MODES:
+        raise UsageError(f"smooth must be one of {', '.join(SMOOTH_MODES)}, got {s.smooth!r}")
+    if s.retarget and ref is None:
+        raise UsageError("--retarget needs --ref (the reference image whose proportions to use)")
+    if s.max_gap_sec < 0:
+        raise UsageError("max_gap_sec must be >= 0")
+
+
+def _pick_largest_person(est: PoseEstimator, image: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from animate_cli.pose.track import largest
+
+    boxes = est.detect(image)
+    boxes = boxes[(boxes[:, 3] - boxes[:, 1]) >= MIN_BOX_PX] if len(boxes) else boxes
+    if len(boxes) == 0:
+        raise NoPersonDetectedError(f"no person detected in {what}", hint="use an image where the whole person is clearly visible")
+    box = boxes[largest(boxes)]
+    kpts, scores = est.estimate(image, box)
+    return box, kpts, scores
+
+
+def _infer_pass(driving: Path, s: PoseSettings, info: media.VideoInfo, est: PoseEstimator, reporter: Reporter):
+    """Pass 1. Returns (n_in, {source index: (box | None, kpts, scores, n_candidates)})."""
+    fps_in = info.fps
+    max_lost = max(1, round(s.max_gap_sec * min(fps_in, s.fps)))
+    tracker = Tracker(max_lost)
+    results: dict[int, tuple] = {}
+    approx = output_frame_count(max(1, round(min(info.duration - s.start, s.seconds or 1e18) * fps_in)), fps_in, s.fps)
+    reporter.stage("pose", approx or None, "detecting poses")
+
+    def process(i: int, frame: np.ndarray) -> None:
+        boxes = est.detect(frame)
+        boxes = boxes[(boxes[:, 3] - boxes[:, 1]) >= MIN_BOX_PX] if len(boxes) else boxes
+        box = tracker.update(boxes)
+        if box is None:
+            results[i] = (None, None, None, len(boxes))
+        else:
+            kpts, scores = est.estimate(frame, box)
+            results[i] = (box, kpts.astype(np.float32), scores.astype(np.float32), len(boxes))
+
+    k = 0  # next output frame whose source frame we have not reached yet
+    n_in = 0
+    last = None
+    for i, frame in enumerate(media.iter_frames(driving, start_time=s.start, duration=s.seconds)):
+        n_in = i + 1
+        uses = 0
+        while source_index(k, None, fps_in, s.fps) == i:
+            k += 1
+            uses += 1
+        if uses:
+            process(i, frame)
+            reporter.advance("pose", uses)
+        last = frame
+    if n_in == 0:
+        raise BadInputError(f"no frames decoded from {driving}" + (" (check --start/--seconds)" if s.start or s.seconds else ""))
+    if (n_in - 1) not in results and last is not None and n_in - 1 in set(frame_index_map(n_in, fps_in, s.fps).tolist()):
+        process(n_in - 1, last)  # the clipped tail of the map points at the last frame
+    return n_in, results
+
+
+def _expand(n_in: int, fps_in: float, s: PoseSettings, results: dict):
+    src = frame_index_map(n_in, fps_in, s.fps)
+    t = len(src)
+    kpts = np.full((t, 133, 2), np.nan, np.float64)
+    scores = np.zeros((t, 133), np.float64)
+    boxes = np.full((t, 4), np.nan)
+    has = np.zeros(t, bool)
+    for k, i in enumerate(src):
+        box, kp, sc, _ = results[int(i)]
+        if box is not None:
+            kpts[k], scores[k], boxes[k], has[k] = kp, sc, box, True
+    return src, kpts, scores, boxes, has
+
+
+def _thresholds(s: PoseSettings, pose_name: str, scores: np.ndarray, has: np.ndarray) -> K.Thresholds:
+    if s.body_thr is not None:
+        return K.fixed_thresholds(s.body_thr, s.hand_thr, rule="set by the caller")
+    fixed = default_threshold_rule(pose_name)
+    if fixed is not None:
+        return K.fixed_thresholds(fixed, s.hand_thr, rule=f"model default for {pose_name}")
+    thr = K.auto_thresholds(scores, has)
+    return thr if s.hand_thr is None else K.Thresholds(thr.body, s.hand_thr, thr.face, thr.rule)
+
+
+def _outputs(out_dir: Path, save_keypoints: bool, debug_overlay: bool) -> list[str]:
+    names = [POSE_FILE, FACE_FILE, META_FILE]
+    return names + ([KEYPOINTS_FILE] if save_keypoints else []) + ([OVERLAY_FILE] if debug_overlay else [])
+
+
+def extract_pose(driving: Path, out_dir: Path, settings: PoseSettings, det_onnx: Path | None, pose_onnx: Path | None,
+                 reporter: Reporter | None = None, ref: Path | None = None, overwrite: bool = False, *,
+                 estimator: PoseEstimator | None = None, save_keypoints: bool = False,
+                 debug_overlay: bool = False) -> PoseResult:  # fmt: skip
+    """Extract the pose and face control videos of `driving` into `out_dir` (see the module docstring).
+
+    `estimator` replaces the rtmlib models (tests); otherwise det_onnx/pose_onnx must be local files.
+    Raises UsageError (settings), BadInputError / NoPersonDetectedError / OutputExistsError, WeightsMissingError.
+    """
+    s = settings
+    reporter = reporter or NullReporter()
+    driving, out_dir = Path(driving), Path(out_dir)
+    validate_settings(s, ref)
+    names = _outputs(out_dir, save_keypoints, debug_overlay)
+    existing = [n for n in names if (out_dir / n).exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(f"{out_dir / existing[0]} already exists", hint="pass --overwrite to replace it")
+    info = media.probe(driving)
+    t0 = time.monotonic()
+    if estimator is None:
+        from animate_cli.pose.estimator import RtmlibEstimator
+
+        estimator = RtmlibEstimator(det_onnx, pose_onnx, s.device)
+    ref_pose = None
+    if ref is not None:
+        ref_img = media.load_image(ref)
+        ref_pose = _pick_largest_person(estimator, ref_img, f"the reference image {ref}") + (ref_img.shape[:2],)
+
+    # 1. detect, track, estimate (streamed)
+    n_in, results = _infer_pass(driving, s, info, estimator, reporter)
+    t_infer = time.monotonic() - t0
+    src, kpts, scores, det_boxes, has = _expand(n_in, info.fps, s, results)
+    if not has.any():
+        raise NoPersonDetectedError(f"no person detected in any frame of {driving}",
+                                    hint="the driving video needs one clearly visible person")  # fmt: skip
+
+    # 2. whole-clip post-processing on the small keypoint arrays
+    thr = _thresholds(s, estimator.pose_name, scores, has)
+    valid = K.valid_frames(scores, has, thr.body)
+    if not valid.any():
+        raise NoPersonDetectedError(f"no frame of {driving} has a usable skeleton (fewer than {K.MIN_BODY_POINTS} confident body points)")
+    max_gap = round(s.max_gap_sec * s.fps)
+    kpts_g, scores_g, status = K.fill_gaps(kpts, scores, valid, max_gap)
+    kpts_s = kpts_g if s.smooth == "none" else K.smooth_keypoints(kpts_g, scores_g, status, s.fps, thr)
+    face = K.face_boxes(kpts_s, scores_g, status, thr.face)
+    if s.smooth != "none":
+        face = K.smooth_face_boxes(face, s.fps)
+    draw_kpts, retarget_info = kpts_s, None
+    if s.retarget:
+        from animate_cli.pose.retarget import retarget_sequence
+
+        draw_kpts, retarget_info = retarget_sequence(kpts_s, scores_g, status, thr, ref_pose)
+    fit = center_crop_fit(info.width, info.height, s.width, s.height)
+
+    # 3. render + encode (streamed) into a hidden folder, then move into place
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f".pose-partial-{os.getpid()}-{time.monotonic_ns()}"
+    tmp.mkdir()
+    try:
+        t1 = time.monotonic()
+        written = _render_pass(driving, s, info, src, draw_kpts, scores_g, status, face, thr, fit, tmp, debug_overlay, reporter)
+        t_render = time.monotonic() - t1
+        counts = {"detected": int((status == K.DETECTED).sum()), "interpolated": int((status == K.INTERPOLATED).sum()),
+                  "empty": int((status == K.EMPTY).sum())}  # fmt: skip
+        if save_keypoints:
+            with open(tmp / KEYPOINTS_FILE, "wb") as f:
+                np.savez(f, kpts=kpts.astype(np.float32), scores=scores.astype(np.float32),
+                         kpts_smoothed=kpts_s.astype(np.float32), kpts_drawn=draw_kpts.astype(np.float32),
+                         valid=valid, interp=status == K.INTERPOLATED, status=status, det_boxes=det_boxes.astype(np.float32),
+                         face_boxes=face.astype(np.float32), src_index=src)  # fmt: skip
+        meta = {
+            "schema": SCHEMA,
+            "source": {"path": str(driving.resolve()), "fps": info.fps, "frames": n_in, "size": [info.width, info.height],
+                       "start_s": s.start, "seconds": s.seconds},
+            "output": {"fps": s.fps, "frames": written, "size": [s.width, s.height], "face_size": [FACE_SIZE, FACE_SIZE],
+                       "pose_video": POSE_FILE, "face_video": FACE_FILE, "codec": "h264 yuv420p", "crf": s.crf},
+            "frame_map": {"rule": "n_out = floor(n_in * fps_out / fps_in); src[k] = min(round_half_even(k / fps_out * fps_in), n_in - 1)",
+                          "first": src[:8].tolist(), "last": int(src[-1])},
+            "fit": {**fit.to_dict(), "draw_resolution": "source", "interpolation": "linear"},
+            "face": {"rule": "wan get_face_bboxes (area x1.3, 3:1 above:below), clipped; confident landmarks only",
+                     "min_landmarks": K.MIN_FACE_POINTS, "frames_with_face": int(np.isfinite(face).all(axis=1).sum())},
+            "models": _models_meta(estimator, det_onnx, pose_onnx),
+            "thresholds": thr.to_dict(),
+            "tracking": {"rule": "seed largest (Wan strict), follow by IoU >= 0.3 of a constant-velocity prediction",
+                         "max_gap_frames": max_gap, "min_box_px": MIN_BOX_PX,
+                         "multi_person_frames": int(sum(1 for r in results.values() if r[3] > 1))},
+            "smoothing": {"mode": s.smooth, **({} if s.smooth == "none" else {
+                "keypoints": {"filter": "zero-phase one-euro", "body": K.BODY_FILTER, "hands": K.HAND_FILTER},
+                "face_box": {"filter": "zero-phase one-euro on (cx, cy, log w, log h)", **K.FACE_BOX_FILTER}})},
+            "retarget": retarget_info,
+            "counts": {**counts, "frames": written},
+            "settings": asdict(s),
+            "timings_s": {"infer": round(t_infer, 3), "render": round(t_render, 3),
+                          "fps": round(written / max(t_infer + t_render, 1e-9), 2)},
+            "versions": _versions(),
+        }  # fmt: skip
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=_json_default))
+        if overwrite:  # drop optional files of an earlier extraction that this one does not replace
+            for stale in (KEYPOINTS_FILE, OVERLAY_FILE):
+                if stale not in names:
+                    (out_dir / stale).unlink(missing_ok=True)
+        for n in names:
+            if n != META_FILE:
+                os.replace(tmp / n, out_dir / n)
+        os.replace(tmp / META_FILE, out_dir / META_FILE)  # last: its presence marks a complete extraction
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return PoseResult(out_dir / POSE_FILE, out_dir / FACE_FILE, out_dir / META_FILE, written, s.fps, s.width, s.height,
+                      counts["detected"], counts["interpolated"], counts["empty"],
+                      out_dir / KEYPOINTS_FILE if save_keypoints else None,
+                      out_dir / OVERLAY_FILE if debug_overlay else None)  # fmt: skip
+
+
+def _render_pass(driving, s, info, src, kpts, scores, status, face, thr, fit, tmp: Path, debug_overlay: bool, reporter) -> int:
+    """Pass 3: decode again and write pose/face (and overlay) frames; returns the frame count."""
+    from contextlib import ExitStack
+
+    reporter.stage("render", len(src), "rendering pose + face")
+    black_pose = np.zeros((s.height, s.width, 3), np.uint8)
+    with ExitStack() as stack:
+        pose_w = stack.enter_context(media.VideoWriter(tmp / POSE_FILE, s.width, s.height, s.fps, crf=s.crf))
+        face_w = stack.enter_context(media.VideoWriter(tmp / FACE_FILE, FACE_SIZE, FACE_SIZE, s.fps, crf=s.crf))
+        over_w = stack.enter_context(media.VideoWriter(tmp / OVERLAY_FILE, s.width, s.height, s.fps)) if debug_overlay else None
+        k = 0
+        for i, frame in enumerate(media.iter_frames(driving, start_time=s.start, duration=s.seconds)):
+            while k < len(src) and src[k] == i:
+                if status[k] == K.EMPTY:
+                    pose = black_pose
+                else:
+                    canvas = np.zeros((info.height, info.width, 3), np.uint8)  # Wan draws at the source size
+                    draw_wan_pose(canvas, to_wan_meta(kpts[k], scores[k]), thr.body, thr.hand)
+                    pose = fit.apply(canvas)
+                pose_w.write(pose)
+                face_w.write(crop_face(frame, clip_box(face[k], info.width, info.height)))
+                if over_w is not None:
+                    fb = face[k]
+                    fb_out = None if not np.isfinite(fb).all() else fit.points(fb.reshape(2, 2)).reshape(4)
+                    over_w.write(draw_overlay(fit.apply(frame), pose, fb_out))
+                reporter.advance("render")
+                k += 1
+            if k >= len(src):
+                break
+        if k < len(src):
+            raise BadInputError(f"{driving} decoded differently on the second pass ({k} of {len(src)} frames)")
+        assert pose_w.frames == face_w.frames == len(src), (pose_w.frames, face_w.frames, len(src))
+    return len(src)
+
+
+def _models_meta(est: PoseEstimator, det_onnx: Path | None, pose_onnx: Path | None) -> dict:
+    out = {"det": {"name": est.det_name}, "pose": {"name": est.pose_name}, **est.info()}
+    for key, p in (("det", det_onnx), ("pose", pose_onnx)):
+        if p is not None and Path(p).is_file():
+            out[key].update(path=str(Path(p).resolve()), sha256=file_sha256(Path(p)))
+    return out
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from animate_cli import __version__
+
+    out = {"everanimate": __version__}
+    for pkg in ("rtmlib", "onnxruntime", "onnxruntime-gpu", "opencv-python"):
+        with contextlib.suppress(PackageNotFoundError):
+            out[pkg] = version(pkg)
+    return out
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(type(o).__name__)
+
+
+# --- cache ------------------------------------------------------------------------------------------
+
+
+def cache_key(driving: Path, settings: PoseSettings, det_onnx: Path, pose_onnx: Path, ref: Path | None = None) -> str:
+    """sha256(driving bytes + settings json + model file hashes [+ ref bytes when retargeting])[:16]."""
+    h = hashlib.sha256()
+    with open(driving, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    h.update(settings.to_json().encode())
+    for p in (det_onnx, pose_onnx):
+        h.update(file_sha256(Path(p)).encode())
+    if settings.retarget and ref is not None:
+        h.update(Path(ref).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def load_result(out_dir: Path) -> PoseResult | None:
+    """The PoseResult of a complete extraction in out_dir (pose.json present, both videos decodable with the
+    recorded frame count), else None."""
+    meta_path = Path(out_dir) / META_FILE
+    try:
+        meta = json.loads(meta_path.read_text())
+        pose, face = Path(out_dir) / POSE_FILE, Path(out_dir) / FACE_FILE
+        n = int(meta["output"]["frames"])
+        w, h = meta["output"]["size"]
+        if meta.get("schema") != SCHEMA or media.count_frames(pose) != n or media.count_frames(face) != n:
+            return None
+        c = meta["counts"]
+        return PoseResult(pose, face, meta_path, n, float(meta["output"]["fps"]), int(w), int(h),
+                          int(c["detected"]), int(c["interpolated"]), int(c["empty"]), cached=True)  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError, BadInputError):
+        return None
+
+
+def cached_extract_pose(driving: Path, cache_root: Path, settings: PoseSettings, det_onnx: Path, pose_onnx: Path,
+                        reporter: Reporter | None = None, ref: Path | None = None, **opts) -> PoseResult:  # fmt: skip
+    """extract_pose into cache_root/pose-<key>, reusing a complete earlier extraction with the same key."""
+    reporter = reporter or NullReporter()
+    driving = Path(driving)
+    if not driving.is_file():
+        raise BadInputError(f"video not found: {driving}")
+    out_dir = Path(cache_root) / f"pose-{cache_key(driving, settings, det_onnx, pose_onnx, ref)}"
+    done = load_result(out_dir)
+    if done is not None:
+        reporter.log(f"pose: reusing {out_dir}")
+        return done
+    return extract_pose(driving, out_dir, settings, det_onnx, pose_onnx, reporter, ref=ref, overwrite=True, **opts)

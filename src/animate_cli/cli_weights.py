@@ -1,1 +1,84 @@
-"""Placeholder: the `weights` command is registered here."""
+"""`everanimate download-weights`: fetch exactly what `run` and `extract-pose` load (see weights.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from animate_cli.cli_common import RichReporter, app, err_console, run_command
+from animate_cli.errors import Interrupted
+
+EXAMPLES = """
+Examples:
+  everanimate download-weights                      # everything for 480p into the default folder
+  everanimate download-weights --dry-run            # what would be fetched, sizes, free space
+  everanimate download-weights --only lora --resolution 720p
+  everanimate download-weights --dir /data/everanimate --examples
+"""
+
+
+def _split(values: list[str] | None) -> list[str]:
+    """`--only base --only lora` and `--only base,lora` both work."""
+    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+@app.command("download-weights", epilog=EXAMPLES)
+def download_weights(
+    dir: Annotated[Path | None, typer.Option("--dir", help="Weights folder. Default: $EVERANIMATE_WEIGHTS_DIR, else $HF_HOME/everanimate, else ~/.cache/huggingface/everanimate.", show_default=False)] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="Fetch only these parts: base, lora, pose (repeatable or comma-separated). Default: all three.", show_default=False)] = None,
+    resolution: Annotated[str, typer.Option("--resolution", help="Which EverAnimate LoRA: 480p (default), 720p (beta) or all.")] = "480p",
+    revision: Annotated[list[str] | None, typer.Option("--revision", help="Hub revision: OWNER/NAME=REV, or REV alone when only one repo is involved (e.g. with --only lora).", show_default=False)] = None,
+    examples: Annotated[bool, typer.Option("--examples", help="Also fetch the official demo inputs (data/test/ of epfl-vita/everanimate) into ./examples/.")] = False,
+    examples_dir: Annotated[Path, typer.Option("--examples-dir", hidden=True)] = Path("examples"),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List every file, its size and whether it is present, the total and the free space; fetch nothing.")] = False,
+    json_mode: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout (progress stays on stderr).")] = False,
+) -> None:  # fmt: skip
+    """Download the Wan2.2-Animate-14B base model, the EverAnimate LoRA and the pose models (resumable)."""
+
+    def body() -> dict:
+        from animate_cli import config, weights
+
+        root = (dir or config.default_weights_dir()).expanduser()
+        parts = _split(only) or list(weights.PARTS)
+        weights.resolutions_for(resolution)  # validates before anything else
+        repo_keys = [it.repo for it in weights.registry_items([p for p in parts if p in weights.PARTS], resolution)]
+        revs = weights.parse_revisions(revision or [], repo_keys + (["everanimate"] if examples else []))
+        try:
+            with RichReporter(enabled=not json_mode) as reporter:
+                report = weights.download(root, parts, resolution, revs, dry_run, reporter,
+                                          weights.HubFetcher(progress=not json_mode),
+                                          examples_dir=examples_dir.resolve() if examples else None)  # fmt: skip
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted", hint="run the same command again: finished files are kept and partial downloads resume") from None
+        _print_human(report, dry_run)
+        return report.to_dict()
+
+    run_command("everanimate.download-weights/1", json_mode, body)
+
+
+def _print_human(report, dry_run: bool) -> None:
+    from rich.table import Table
+
+    from animate_cli.weights import _fmt
+
+    console = err_console()
+    for note in report.notes:
+        console.print(f"note: {note}", markup=False)
+    if dry_run:
+        table = Table(title=f"weights in {report.root}", show_lines=False)
+        for col in ("file", "from", "size", "status"):
+            table.add_column(col, justify="right" if col == "size" else "left")
+        for f in report.files:
+            size = ("~" if not f.exact else "") + (_fmt(f.size) if f.size else "?")
+            table.add_row(f.item.dest, f"{f.repo_id}@{f.revision}", size, "present" if f.present else "to download")
+        console.print(table)
+        pending = report.pending
+        console.print(f"Will download {len(pending)} files (out of {len(report.files)}) totalling {_fmt(report.download_bytes)};"
+                      f" needs {_fmt(report.needed_bytes)} free in {report.root}, {_fmt(report.free_bytes)} free"
+                      + (" -- NOT ENOUGH" if report.needed_bytes > report.free_bytes else "") + ".", markup=False)  # fmt: skip
+    elif report.fetched:
+        console.print(f"done: fetched {len(report.fetched)} files; all weights complete in {report.root}", markup=False)
+    else:
+        console.print(f"all weights already complete in {report.root}; nothing to download", markup=False)

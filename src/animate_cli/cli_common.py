@@ -124,3 +124,16 @@ def quiet_stdout():
 
     with redirect_stdout(sys.stderr):
         yield
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"everanimate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Minute-scale character animation: one reference image + a driving video -> an mp4."""

@@ -24,8 +24,8 @@ def _size(value: str | None) -> tuple[int, int] | None:
     if not m:
         raise UsageError(f"--size must look like 832x480, got {value!r}")
     w, h = int(m.group(1)), int(m.group(2))
-    if w % C.SIZE_MULTIPLE or h % C.SIZE_MULTIPLE or not (64 <= w <= 4096 and 64 <= h <= 4096):
-        raise UsageError(f"--size {w}x{h}: both sides must be multiples of {C.SIZE_MULTIPLE} between 64 and 4096")
+    if w % C.SIZE_MULTIPLE or h % C.SIZE_MULTIPLE or not (32 <= w <= 4096 and 32 <= h <= 4096):
+        raise UsageError(f"--size {w}x{h}: both sides must be multiples of {C.SIZE_MULTIPLE} between 32 and 4096")
     return w, h
 
 

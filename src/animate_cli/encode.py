@@ -17,7 +17,7 @@ def to_model_pixels(frames: np.ndarray, device, dtype):
     """uint8 [T, H, W, 3] -> [1, 3, T, H, W] in [-1, 1]."""
     import torch
 
-    x = torch.from_numpy(np.ascontiguousarray(frames)).to(device)
+    x = torch.from_numpy(np.require(frames, requirements=["C", "W"])).to(device)
     x = x.permute(3, 0, 1, 2).unsqueeze(0).to(torch.float32) / 127.5 - 1.0
     return x.to(dtype)
 

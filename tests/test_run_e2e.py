@@ -1,0 +1,131 @@
+"""`everanimate run` end to end on the tiny weights: real mp4 in and out, determinism, resume, extension.
+
+Three chunks (160 frames = 77 + 73 + 10) at 64x32 with 2 steps keep each run to a few seconds.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from animate_cli import media, pipeline
+from animate_cli.config import RunConfig
+
+SIZE = (64, 32)
+
+
+def make_cfg(media_dir: Path, weights: Path, out: Path, frames: int = 160, **kw) -> RunConfig:
+    base = dict(ref=media_dir / "ref.png", driving=media_dir / "driving.mp4", out=out, frames=frames, width=SIZE[0],
+                height=SIZE[1], weights_dir=weights, pose_video=media_dir / "pose.mp4", face_video=media_dir / "face.mp4",
+                device="cpu", dtype="fp32", steps=2)  # fmt: skip
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def frames_of(path: Path) -> np.ndarray:
+    return np.stack(list(media.iter_frames(path)))
+
+
+def chunk_latents(state_dir: Path, c: int):
+    from animate_cli.resume import load_chunk_latents
+
+    return load_chunk_latents(state_dir, c)
+
+
+@pytest.fixture(scope="module")
+def baseline(tiny_weights, media_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("base") / "a.mp4"
+    summary = pipeline.run(make_cfg(media_dir, tiny_weights, out))
+    return summary, frames_of(out)
+
+
+def test_console_script_end_to_end(tiny_weights, media_dir, tmp_path):
+    out = tmp_path / "cli.mp4"
+    exe = Path(sys.executable).with_name("everanimate")
+    cmd = [str(exe), "run", str(media_dir / "ref.png"), str(media_dir / "driving.mp4"), "--pose-video", str(media_dir / "pose.mp4"),
+           "--face-video", str(media_dir / "face.mp4"), "--seconds", "6.4", "--size", "64x32", "--steps", "2", "--device", "cpu",
+           "--dtype", "fp32", "--weights-dir", str(tiny_weights), "--out", str(out), "--json"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)  # exactly one JSON object on stdout
+    assert summary["ok"] and summary["frames"] == 160 and summary["chunks"] == 3 and summary["lora_modules"] == 20
+    info = media.probe(out)
+    assert (info.width, info.height, info.fps) == (64, 32, 25.0)
+    assert media.count_frames(out) == 160
+    assert info.has_audio  # the driving video's tone, padded with silence past its 1.6 s
+    assert abs(info.duration - 6.4) < 0.1
+
+
+def test_same_inputs_give_identical_frames(baseline, tiny_weights, media_dir, tmp_path):
+    _, frames_a = baseline
+    out = tmp_path / "b.mp4"
+    pipeline.run(make_cfg(media_dir, tiny_weights, out))
+    frames_b = frames_of(out)
+    assert frames_a.shape == (160, 32, 64, 3)
+    assert np.array_equal(frames_a, frames_b)
+    assert frames_a.std() > 1.0  # not a blank video
+
+
+def test_interrupted_run_resumes_to_identical_frames(baseline, tiny_weights, media_dir, tmp_path):
+    _, frames_a = baseline
+    out = tmp_path / "r.mp4"
+    cfg = make_cfg(media_dir, tiny_weights, out)
+
+    def crash(c):
+        if c == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run(cfg, on_chunk_done=crash)
+    assert not out.exists()
+    state = json.loads((cfg.resume_dir / "state.json").read_text())
+    assert state["next_chunk"] == 2
+    summary = pipeline.run(cfg)
+    assert summary.resumed_from_chunk == 2
+    assert np.array_equal(frames_of(out), frames_a)
+
+
+def test_longer_run_extends_a_finished_one(baseline, tiny_weights, media_dir, tmp_path):
+    _, frames_a = baseline
+    out = tmp_path / "e.mp4"
+    pipeline.run(make_cfg(media_dir, tiny_weights, out))
+    summary = pipeline.run(make_cfg(media_dir, tiny_weights, out, frames=230, overwrite=True))
+    assert summary.resumed_from_chunk == 3 and summary.chunks == 4
+    frames = frames_of(out)
+    assert len(frames) == 230
+    assert np.array_equal(frames[:160], frames_a)  # the trimmed last chunk was re-decoded, not regenerated
+
+
+def test_changed_settings_refuse_to_resume(tiny_weights, media_dir, tmp_path):
+    from animate_cli.errors import ResumeMismatchError
+
+    out = tmp_path / "m.mp4"
+    cfg = make_cfg(media_dir, tiny_weights, out, frames=20)
+    pipeline.run(cfg)
+    with pytest.raises(ResumeMismatchError, match="seed"):
+        pipeline.run(make_cfg(media_dir, tiny_weights, out, frames=20, seed=5, overwrite=True))
+    summary = pipeline.run(make_cfg(media_dir, tiny_weights, out, frames=20, seed=5, overwrite=True), fresh=True)
+    assert summary.resumed_from_chunk == 0
+
+
+def test_odd_reference_images_work(tiny_weights, media_dir, tmp_path):
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(media_dir / "ref.png").convert("RGB"))
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 128, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(rgb).convert("L").save(tmp_path / "gray.png")
+    Image.fromarray(rgb[:, :, 0].astype(np.uint16) * 257).save(tmp_path / "deep.png")
+    for name in ("rgba.png", "gray.png", "deep.png"):
+        img = media.load_image(tmp_path / name)
+        assert img.dtype == np.uint8 and img.shape == (*rgb.shape[:2], 3)
+    assert abs(int(media.load_image(tmp_path / "deep.png")[10, 10, 0]) - int(rgb[10, 10, 0])) <= 1  # scaled, not clipped
+    summary = pipeline.run(make_cfg(media_dir, tiny_weights, tmp_path / "o.mp4", frames=10, ref=tmp_path / "deep.png",
+                                    ref_views=(tmp_path / "rgba.png", tmp_path / "gray.png")))  # fmt: skip
+    assert media.count_frames(summary.output) == 10
+    assert torch.get_num_threads() >= 1

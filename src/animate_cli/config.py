@@ -50,12 +50,17 @@ WEIGHTS_ENV = "EVERANIMATE_WEIGHTS_DIR"
 def default_weights_dir() -> Path:
     """Where `download-weights` puts everything and `run` looks first.
 
-    Follows the Hub's conventions: $EVERANIMATE_WEIGHTS_DIR, else $HF_HOME/everanimate, else
-    ~/.cache/huggingface/everanimate. (Only this function and cli.py look at the environment.)
+    Follows the Hub's conventions: $EVERANIMATE_WEIGHTS_DIR, else next to $HF_HUB_CACHE (the more
+    specific "big files go here" setting: <its parent>/everanimate, not inside it, because the Hub's
+    cache scanner reports every foreign folder there as a corrupted repo), else $HF_HOME/everanimate,
+    else ~/.cache/huggingface/everanimate. (Only this function and cli.py look at the environment.)
     """
     env = os.environ.get(WEIGHTS_ENV)
     if env:
         return Path(env).expanduser()
+    hub_cache = os.environ.get("HF_HUB_CACHE")
+    if hub_cache:
+        return Path(hub_cache).expanduser().parent / "everanimate"
     hf_home = os.environ.get("HF_HOME")
     base = Path(hf_home).expanduser() if hf_home else Path.home() / ".cache" / "huggingface"
     return base / "everanimate"

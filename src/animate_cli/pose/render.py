@@ -158,7 +158,9 @@ def clip_box(box: np.ndarray | None, width: int, height: int) -> tuple[int, int,
     return x1, y1, x2, y2
 
 
-def wan_face_box(face_xy: np.ndarray, width: int, height: int, scale: float = FACE_AREA_SCALE) -> tuple[int, int, int, int] | None:
+def wan_face_box(
+    face_xy: np.ndarray, width: int, height: int, scale: float = FACE_AREA_SCALE
+) -> tuple[int, int, int, int] | None:
     """Wan's `get_face_bboxes`: (x1, y1, x2, y2) ints clipped to the frame, or None (degenerate)."""
     return clip_box(face_box_float(face_xy, scale), width, height)
 

@@ -63,7 +63,9 @@ def _pick_largest_person(est: PoseEstimator, image: np.ndarray, what: str) -> tu
     boxes = est.detect(image)
     boxes = boxes[(boxes[:, 3] - boxes[:, 1]) >= MIN_BOX_PX] if len(boxes) else boxes
     if len(boxes) == 0:
-        raise NoPersonDetectedError(f"no person detected in {what}", hint="use an image where the whole person is clearly visible")
+        raise NoPersonDetectedError(
+            f"no person detected in {what}", hint="use an image where the whole person is clearly visible"
+        )
     box = boxes[largest(boxes)]
     kpts, scores = est.estimate(image, box)
     return box, kpts, scores
@@ -177,7 +179,9 @@ def extract_pose(driving: Path, out_dir: Path, settings: PoseSettings, det_onnx:
     thr = _thresholds(s, estimator.pose_name, scores, has)
     valid = K.valid_frames(scores, has, thr.body)
     if not valid.any():
-        raise NoPersonDetectedError(f"no frame of {driving} has a usable skeleton (fewer than {K.MIN_BODY_POINTS} confident body points)")
+        raise NoPersonDetectedError(
+            f"no frame of {driving} has a usable skeleton (fewer than {K.MIN_BODY_POINTS} confident body points)"
+        )
     max_gap = round(s.max_gap_sec * s.fps)
     kpts_g, scores_g, status = K.fill_gaps(kpts, scores, valid, max_gap)
     kpts_s = kpts_g if s.smooth == "none" else K.smooth_keypoints(kpts_g, scores_g, status, s.fps, thr)

@@ -188,7 +188,12 @@ def test_missing_files_reported_by_name_with_the_fixing_command(tmp_path, online
         W.resolve(tmp_path, "480p", need=("base", "lora", "pose"))
     msg, hint = e.value.message, e.value.hint
     assert msg.startswith(f"missing 4 files in {tmp_path}: ")
-    for name in ("vae/diffusion_pytorch_model.safetensors", "text_encoder/model-00002-of-00003.safetensors", W.DET_ONNX, W.POSE_ONNX):
+    for name in (
+        "vae/diffusion_pytorch_model.safetensors",
+        "text_encoder/model-00002-of-00003.safetensors",
+        W.DET_ONNX,
+        W.POSE_ONNX,
+    ):
         assert name in msg
     assert hint == f"run `everanimate download-weights --dir {tmp_path} --only base --only pose`"
     assert e.value.exit_code == ExitCode.WEIGHTS
@@ -204,7 +209,9 @@ def test_check_is_structural_not_just_presence(tmp_path, online):
     shard = base / "text_encoder/model-00001-of-00003.safetensors"
     good = shard.read_bytes()
     shard.write_bytes(good[:-3])  # truncated download
-    assert [p for p, _ in W.problems(tmp_path, parts=("base",))] == [f"{W.BASE_DIR}/text_encoder/model-00001-of-00003.safetensors"]
+    assert [p for p, _ in W.problems(tmp_path, parts=("base",))] == [
+        f"{W.BASE_DIR}/text_encoder/model-00001-of-00003.safetensors"
+    ]
     shard.write_bytes(st_bytes({"other": np.zeros(2, np.float32)}))  # a shard that lacks what the index lists
     assert "lacks 1 tensors" in W.problems(tmp_path, parts=("base",))[0][1]
     shard.write_bytes(good)
@@ -245,8 +252,9 @@ def test_resume_partial_folder_fetches_only_what_is_missing_or_broken(tmp_path, 
     (base / "transformer" / W.TRANSFORMER_INDEX).unlink()  # conversion interrupted before the index
     hub = FakeHub()
     report = W.download(tmp_path, ("base", "lora"), "480p", fetch=hub, convert=copy_convert)
-    assert sorted(hub.downloads) == sorted(["image_encoder/model.safetensors", "text_encoder/model-00003-of-00003.safetensors",
-                                            f"transformer/{W.TRANSFORMER_INDEX}"])  # fmt: skip
+    assert sorted(hub.downloads) == sorted(
+        ["image_encoder/model.safetensors", "text_encoder/model-00003-of-00003.safetensors", f"transformer/{W.TRANSFORMER_INDEX}"]
+    )
     assert report.complete and W.problems(tmp_path) == []
 
 
@@ -292,7 +300,9 @@ def test_dry_run_lists_files_sizes_presence_and_total(tmp_path, online):
 def test_dry_run_cli_json_and_table(tmp_path, online, monkeypatch):
     hub = FakeHub()
     monkeypatch.setattr(W, "HubFetcher", lambda progress=True: hub)
-    r = CliRunner().invoke(app, ["download-weights", "--dir", str(tmp_path), "--only", "pose,lora", "--dry-run", "--json"], env=CLI_ENV)
+    r = CliRunner().invoke(
+        app, ["download-weights", "--dir", str(tmp_path), "--only", "pose,lora", "--dry-run", "--json"], env=CLI_ENV
+    )
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["ok"] and out["dry_run"] and out["to_download"] == 3

@@ -26,15 +26,50 @@ def _split(values: list[str] | None) -> list[str]:
 
 @app.command("download-weights", epilog=EXAMPLES)
 def download_weights(
-    dir: Annotated[Path | None, typer.Option("--dir", help="Weights folder. Default: $EVERANIMATE_WEIGHTS_DIR, else $HF_HOME/everanimate, else ~/.cache/huggingface/everanimate.", show_default=False)] = None,
-    only: Annotated[list[str] | None, typer.Option("--only", help="Fetch only these parts: base, lora, pose (repeatable or comma-separated). Default: all three.", show_default=False)] = None,
-    resolution: Annotated[str, typer.Option("--resolution", help="Which EverAnimate LoRA: 480p (default), 720p (beta) or all.")] = "480p",
-    revision: Annotated[list[str] | None, typer.Option("--revision", help="Hub revision: OWNER/NAME=REV, or REV alone when only one repo is involved (e.g. with --only lora).", show_default=False)] = None,
-    examples: Annotated[bool, typer.Option("--examples", help="Also fetch the official demo inputs (data/test/ of epfl-vita/everanimate) into ./examples/.")] = False,
+    dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            help="Weights folder. Default: $EVERANIMATE_WEIGHTS_DIR, else $HF_HOME/everanimate, else ~/.cache/huggingface/everanimate.",
+            show_default=False,
+        ),
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            help="Fetch only these parts: base, lora, pose (repeatable or comma-separated). Default: all three.",
+            show_default=False,
+        ),
+    ] = None,
+    resolution: Annotated[
+        str, typer.Option("--resolution", help="Which EverAnimate LoRA: 480p (default), 720p (beta) or all.")
+    ] = "480p",
+    revision: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--revision",
+            help="Hub revision: OWNER/NAME=REV, or REV alone when only one repo is involved (e.g. with --only lora).",
+            show_default=False,
+        ),
+    ] = None,
+    examples: Annotated[
+        bool,
+        typer.Option(
+            "--examples", help="Also fetch the official demo inputs (data/test/ of epfl-vita/everanimate) into ./examples/."
+        ),
+    ] = False,
     examples_dir: Annotated[Path, typer.Option("--examples-dir", hidden=True)] = Path("examples"),
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List every file, its size and whether it is present, the total and the free space; fetch nothing.")] = False,
-    json_mode: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout (progress stays on stderr).")] = False,
-) -> None:  # fmt: skip
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="List every file, its size and whether it is present, the total and the free space; fetch nothing."
+        ),
+    ] = False,
+    json_mode: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on stdout (progress stays on stderr).")
+    ] = False,
+) -> None:
     """Download the Wan2.2-Animate-14B base model, the EverAnimate LoRA and the pose models (resumable)."""
 
     def body() -> dict:
@@ -47,11 +82,20 @@ def download_weights(
         revs = weights.parse_revisions(revision or [], repo_keys + (["everanimate"] if examples else []))
         try:
             with RichReporter(enabled=not json_mode) as reporter:
-                report = weights.download(root, parts, resolution, revs, dry_run, reporter,
-                                          weights.HubFetcher(progress=not json_mode),
-                                          examples_dir=examples_dir.resolve() if examples else None)  # fmt: skip
+                report = weights.download(
+                    root,
+                    parts,
+                    resolution,
+                    revs,
+                    dry_run,
+                    reporter,
+                    weights.HubFetcher(progress=not json_mode),
+                    examples_dir=examples_dir.resolve() if examples else None,
+                )
         except KeyboardInterrupt:
-            raise Interrupted("interrupted", hint="run the same command again: finished files are kept and partial downloads resume") from None
+            raise Interrupted(
+                "interrupted", hint="run the same command again: finished files are kept and partial downloads resume"
+            ) from None
         _print_human(report, dry_run)
         return report.to_dict()
 
@@ -75,9 +119,13 @@ def _print_human(report, dry_run: bool) -> None:
             table.add_row(f.item.dest, f"{f.repo_id}@{f.revision}", size, "present" if f.present else "to download")
         console.print(table)
         pending = report.pending
-        console.print(f"Will download {len(pending)} files (out of {len(report.files)}) totalling {_fmt(report.download_bytes)};"
-                      f" needs {_fmt(report.needed_bytes)} free in {report.root}, {_fmt(report.free_bytes)} free"
-                      + (" -- NOT ENOUGH" if report.needed_bytes > report.free_bytes else "") + ".", markup=False)  # fmt: skip
+        console.print(
+            f"Will download {len(pending)} files (out of {len(report.files)}) totalling {_fmt(report.download_bytes)};"
+            f" needs {_fmt(report.needed_bytes)} free in {report.root}, {_fmt(report.free_bytes)} free"
+            + (" -- NOT ENOUGH" if report.needed_bytes > report.free_bytes else "")
+            + ".",
+            markup=False,
+        )
     elif report.fetched:
         console.print(f"done: fetched {len(report.fetched)} files; all weights complete in {report.root}", markup=False)
     else:

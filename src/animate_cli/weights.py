@@ -107,8 +107,15 @@ TRANSFORMER_INDEX = "diffusion_pytorch_model.safetensors.index.json"
 BASE_ITEMS: tuple[Item, ...] = (
     _b("transformer", "config.json", 808),
     *(
-        Item(f"{BASE_DIR}/transformer/{TRANSFORMER_SHARD.format(i=i + 1, n=_ORIG_SHARDS)}", "wan_original",
-             TRANSFORMER_SHARD.format(i=i + 1, n=_ORIG_SHARDS), size, "base", how="convert", approx=i < 3)  # fmt: skip
+        Item(
+            f"{BASE_DIR}/transformer/{TRANSFORMER_SHARD.format(i=i + 1, n=_ORIG_SHARDS)}",
+            "wan_original",
+            TRANSFORMER_SHARD.format(i=i + 1, n=_ORIG_SHARDS),
+            size,
+            "base",
+            how="convert",
+            approx=i < 3,
+        )
         for i, size in enumerate(_ORIG_SHARD_SIZES)
     ),
     # Last of the transformer: written only when all shards are converted, so a half-converted folder
@@ -135,10 +142,26 @@ LORA_ITEMS: dict[str, Item] = {
 }
 
 POSE_ITEMS: tuple[Item, ...] = (
-    Item(f"{POSE_DIR}/{DET_ONNX}", "rtmpose", "rtmposev1/onnx_sdk/yolox_m_8xb8-300e_humanart-c2c7a14a.zip",
-         95_000_000, "pose", how="unzip", member="end2end.onnx", approx=True),  # fmt: skip
-    Item(f"{POSE_DIR}/{POSE_ONNX}", "rtmpose", "rtmw/onnx_sdk/rtmw-dw-x-l_simcc-cocktail14_270e-384x288_20231122.zip",
-         215_000_000, "pose", how="unzip", member="end2end.onnx", approx=True),  # fmt: skip
+    Item(
+        f"{POSE_DIR}/{DET_ONNX}",
+        "rtmpose",
+        "rtmposev1/onnx_sdk/yolox_m_8xb8-300e_humanart-c2c7a14a.zip",
+        95_000_000,
+        "pose",
+        how="unzip",
+        member="end2end.onnx",
+        approx=True,
+    ),
+    Item(
+        f"{POSE_DIR}/{POSE_ONNX}",
+        "rtmpose",
+        "rtmw/onnx_sdk/rtmw-dw-x-l_simcc-cocktail14_270e-384x288_20231122.zip",
+        215_000_000,
+        "pose",
+        how="unzip",
+        member="end2end.onnx",
+        approx=True,
+    ),
 )
 
 EXAMPLES_PREFIX = "data/test/"  # in epfl-vita/everanimate; lands in ./examples/ with the prefix stripped
@@ -349,8 +372,10 @@ def resolve(weights_dir: Path, resolution: str = "480p", need: tuple[str, ...] =
     if found:
         bad_parts = [p for p in PARTS if p in need and any(_part_of(rel) == p for rel, _ in found)]
         names = [rel if why == "missing" else f"{rel} ({why})" for rel, why in found]
-        raise WeightsMissingError(f"missing {len(found)} files in {root}: {_list_names(names)}",
-                                  hint=f"run `{_fix_command(root, bad_parts, resolution)}`")  # fmt: skip
+        raise WeightsMissingError(
+            f"missing {len(found)} files in {root}: {_list_names(names)}",
+            hint=f"run `{_fix_command(root, bad_parts, resolution)}`",
+        )
     lora = root / LORA_ITEMS[resolution].dest if "lora" in need else None
     det = root / POSE_DIR / DET_ONNX if "pose" in need else None
     pose = root / POSE_DIR / POSE_ONNX if "pose" in need else None
@@ -408,8 +433,10 @@ def hub_offline() -> bool:
 
 
 def _offline_error(what: str) -> HubError:
-    return HubError(f"cannot download {what}: the Hugging Face Hub is disabled (HF_HUB_OFFLINE=1)",
-                    hint="unset HF_HUB_OFFLINE and run again, or put complete weights in --dir / $EVERANIMATE_WEIGHTS_DIR")  # fmt: skip
+    return HubError(
+        f"cannot download {what}: the Hugging Face Hub is disabled (HF_HUB_OFFLINE=1)",
+        hint="unset HF_HUB_OFFLINE and run again, or put complete weights in --dir / $EVERANIMATE_WEIGHTS_DIR",
+    )
 
 
 def hub_error(exc: BaseException, repo_id: str, revision: str, path: str = "") -> EverAnimateError | None:
@@ -419,31 +446,51 @@ def hub_error(exc: BaseException, repo_id: str, revision: str, path: str = "") -
     where, what = f"{repo_id}@{revision}", f"{path} from " if path else ""
     resume = "run the same command again: finished files are kept and partial downloads resume"
     if isinstance(exc, E.GatedRepoError):  # before RepositoryNotFoundError: it is a subclass
-        return HubError(f"{repo_id} is gated: accept its conditions at https://huggingface.co/{repo_id}",
-                        hint="then log in with `hf auth login` (or set HF_TOKEN) and run the command again")  # fmt: skip
+        return HubError(
+            f"{repo_id} is gated: accept its conditions at https://huggingface.co/{repo_id}",
+            hint="then log in with `hf auth login` (or set HF_TOKEN) and run the command again",
+        )
     if isinstance(exc, E.RevisionNotFoundError):
-        return HubError(f"revision {revision!r} not found in {repo_id}", hint="pass a branch, tag or full commit sha to --revision")
+        return HubError(
+            f"revision {revision!r} not found in {repo_id}", hint="pass a branch, tag or full commit sha to --revision"
+        )
     if isinstance(exc, E.RepositoryNotFoundError):
-        return HubError(f"repository {repo_id} not found (renamed, private, or not visible without logging in)",
-                        hint="log in with `hf auth login` if it is private; if it moved, the id in animate_cli/weights.py needs updating")  # fmt: skip
+        return HubError(
+            f"repository {repo_id} not found (renamed, private, or not visible without logging in)",
+            hint="log in with `hf auth login` if it is private; if it moved, the id in animate_cli/weights.py needs updating",
+        )
     if isinstance(exc, E.OfflineModeIsEnabled):
         return _offline_error(f"{what}{where}")
     if isinstance(exc, E.LocalEntryNotFoundError):  # what hf_hub_download raises when the Hub is unreachable
-        return HubError(f"cannot reach the Hugging Face Hub to fetch {what}{where}", hint=f"check the network or proxy (HF_ENDPOINT); {resume}")
+        return HubError(
+            f"cannot reach the Hugging Face Hub to fetch {what}{where}",
+            hint=f"check the network or proxy (HF_ENDPOINT); {resume}",
+        )
     if isinstance(exc, E.EntryNotFoundError):
-        return HubError(f"{path or 'a file'} not found in {where} (renamed or removed upstream?)",
-                        hint="the registry in animate_cli/weights.py needs updating, or pass an older --revision")  # fmt: skip
+        return HubError(
+            f"{path or 'a file'} not found in {where} (renamed or removed upstream?)",
+            hint="the registry in animate_cli/weights.py needs updating, or pass an older --revision",
+        )
     if isinstance(exc, E.HfHubHTTPError):
         status = getattr(getattr(exc, "response", None), "status_code", None)
         if status in (401, 403):
-            return HubError(f"the Hub refused access to {where} (HTTP {status})",
-                            hint="log in with `hf auth login` (or set HF_TOKEN) and accept the repo's conditions on its page")  # fmt: skip
+            return HubError(
+                f"the Hub refused access to {where} (HTTP {status})",
+                hint="log in with `hf auth login` (or set HF_TOKEN) and accept the repo's conditions on its page",
+            )
         if status == 404:
-            return HubError(f"{what}{where} not found on the Hub (HTTP 404)", hint="the registry in animate_cli/weights.py needs updating")
+            return HubError(
+                f"{what}{where} not found on the Hub (HTTP 404)", hint="the registry in animate_cli/weights.py needs updating"
+            )
         first = (str(exc).splitlines() or [""])[0]
         return HubError(f"the Hub answered HTTP {status} for {what}{where}: {first}"[:300], hint=resume)
     names = {c.__name__ for c in type(exc).__mro__}
-    if isinstance(exc, ConnectionError | TimeoutError) or names & {"TransportError", "RequestError", "TimeoutException", "NetworkError"}:
+    if isinstance(exc, ConnectionError | TimeoutError) or names & {
+        "TransportError",
+        "RequestError",
+        "TimeoutException",
+        "NetworkError",
+    }:
         return HubError(f"cannot reach the Hugging Face Hub ({type(exc).__name__})", hint=f"check the network or proxy; {resume}")
     if isinstance(exc, OSError) and exc.errno == 28:  # ENOSPC
         return DiskSpaceError(f"disk full while writing {what or 'weights'}", hint=f"free some space; {resume}")
@@ -461,8 +508,16 @@ class FileStatus:
     exact: bool  # size from the Hub (True) or the registry's estimate (False)
 
     def to_dict(self) -> dict:
-        return {"path": self.item.dest, "repo": self.repo_id, "file": self.item.path, "revision": self.revision,
-                "size": self.size, "size_exact": self.exact, "present": self.present, "part": self.item.part}  # fmt: skip
+        return {
+            "path": self.item.dest,
+            "repo": self.repo_id,
+            "file": self.item.path,
+            "revision": self.revision,
+            "size": self.size,
+            "size_exact": self.exact,
+            "present": self.present,
+            "part": self.item.part,
+        }
 
 
 @dataclass
@@ -484,11 +539,20 @@ class DownloadReport:
         return [f for f in self.files if not f.present]
 
     def to_dict(self) -> dict:
-        return {"dir": str(self.root), "dry_run": self.dry_run, "files": [f.to_dict() for f in self.files],
-                "to_download": len(self.pending), "download_bytes": self.download_bytes, "needed_bytes": self.needed_bytes,
-                "free_bytes": self.free_bytes, "sizes_from_hub": self.sizes_from_hub, "fetched": self.fetched,
-                "complete": self.complete, "examples_dir": str(self.examples_dir) if self.examples_dir else None,
-                "notes": self.notes}  # fmt: skip
+        return {
+            "dir": str(self.root),
+            "dry_run": self.dry_run,
+            "files": [f.to_dict() for f in self.files],
+            "to_download": len(self.pending),
+            "download_bytes": self.download_bytes,
+            "needed_bytes": self.needed_bytes,
+            "free_bytes": self.free_bytes,
+            "sizes_from_hub": self.sizes_from_hub,
+            "fetched": self.fetched,
+            "complete": self.complete,
+            "examples_dir": str(self.examples_dir) if self.examples_dir else None,
+            "notes": self.notes,
+        }
 
 
 def parse_revisions(values: Iterable[str], repo_keys: Iterable[str]) -> dict[str, str]:
@@ -501,8 +565,10 @@ def parse_revisions(values: Iterable[str], repo_keys: Iterable[str]) -> dict[str
         repo_id, sep, rev = v.rpartition("=")
         if not sep:
             if len(keys) != 1:
-                raise UsageError(f"--revision {v} is ambiguous: this selection uses {', '.join(by_id)}",
-                                 hint="write --revision OWNER/NAME=REV, or narrow the selection with --only")  # fmt: skip
+                raise UsageError(
+                    f"--revision {v} is ambiguous: this selection uses {', '.join(by_id)}",
+                    hint="write --revision OWNER/NAME=REV, or narrow the selection with --only",
+                )
             out[keys[0]] = v
         elif repo_id in by_id and rev:
             out[by_id[repo_id]] = rev
@@ -543,13 +609,24 @@ def _example_items(fetch: Fetcher, revision: str, online: bool) -> tuple[list[It
         listing = fetch.listing(REPOS["everanimate"].repo_id, revision, EXAMPLES_PREFIX)
         files = {p: s for p, s in listing.items() if p.startswith(EXAMPLES_PREFIX)}
         if files:
-            return [Item(p.removeprefix(EXAMPLES_PREFIX), "everanimate", p, s, "examples") for p, s in sorted(files.items())], True
+            return [
+                Item(p.removeprefix(EXAMPLES_PREFIX), "everanimate", p, s, "examples") for p, s in sorted(files.items())
+            ], True
     return [Item(rel, "everanimate", EXAMPLES_PREFIX + rel, 0, "examples", approx=True) for rel in EXAMPLE_FILES], False
 
 
-def download(weights_dir: Path, only: Iterable[str] = PARTS, resolution: str = "480p", revision: dict[str, str] | None = None,
-             dry_run: bool = False, reporter: Reporter | None = None, fetch: Fetcher | None = None, *,
-             examples_dir: Path | None = None, convert: Callable[[Path, Path], object] | None = None) -> DownloadReport:  # fmt: skip
+def download(
+    weights_dir: Path,
+    only: Iterable[str] = PARTS,
+    resolution: str = "480p",
+    revision: dict[str, str] | None = None,
+    dry_run: bool = False,
+    reporter: Reporter | None = None,
+    fetch: Fetcher | None = None,
+    *,
+    examples_dir: Path | None = None,
+    convert: Callable[[Path, Path], object] | None = None,
+) -> DownloadReport:
     """Fetch what `only` needs into `weights_dir`, resuming, and verify the result structurally.
 
     Already-complete files are never fetched again (no network at all if nothing is missing).
@@ -568,7 +645,9 @@ def download(weights_dir: Path, only: Iterable[str] = PARTS, resolution: str = "
 
     items = registry_items(parts, resolution)
     for it in items:
-        report.files.append(FileStatus(it, REPOS[it.repo].repo_id, revs[it.repo], it.size, _file_ok(root / it.dest), not it.approx))
+        report.files.append(
+            FileStatus(it, REPOS[it.repo].repo_id, revs[it.repo], it.size, _file_ok(root / it.dest), not it.approx)
+        )
     pending_repos = {f.item.repo for f in report.pending}
     online = not hub_offline()
     if examples_dir is not None:
@@ -579,8 +658,11 @@ def download(weights_dir: Path, only: Iterable[str] = PARTS, resolution: str = "
                 raise
             (ex_items, exact), online = _example_items(fetch, revs["everanimate"], False), False
         for it in ex_items:
-            report.files.append(FileStatus(it, REPOS["everanimate"].repo_id, revs["everanimate"], it.size,
-                                           _nonempty(examples_dir / it.dest), exact))  # fmt: skip
+            report.files.append(
+                FileStatus(
+                    it, REPOS["everanimate"].repo_id, revs["everanimate"], it.size, _nonempty(examples_dir / it.dest), exact
+                )
+            )
     if not online and report.pending:
         if not dry_run:
             raise _offline_error(_fmt_missing(report))
@@ -598,8 +680,10 @@ def download(weights_dir: Path, only: Iterable[str] = PARTS, resolution: str = "
                 report.notes.append(f"could not list {REPOS[key].repo_id} on the Hub: sizes are estimates")
                 continue
             if lost := [p for p in paths if p not in sizes]:
-                raise HubError(f"{len(lost)} files not found in {REPOS[key].repo_id}@{revs[key]}: {_list_names(lost, 3)}",
-                               hint="renamed upstream? the registry in animate_cli/weights.py needs updating, or pass an older --revision")  # fmt: skip
+                raise HubError(
+                    f"{len(lost)} files not found in {REPOS[key].repo_id}@{revs[key]}: {_list_names(lost, 3)}",
+                    hint="renamed upstream? the registry in animate_cli/weights.py needs updating, or pass an older --revision",
+                )
             for f in report.pending:
                 if f.item.repo == key and f.item.part != "examples":
                     f.size, f.exact = sizes[f.item.path], True
@@ -613,11 +697,15 @@ def download(weights_dir: Path, only: Iterable[str] = PARTS, resolution: str = "
         report.complete = not report.pending
         return report
     if report.needed_bytes > report.free_bytes:
-        raise DiskSpaceError(f"not enough disk space in {root}: {_fmt(report.needed_bytes)} needed, {_fmt(report.free_bytes)} free",
-                             hint="free some space or pass --dir (or set EVERANIMATE_WEIGHTS_DIR) on a larger disk")  # fmt: skip
+        raise DiskSpaceError(
+            f"not enough disk space in {root}: {_fmt(report.needed_bytes)} needed, {_fmt(report.free_bytes)} free",
+            hint="free some space or pass --dir (or set EVERANIMATE_WEIGHTS_DIR) on a larger disk",
+        )
 
     pending = report.pending
-    reporter.stage("download", total=len(pending), description=f"download-weights ({len(pending)} files, {_fmt(report.download_bytes)})")
+    reporter.stage(
+        "download", total=len(pending), description=f"download-weights ({len(pending)} files, {_fmt(report.download_bytes)})"
+    )
     for f in pending:
         reporter.log(f"fetching {f.item.path} from {f.repo_id} ({_fmt(f.size)})")
         _guard(lambda f=f: _fetch_one(f, root, examples_dir, fetch, convert, parts), f.item.repo, revs, f.item.path)
@@ -633,8 +721,10 @@ def download(weights_dir: Path, only: Iterable[str] = PARTS, resolution: str = "
         found += [p for p in problems(root, "720p", ("lora",)) if p not in found]
     if found:
         names = [rel if why == "missing" else f"{rel} ({why})" for rel, why in found]
-        raise WeightsMissingError(f"download finished but {len(found)} files are missing or incomplete in {root}: {_list_names(names)}",
-                                  hint="run the same command again to fetch them (finished files are kept)")  # fmt: skip
+        raise WeightsMissingError(
+            f"download finished but {len(found)} files are missing or incomplete in {root}: {_list_names(names)}",
+            hint="run the same command again to fetch them (finished files are kept)",
+        )
     report.complete = True
     return report
 
@@ -676,8 +766,10 @@ def _fetch_one(f: FileStatus, root: Path, examples_dir: Path | None, fetch: Fetc
             raise WeightsInvalidError(f"{it.path} landed at {got}, expected {dest}")
         if not _file_ok(dest):
             dest.unlink()
-            raise WeightsInvalidError(f"{it.dest} from {f.repo_id} is not a valid file (truncated download?)",
-                                      hint="run the same command again to fetch it anew")  # fmt: skip
+            raise WeightsInvalidError(
+                f"{it.dest} from {f.repo_id} is not a valid file (truncated download?)",
+                hint="run the same command again to fetch it anew",
+            )
         return
     staged = fetch.download(f.repo_id, it.path, f.revision, root / STAGING_DIR / it.repo)
     if it.how == "unzip":
@@ -688,8 +780,9 @@ def _fetch_one(f: FileStatus, root: Path, examples_dir: Path | None, fetch: Fetc
         try:
             convert(Path(staged), dest)
         except (ValueError, KeyError) as exc:
-            raise WeightsInvalidError(f"cannot convert {it.path} from {f.repo_id}: {exc}",
-                                      hint="delete it from .staging/ and run the command again") from exc  # fmt: skip
+            raise WeightsInvalidError(
+                f"cannot convert {it.path} from {f.repo_id}: {exc}", hint="delete it from .staging/ and run the command again"
+            ) from exc
     elif it.how == "index":
         from animate_cli.weights_convert import write_index
 
@@ -697,8 +790,10 @@ def _fetch_one(f: FileStatus, root: Path, examples_dir: Path | None, fetch: Fetc
         try:
             write_index(dest.parent, shards, dest.name, reference=Path(staged))
         except (ValueError, KeyError, OSError) as exc:
-            raise WeightsInvalidError(f"converted transformer does not match {f.repo_id}'s layout: {exc}",
-                                      hint="report this; the conversion in weights_convert.py needs updating") from exc  # fmt: skip
+            raise WeightsInvalidError(
+                f"converted transformer does not match {f.repo_id}'s layout: {exc}",
+                hint="report this; the conversion in weights_convert.py needs updating",
+            ) from exc
     else:
         raise ValueError(f"unknown item kind {it.how!r}")
     if Path(staged).exists():
@@ -713,7 +808,9 @@ def _unzip_member(zip_path: Path, member: str, dest: Path) -> None:
         with zipfile.ZipFile(zip_path) as z:
             names = [n for n in z.namelist() if Path(n).name == member]
             if not names:
-                raise WeightsInvalidError(f"{zip_path.name} has no {member}", hint="the pose registry in animate_cli/weights.py needs updating")
+                raise WeightsInvalidError(
+                    f"{zip_path.name} has no {member}", hint="the pose registry in animate_cli/weights.py needs updating"
+                )
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = dest.with_name(dest.name + ".partial")
             with z.open(sorted(names)[0]) as src, tmp.open("wb") as out:

@@ -23,8 +23,18 @@ from pathlib import Path
 from animate_cli.weights import read_safetensors_header
 
 _PROBES = ("face_adapter.__everanimate_probe__", "motion_encoder.__everanimate_probe__")
-_DTYPES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32", "F64": "float64", "I64": "int64",
-           "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}  # fmt: skip
+_DTYPES = {
+    "BF16": "bfloat16",
+    "F16": "float16",
+    "F32": "float32",
+    "F64": "float64",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U8": "uint8",
+    "BOOL": "bool",
+}
 
 
 def _torch_dtype(name: str):
@@ -117,8 +127,9 @@ def write_index(folder: Path, shards: list[str], index_name: str, reference: Pat
         want = set(json.loads(Path(reference).read_text(encoding="utf-8"))["weight_map"])
         extra, lost = sorted(weight_map.keys() - want), sorted(want - weight_map.keys())
         if extra or lost:
-            raise ValueError(f"converted transformer has {len(extra)} unexpected and {len(lost)} missing tensors"
-                             f" (e.g. {(extra or lost)[0]})")  # fmt: skip
+            raise ValueError(
+                f"converted transformer has {len(extra)} unexpected and {len(lost)} missing tensors (e.g. {(extra or lost)[0]})"
+            )
     index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
     tmp = folder / (index_name + ".partial")
     tmp.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")

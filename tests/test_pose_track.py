@@ -170,3 +170,35 @@ def test_extract_ignores_tiny_boxes_and_seeds_largest(video25, tmp_path):
     )
     assert np.allclose(npz["det_boxes"], big) and len(est.estimated) == N  # one pose call per frame
     assert np.allclose(npz["kpts_smoothed"], npz["kpts"], equal_nan=True)  # --smooth none is per-frame exact
+
+
+def test_retarget_rescales_limbs_to_the_reference(video25, tmp_path):
+    from PIL import Image
+
+    from animate_cli.pose.retarget import retarget_frame
+
+    a = box(40, 10, 40, 80)
+    ref = tmp_path / "ref.png"
+    Image.fromarray(np.full((96, 160, 3), 200, np.uint8)).save(ref)
+
+    class LongArms(FakeEstimator):
+        def estimate(self, frame, b):
+            k, s = person_in(np.asarray(b))
+            self.estimated.append(b)
+            if len(self.estimated) == 1:  # the first call is for the reference image: its arms are 1.5x longer
+                k[[7, 9]] = k[5] + (k[[7, 9]] - k[5]) * 1.5
+                k[[8, 10]] = k[6] + (k[[8, 10]] - k[6]) * 1.5
+            return k, s
+
+    est = LongArms([[a]] + [[a] for _ in range(N)])  # one detection for the reference, then one per frame
+    settings = PoseSettings(width=160, height=96, body_thr=0.5, retarget=True, smooth="none")
+    r = extract_pose(video25, tmp_path / "rt", settings, None, None, ref=ref, estimator=est, save_keypoints=True)
+    meta = __import__("json").loads(r.meta_path.read_text())
+    assert np.isclose(meta["retarget"]["limb_ratios"]["l_upper_arm"], 1.5, atol=0.02)
+    assert np.isclose(meta["retarget"]["limb_ratios"]["l_thigh"], 1.0, atol=0.02)
+    npz = np.load(r.keypoints, allow_pickle=False)
+    k, d = npz["kpts"][3], npz["kpts_drawn"][3]
+    assert np.isclose(np.linalg.norm(d[7] - d[5]), 1.5 * np.linalg.norm(k[7] - k[5]), rtol=0.03)
+    assert np.allclose(d[[5, 6, 11, 12]], k[[5, 6, 11, 12]], atol=0.5)  # torso unchanged, neck stays put
+    ident = retarget_frame(k, dict.fromkeys(meta["retarget"]["limb_ratios"], 1.0))
+    assert np.allclose(ident, k)

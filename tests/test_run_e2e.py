@@ -109,3 +109,14 @@ def test_odd_reference_images_work(tiny_weights, media_dir, tmp_path):
                                     ref_views=(tmp_path / "rgba.png", tmp_path / "gray.png")))  # fmt: skip
     assert media.count_frames(summary.output) == 10
     assert torch.get_num_threads() >= 1
+
+
+def test_raw_driving_video_uses_the_pose_stage_and_its_cache(tiny_weights, media_dir, tmp_path):
+    first = pipeline.run(make_cfg(media_dir, tiny_weights, tmp_path / "p1.mp4", frames=30, pose_video=None, face_video=None))
+    assert first.pose["reused"] is False and first.pose["frames"] == 40  # 1.6 s driving video at 25 fps
+    cache = Path(first.pose["cache"])
+    assert cache.parent == tmp_path / ".everanimate-pose-cache"
+    assert (cache / "pose.mp4").exists() and (cache / "face.mp4").exists() and (cache / "pose.json").exists()
+    assert media.count_frames(first.output) == 30
+    second = pipeline.run(make_cfg(media_dir, tiny_weights, tmp_path / "p2.mp4", frames=30, pose_video=None, face_video=None))
+    assert second.pose["reused"] is True and second.pose["cache"] == first.pose["cache"]

@@ -135,7 +135,7 @@ def run(cfg: RunConfig, reporter: Reporter | None = None, *, fresh: bool = False
                                   paths.det_onnx, paths.pose_onnx, reporter=reporter)  # fmt: skip
         pose_video, face_video, source_frames = res.pose_video, res.face_video, res.frames
         pose_info = {"frames": res.frames, "detected": res.detected, "interpolated": res.interpolated, "empty": res.empty,
-                     "cache": str(res.pose_video.parent)}  # fmt: skip
+                     "cache": str(res.pose_video.parent), "reused": bool(res.cached)}  # fmt: skip
     timings["pose"] = time.monotonic() - t0
     plan = make_plan(cfg.frames, cfg.width, cfg.height, source_frames, cfg.steps, cfg.seed)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from animate_cli import config as C
 
 MAX_SIDE = 4096  # larger pose videos are almost certainly a typo (and would not fit the DiT anyway)
-MIN_SIDE = 64
+MIN_SIDE = 32
 SMOOTH_MODES = ("default", "none")
 
 

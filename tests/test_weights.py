@@ -459,3 +459,15 @@ def test_help_does_not_import_the_hub_library():
     code = "import sys, animate_cli.cli; print(sorted(m for m in ('huggingface_hub', 'torch', 'diffusers') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_real_hub_library_offline_maps_to_exit_4(tmp_path, offline):
+    """Not a fake: huggingface_hub itself, with HF_HUB_OFFLINE=1, through our error mapping."""
+    fetcher, revs = W.HubFetcher(progress=False), {"everanimate": "main"}
+    path = W.LORA_ITEMS["480p"].path
+    with pytest.raises(HubError) as e:
+        W._guard(lambda: fetcher.download("epfl-vita/everanimate", path, "main", tmp_path), "everanimate", revs, path)
+    assert e.value.exit_code == ExitCode.WEIGHTS and "\n" not in e.value.message
+    with pytest.raises(HubError):
+        W._guard(lambda: fetcher.sizes("epfl-vita/everanimate", "main", [path]), "everanimate", revs)
+    assert not (tmp_path / path).exists()

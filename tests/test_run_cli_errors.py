@@ -162,3 +162,13 @@ def test_help_is_light():
     code = "import sys; import animate_cli.cli; print(sorted(m for m in ('torch','diffusers','peft','rtmlib','huggingface_hub','transformers','cv2') if m in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+def test_ctrl_c_exits_130_without_traceback(base_args, monkeypatch):
+    from animate_cli import pipeline
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "run", interrupted)
+    assert_clean_error(invoke(base_args()), 130, "interrupted")

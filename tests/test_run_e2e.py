@@ -120,3 +120,13 @@ def test_raw_driving_video_uses_the_pose_stage_and_its_cache(tiny_weights, media
     assert media.count_frames(first.output) == 30
     second = pipeline.run(make_cfg(media_dir, tiny_weights, tmp_path / "p2.mp4", frames=30, pose_video=None, face_video=None))
     assert second.pose["reused"] is True and second.pose["cache"] == first.pose["cache"]
+
+
+def test_side_by_side_and_no_audio(tiny_weights, media_dir, tmp_path):
+    out = tmp_path / "sbs.mp4"
+    pipeline.run(make_cfg(media_dir, tiny_weights, out, frames=12, side_by_side=True, audio=False))
+    info = media.probe(out)
+    assert (info.width, info.height) == (128, 32) and not info.has_audio
+    frame = frames_of(out)[5]
+    pose = media.center_crop_resize(media.read_frames_at(media_dir / "pose.mp4", [5], 25.0)[0], 64, 32)
+    assert np.abs(frame[:, 64:].astype(int) - pose.astype(int)).mean() < 8  # right panel is the pose frame

@@ -133,7 +133,8 @@ def test_bad_inputs(pose_assets, tmp_path):
         assert json.loads(r.stdout)["error"]["code"] == code
         assert not out.exists() or not list(out.iterdir())  # nothing that looks complete, no leftovers
     r = cli(pose_assets["drive"], "--out", tmp_path / "w", "--weights-dir", tmp_path / "nowhere", "--json")
-    assert r.exit_code == 4 and "download-weights --only pose" in json.loads(r.stdout)["error"]["hint"]
+    hint = json.loads(r.stdout)["error"]["hint"]
+    assert r.exit_code == 4 and "download-weights" in hint and "--only pose" in hint
 
 
 def test_cache_reuses_complete_and_redoes_incomplete(pose_assets, tmp_path):

@@ -52,14 +52,12 @@ def default_threshold_rule(pose_name: str) -> float | None:
 
 
 def find_pose_models(weights_dir: Path) -> tuple[Path, Path]:
-    """(detector, pose) ONNX files under `<weights_dir>/pose/`; WeightsMissingError if either is absent."""
-    d = Path(weights_dir).expanduser() / POSE_SUBDIR
-    det, pose = d / DEFAULT_DET, d / DEFAULT_POSE
-    missing = [p.name for p in (det, pose) if not p.is_file()]
-    if missing:
-        raise WeightsMissingError(f"pose models not found in {d}: missing {', '.join(missing)}",
-                                  hint="run `everanimate download-weights --only pose` (or pass --weights-dir)")  # fmt: skip
-    return det, pose
+    """(detector, pose) ONNX files of the weights folder, through the same completeness check as `run`
+    (weights.resolve); WeightsMissingError naming the missing files and the download command."""
+    from animate_cli import weights
+
+    paths = weights.resolve(Path(weights_dir).expanduser(), need=("pose",))
+    return paths.det_onnx, paths.pose_onnx
 
 
 _HASHES: dict[tuple[str, int, int], str] = {}

@@ -111,7 +111,9 @@ def denoise_chunk(transformer, inputs: ChunkInputs, steps: int = C.STEPS, shift:
     import torch
 
     param = next(transformer.parameters())
-    dev, dtype = param.device, param.dtype
+    # Not param.dtype: loaded in bf16, the first parameter is `scale_shift_table`, which diffusers keeps
+    # in fp32 (_keep_in_fp32_modules); ModelMixin.dtype skips those and gives the compute dtype.
+    dev, dtype = param.device, getattr(transformer, "dtype", param.dtype)
     k = inputs.anchors.shape[2]
     y = build_condition(inputs.anchors.to(dev), None if inputs.motion is None else inputs.motion.to(dev)).to(dtype)
     pose = inputs.pose.to(dev, dtype)

@@ -402,7 +402,7 @@ def bench_stock(models: dict, width: int, height: int, frames_out: int, steps: i
     faces = [Image.fromarray(rng.integers(0, 256, (face, face, 3), dtype=np.uint8)) for _ in range(frames_out)]
 
     def call(n_frames, n_steps, clock):
-        return pipe(image=ref, pose_video=pose[:n_frames], face_video=faces[:n_frames], prompt_embeds=text, height=height, width=width,
+        return pipe(image=ref, pose_video=pose[:n_frames], face_video=faces[:n_frames], prompt_embeds=text.to(device, tr.dtype), height=height, width=width,
                     num_inference_steps=n_steps, guidance_scale=1.0, generator=torch.Generator("cpu").manual_seed(0),
                     output_type="np", callback_on_step_end=clock.end).frames[0]  # fmt: skip
 

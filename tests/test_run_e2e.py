@@ -130,3 +130,11 @@ def test_side_by_side_and_no_audio(tiny_weights, media_dir, tmp_path):
     frame = frames_of(out)[5]
     pose = media.center_crop_resize(media.read_frames_at(media_dir / "pose.mp4", [5], 25.0)[0], 64, 32)
     assert np.abs(frame[:, 64:].astype(int) - pose.astype(int)).mean() < 8  # right panel is the pose frame
+
+
+def test_bf16_run(tiny_weights, media_dir, tmp_path):
+    """bf16 is the real default: diffusers keeps some transformer modules in fp32, which must not leak into inputs."""
+    summary = pipeline.run(make_cfg(media_dir, tiny_weights, tmp_path / "bf16.mp4", frames=10, dtype="bf16"))
+    assert summary.lora_modules == 20
+    frames = frames_of(summary.output)
+    assert len(frames) == 10 and frames.std() > 1.0

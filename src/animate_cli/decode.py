@@ -26,7 +26,7 @@ def iter_decode_pixels(vae, latents) -> Iterator:
     if vae.config.patch_size is not None:
         raise NotImplementedError("patchified Wan2.2 VAEs are not used by Wan2.2-Animate")
     mean, std = latent_stats(vae)
-    dtype = next(vae.parameters()).dtype
+    dtype = vae.dtype  # ModelMixin.dtype: the compute dtype, not an fp32-kept module's
     z = (latents.to(mean.device, torch.float32) * std + mean).to(dtype)
     with torch.inference_mode():
         vae.clear_cache()

@@ -36,7 +36,7 @@ def vae_encode(vae, frames: np.ndarray):
     """uint8 [T, H, W, 3] -> normalised latent [1, 16, 1 + (T-1)//4, H/8, W/8] (posterior mode, fresh cache)."""
     import torch
 
-    dtype = next(vae.parameters()).dtype
+    dtype = vae.dtype  # ModelMixin.dtype: the compute dtype, not an fp32-kept module's
     x = to_model_pixels(frames, next(vae.parameters()).device, dtype)
     with torch.inference_mode():
         mu = vae.encode(x).latent_dist.mode()
@@ -53,7 +53,7 @@ def clip_embed(image_encoder, frame: np.ndarray):
     import torch
     import torch.nn.functional as F
 
-    dev, dtype = next(image_encoder.parameters()).device, next(image_encoder.parameters()).dtype
+    dev, dtype = image_encoder.device, image_encoder.dtype
     size = image_encoder.config.image_size
     x = to_model_pixels(frame[None], dev, torch.float32)[:, :, 0]  # [1, 3, H, W] in [-1, 1]
     x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)

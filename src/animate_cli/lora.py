@@ -67,7 +67,7 @@ def apply_lora(transformer, path: Path, scale: float = 1.0, adapter_name: str = 
     modules = {k.rsplit(".lora_", 1)[0] for k in state}
     if not modules:
         raise WeightsInvalidError(f"LoRA file {path} contains no tensors")
-    device, dtype = next(transformer.parameters()).device, next(transformer.parameters()).dtype
+    device, dtype = transformer.device, transformer.dtype  # not the first parameter: scale_shift_table stays fp32
     state = {k: v.to(device=device, dtype=dtype) for k, v in state.items()}
     try:
         transformer.load_lora_adapter(state, adapter_name=adapter_name, prefix=None)

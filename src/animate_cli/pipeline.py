@@ -153,22 +153,26 @@ def run(cfg: RunConfig, reporter: Reporter | None = None, *, fresh: bool = False
     fingerprint = resume.fingerprint(settings)
     start_chunk = min(state.next_chunk, len(plan.chunks)) if state else 0
 
-    # 4. Models (only when there is something to generate or re-decode) and the prompt, encoded once.
+    # 4. The prompt, encoded once (before the DiT loads, so umT5 and the DiT never share the GPU), then
+    #    the models, only when there is something to generate or re-decode.
     t = time.monotonic()
     from animate_cli.models import load_models
 
+    text = None
+    reporter.stage("load", 2, "prompt + models")
+    if start_chunk < len(plan.chunks):
+        text = _prompt_embedding(state_dir, paths.base, cfg.prompt, dev)
+    reporter.advance("load")
     missing = [s.index for s in plan.chunks if not resume.segment_path(state_dir, s.index, s.keep).exists()]
     models = None
     if start_chunk < len(plan.chunks) or missing:
-        reporter.stage("load", None, "loading models")
         models = load_models(paths.base, loras, dev.device, dev.dtype)
+    reporter.advance("load")
     timings["load"] = time.monotonic() - t
 
     # 5. Roll out the remaining chunks.
     t = time.monotonic()
     if start_chunk < len(plan.chunks):
-        state_dir.mkdir(parents=True, exist_ok=True)
-        text = _prompt_embedding(state_dir, paths.base, cfg.prompt, dev)
         _rollout(cfg, plan, checked, models, text, pose_video, face_video, state, start_chunk, fingerprint, settings,
                  state_dir, reporter, on_chunk_done)  # fmt: skip
     timings["rollout"] = time.monotonic() - t

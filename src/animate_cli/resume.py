@@ -6,6 +6,9 @@ go to `latents/chunk_NNNNN.safetensors` so a finished chunk can be re-decoded wh
 extended or shortened, and kept frames go to `segments/` as H.264 files that the final mp4 is
 concatenated from. No pickles anywhere.
 
+No RNG state needs saving: chunk c's noise comes from a CPU generator seeded seed + 42c and the
+memory-frame picks from a generator seeded by seed alone, so both are recomputed exactly on resume.
+
 The fingerprint hashes everything that changes the frames (inputs, weights, size, steps, seed,
 prompt, dtype, device kind, LoRAs) but not the length, so a longer run extends a shorter one.
 """

@@ -26,7 +26,9 @@ def real_weights_problem() -> str | None:
         paths = weights.resolve(root, "480p", need=("base", "lora", "pose"))
     except EverAnimateError as e:
         return f"{e.message}\n  get them with: everanimate download-weights   (see README: ~47 GB download, 24+ GB GPU)"
-    if (paths.base / "transformer" / "config.json").exists() and '"num_layers": 40' not in (paths.base / "transformer" / "config.json").read_text():
+    if (paths.base / "transformer" / "config.json").exists() and '"num_layers": 40' not in (
+        paths.base / "transformer" / "config.json"
+    ).read_text():
         return f"{root} holds test weights, not the real model"
     import torch
 

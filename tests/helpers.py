@@ -26,5 +26,3 @@ def chunk_latents(state_dir: Path, c: int):
     from animate_cli.resume import load_chunk_latents
 
     return load_chunk_latents(state_dir, c)
-
-

@@ -54,7 +54,9 @@ def test_prefix_and_down_up_variants_convert(tmp_path):
 
 def test_alpha_is_folded_into_b():
     a, b = torch.ones(4, 24), torch.ones(24, 4)
-    out = convert_keys({"blocks.0.ffn.0.lora_A.weight": a, "blocks.0.ffn.0.lora_B.weight": b, "blocks.0.ffn.0.alpha": torch.tensor(2.0)})
+    out = convert_keys(
+        {"blocks.0.ffn.0.lora_A.weight": a, "blocks.0.ffn.0.lora_B.weight": b, "blocks.0.ffn.0.alpha": torch.tensor(2.0)}
+    )
     assert torch.allclose(out["blocks.0.ffn.net.0.proj.lora_B.weight"], b * 0.5)
 
 

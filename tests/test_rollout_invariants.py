@@ -20,7 +20,12 @@ STEPS = 2
 def trace(tiny_weights, media_dir, tmp_path_factory):
     rec = {"dit": [], "face": [], "pose_emb": [], "encode": [], "decoder_calls": 0, "seeds": [], "clip_frames": [], "prompts": 0}
     mp = pytest.MonkeyPatch()
-    real_load, real_prompt, real_noise, real_clip = models.load_models, models.encode_prompt, rollout.chunk_noise, encode.clip_embed
+    real_load, real_prompt, real_noise, real_clip = (
+        models.load_models,
+        models.encode_prompt,
+        rollout.chunk_noise,
+        encode.clip_embed,
+    )
 
     def load(*a, **k):
         m = real_load(*a, **k)

@@ -55,7 +55,9 @@ def test_zero_length_video(base_args, tmp_path):
     from animate_cli.media import ffmpeg_exe
 
     audio_only = tmp_path / "audio.mp4"
-    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", str(audio_only)], check=True)
+    subprocess.run(
+        [ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", str(audio_only)], check=True
+    )
     assert_clean_error(invoke(base_args(driving=audio_only)), 3, "cannot read video")
 
 

@@ -109,27 +109,60 @@ def _print_plan(cfg: C.RunConfig, plan_dict: dict) -> None:
 def run_cmd(
     ref: Annotated[Path, typer.Argument(help="Reference image of the person (png/jpg/webp; any mode).")],
     driving: Annotated[Path, typer.Argument(help="Driving video whose motion (and audio) is used.")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output mp4 (default: <driving>-everanimate.mp4 here).", rich_help_panel=IO)] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output mp4 (default: <driving>-everanimate.mp4 here).", rich_help_panel=IO)
+    ] = None,
     minutes: Annotated[float | None, typer.Option(help="Output length in minutes.", rich_help_panel=LENGTH)] = None,
     seconds: Annotated[float | None, typer.Option(help="Output length in seconds.", rich_help_panel=LENGTH)] = None,
     frames: Annotated[int | None, typer.Option(help="Output length in frames (25 fps).", rich_help_panel=LENGTH)] = None,
-    ref_view: Annotated[list[Path] | None, typer.Option("--ref-view", help="Extra view of the same person (repeatable, up to 3).", rich_help_panel=IO)] = None,
-    pose_video: Annotated[Path | None, typer.Option(help="Pre-extracted Wan-Animate pose video (with --face-video).", rich_help_panel=IO)] = None,
-    face_video: Annotated[Path | None, typer.Option(help="Pre-extracted 512x512 face video (with --pose-video).", rich_help_panel=IO)] = None,
-    weights_dir: Annotated[Path | None, typer.Option(envvar=C.WEIGHTS_ENV, show_envvar=True, help="Weights folder (default: where download-weights puts them).", rich_help_panel=MODEL)] = None,
+    ref_view: Annotated[
+        list[Path] | None,
+        typer.Option("--ref-view", help="Extra view of the same person (repeatable, up to 3).", rich_help_panel=IO),
+    ] = None,
+    pose_video: Annotated[
+        Path | None, typer.Option(help="Pre-extracted Wan-Animate pose video (with --face-video).", rich_help_panel=IO)
+    ] = None,
+    face_video: Annotated[
+        Path | None, typer.Option(help="Pre-extracted 512x512 face video (with --pose-video).", rich_help_panel=IO)
+    ] = None,
+    weights_dir: Annotated[
+        Path | None,
+        typer.Option(
+            envvar=C.WEIGHTS_ENV,
+            show_envvar=True,
+            help="Weights folder (default: where download-weights puts them).",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cuda, cuda:N or cpu.", rich_help_panel=MODEL)] = "auto",
     dtype: Annotated[str, typer.Option(help="bf16 or fp32.", rich_help_panel=MODEL)] = "bf16",
     resolution: Annotated[str, typer.Option(help="480p or 720p (720p uses the 720p beta LoRA).", rich_help_panel=MODEL)] = "480p",
-    size: Annotated[str | None, typer.Option(help="Explicit WxH, multiples of 16 (default: from --resolution and the orientation of the reference).", rich_help_panel=MODEL)] = None,
+    size: Annotated[
+        str | None,
+        typer.Option(
+            help="Explicit WxH, multiples of 16 (default: from --resolution and the orientation of the reference).",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
     steps: Annotated[int, typer.Option(help="Denoising steps per chunk.", rich_help_panel=MODEL)] = C.STEPS,
     seed: Annotated[int, typer.Option(help="Seed; chunk c uses seed + 42c.", rich_help_panel=MODEL)] = 0,
     prompt: Annotated[str, typer.Option(help="Text prompt.", rich_help_panel=MODEL)] = C.DEFAULT_PROMPT,
-    lora: Annotated[list[str] | None, typer.Option("--lora", help="Extra LoRA PATH[:scale] (repeatable).", rich_help_panel=MODEL)] = None,
-    no_audio: Annotated[bool, typer.Option("--no-audio", help="Do not copy the driving video's audio.", rich_help_panel=IO)] = False,
-    side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Write the pose panel next to the result.", rich_help_panel=IO)] = False,
+    lora: Annotated[
+        list[str] | None, typer.Option("--lora", help="Extra LoRA PATH[:scale] (repeatable).", rich_help_panel=MODEL)
+    ] = None,
+    no_audio: Annotated[
+        bool, typer.Option("--no-audio", help="Do not copy the driving video's audio.", rich_help_panel=IO)
+    ] = False,
+    side_by_side: Annotated[
+        bool, typer.Option("--side-by-side", help="Write the pose panel next to the result.", rich_help_panel=IO)
+    ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.", rich_help_panel=IO)] = False,
-    fresh: Annotated[bool, typer.Option("--fresh", help="Discard saved resume state and start over.", rich_help_panel=IO)] = False,
-    state_dir: Annotated[Path | None, typer.Option(help="Resume state folder (default: <out>.everanimate-state).", rich_help_panel=IO)] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Discard saved resume state and start over.", rich_help_panel=IO)
+    ] = False,
+    state_dir: Annotated[
+        Path | None, typer.Option(help="Resume state folder (default: <out>.everanimate-state).", rich_help_panel=IO)
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate inputs and print the chunk plan; loads no model.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
 ) -> None:

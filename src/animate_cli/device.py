@@ -37,7 +37,10 @@ def choose(device: str, dtype: str, allow_cpu: bool, need_gib: float | None = No
     if not device.startswith("cuda"):
         raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
     if not torch.cuda.is_available():
-        raise DeviceError(f"CUDA is not available (torch {torch.__version__})", hint="use a CUDA build of torch, or --device cpu for tiny test weights")
+        raise DeviceError(
+            f"CUDA is not available (torch {torch.__version__})",
+            hint="use a CUDA build of torch, or --device cpu for tiny test weights",
+        )
     index = int(device.split(":", 1)[1]) if ":" in device else torch.cuda.current_device()
     if index >= torch.cuda.device_count():
         raise DeviceError(f"{device} does not exist: {torch.cuda.device_count()} CUDA device(s) visible")

@@ -20,7 +20,9 @@ MODULE_MAP = {
     "cross_attn.q": "attn2.to_q", "cross_attn.k": "attn2.to_k", "cross_attn.v": "attn2.to_v", "cross_attn.o": "attn2.to_out.0",
     "ffn.0": "ffn.net.0.proj", "ffn.2": "ffn.net.2",
 }  # fmt: skip
-_KEY = re.compile(r"^(?:diffusion_model\.|transformer\.|model\.)?blocks\.(\d+)\.(.+?)\.(lora_A|lora_B|lora_down|lora_up|alpha)(?:\.[A-Za-z_]\w*)?(?:\.weight)?$")
+_KEY = re.compile(
+    r"^(?:diffusion_model\.|transformer\.|model\.)?blocks\.(\d+)\.(.+?)\.(lora_A|lora_B|lora_down|lora_up|alpha)(?:\.[A-Za-z_]\w*)?(?:\.weight)?$"
+)
 
 
 def convert_keys(state: dict) -> dict:
@@ -39,7 +41,9 @@ def convert_keys(state: dict) -> dict:
         block, module, kind = m.groups()
         target = MODULE_MAP.get(module, module if module in diffusers_names else None)
         if target is None:
-            raise WeightsInvalidError(f"LoRA key {key!r} targets module {module!r}, which the EverAnimate transformer does not have")
+            raise WeightsInvalidError(
+                f"LoRA key {key!r} targets module {module!r}, which the EverAnimate transformer does not have"
+            )
         name = f"blocks.{block}.{target}"
         if kind == "alpha":
             alphas[name] = float(tensor.float().item())
@@ -73,7 +77,9 @@ def apply_lora(transformer, path: Path, scale: float = 1.0, adapter_name: str = 
         transformer.load_lora_adapter(state, adapter_name=adapter_name, prefix=None)
     except (ValueError, RuntimeError, KeyError) as e:
         raise WeightsInvalidError(f"LoRA {path.name} does not fit this transformer: {str(e).splitlines()[0]}") from None
-    landed = {name for name, mod in transformer.named_modules() if hasattr(mod, "lora_A") and adapter_name in getattr(mod, "lora_A", {})}
+    landed = {
+        name for name, mod in transformer.named_modules() if hasattr(mod, "lora_A") and adapter_name in getattr(mod, "lora_A", {})
+    }
     missing = sorted(modules - landed)
     if missing or adapter_name not in getattr(transformer, "peft_config", {}):
         raise WeightsInvalidError(

@@ -71,7 +71,9 @@ def probe(path: Path) -> VideoInfo:
     return VideoInfo(path, w, h, fps, duration, bool(re.search(r"Stream #\S+.*?: Audio:", info)))
 
 
-def iter_frames(path: Path, fps: float | None = None, start_time: float = 0.0, duration: float | None = None) -> Iterator[np.ndarray]:
+def iter_frames(
+    path: Path, fps: float | None = None, start_time: float = 0.0, duration: float | None = None
+) -> Iterator[np.ndarray]:
     """Stream RGB frames. With `fps`, resample by timestamps (ffmpeg's nearest-frame `fps` filter)."""
     import imageio_ffmpeg
 

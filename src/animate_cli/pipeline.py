@@ -60,7 +60,9 @@ def check_inputs(cfg: RunConfig) -> CheckedInputs:
     if not cfg.out.parent.is_dir():
         raise BadInputError(f"output folder {cfg.out.parent} does not exist")
     if len(cfg.ref_views) > C.MAX_REF_VIEWS:
-        raise BadInputError(f"at most {C.MAX_REF_VIEWS} --ref-view images (identity memory has {C.ANCHORS} slots, one is the reference)")
+        raise BadInputError(
+            f"at most {C.MAX_REF_VIEWS} --ref-view images (identity memory has {C.ANCHORS} slots, one is the reference)"
+        )
     ref = media.load_image(cfg.ref)
     views = tuple(media.load_image(v) for v in cfg.ref_views)
     driving = media.probe(cfg.driving)
@@ -85,7 +87,11 @@ def _weights_identity(base: Path, loras: list[tuple[Path, float]]) -> dict:
     """Cheap identity of the weights for the resume fingerprint: configs and file names/sizes."""
     files = sorted((str(p.relative_to(base)), p.stat().st_size) for p in base.rglob("*") if p.is_file())
     cfg_text = (base / "transformer" / "config.json").read_text() if (base / "transformer" / "config.json").exists() else ""
-    return {"files": files, "transformer_config": cfg_text, "loras": [(Path(p).name, Path(p).stat().st_size, s) for p, s in loras]}
+    return {
+        "files": files,
+        "transformer_config": cfg_text,
+        "loras": [(Path(p).name, Path(p).stat().st_size, s) for p, s in loras],
+    }
 
 
 def _is_tiny(base: Path) -> bool:
@@ -106,7 +112,9 @@ def run(cfg: RunConfig, reporter: Reporter | None = None, *, fresh: bool = False
     checked = check_inputs(cfg)
     from animate_cli import weights
 
-    paths = weights.resolve(cfg.weights_dir, cfg.resolution, need=("base", "lora") if cfg.pose_video else ("base", "lora", "pose"))
+    paths = weights.resolve(
+        cfg.weights_dir, cfg.resolution, need=("base", "lora") if cfg.pose_video else ("base", "lora", "pose")
+    )
     loras = [(paths.lora, 1.0), *((spec.path, spec.scale) for spec in cfg.loras)]
     for p, _ in loras:
         if not Path(p).is_file():

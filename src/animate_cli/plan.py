@@ -114,11 +114,11 @@ def make_plan(frames: int, width: int, height: int, source_frames: int, steps: i
 
 
 # --- rough resource estimate for --dry-run (no torch) -------------------------------------------
-# 14B-class DiT: 40 blocks, width 5120, ffn 13824. Weights in bf16 ~28.3 GiB (meta-device count of
-# the diffusers config); CLIP ViT-H ~1.2 GiB and the VAE stay resident; umT5 (10.6 GiB) is loaded
-# once for the prompt and freed. Activations grow with tokens; ~0.2 MiB/token was the H200-class
+# 14B-class DiT: 40 blocks, width 5120, ffn 13824; with the animate adapter (pose/face/motion
+# encoders) the real config builds 17.27e9 parameters (benchmarks/bench_gpu.py), ~32.2 GiB in bf16.
+# CLIP ViT-H ~1.2 GiB and the VAE stay resident; umT5 (10.6 GiB) is encoded once before the DiT loads. Activations grow with tokens; ~0.2 MiB/token was the H200-class
 # planning figure from peers-and-performance §C5 (bf16, no CFG, flash/cuDNN attention).
-DIT_PARAMS = 15.18e9
+DIT_PARAMS = 17.27e9
 DIT_BLOCK_PARAMS = 40 * (4 * 5120 * 5120 * 2 + 2 * 5120 * 13824)  # self+cross attn q,k,v,o and the FFN
 RESIDENT_GIB = DIT_PARAMS * 2 / 2**30 + 1.2 + 0.25
 ACT_GIB_PER_TOKEN = 0.2 / 1024

@@ -25,7 +25,7 @@ def real_weights_problem() -> str | None:
     try:
         paths = weights.resolve(root, "480p", need=("base", "lora", "pose"))
     except EverAnimateError as e:
-        return f"{e.message}\n  get them with: everanimate download-weights   (see README: ~47 GB download, 24+ GB GPU)"
+        return f"{e.message}\n  get them with: everanimate download-weights   (see README: ~48 GB download, a 48 GB+ CUDA GPU)"
     if (paths.base / "transformer" / "config.json").exists() and '"num_layers": 40' not in (
         paths.base / "transformer" / "config.json"
     ).read_text():

@@ -39,3 +39,14 @@ def test_each_call_starts_from_a_fresh_cache():
 def test_uint8_conversion_truncates_like_the_official_script():
     px = torch.tensor([-1.0, 0.0, 0.999, 1.0]).view(1, 1, 1, 1, 4).repeat(1, 3, 1, 1, 1)
     assert to_uint8(px)[0, 0, :, 0].tolist() == [0, 127, 254, 255]
+
+
+def test_wrong_vae_kind_is_a_weights_error():
+    import pytest
+    from diffusers import AutoencoderKLWan
+
+    from animate_cli.errors import WeightsInvalidError
+
+    vae = AutoencoderKLWan(**VAE_CONFIG, patch_size=2).eval()
+    with pytest.raises(WeightsInvalidError, match="Wan2.1 VAE"):
+        next(iter_decode_pixels(vae, torch.randn(1, 16, 1, 4, 8)))

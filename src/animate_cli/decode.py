@@ -24,7 +24,10 @@ def iter_decode_pixels(vae, latents) -> Iterator:
     from animate_cli.encode import latent_stats
 
     if vae.config.patch_size is not None:
-        raise NotImplementedError("patchified Wan2.2 VAEs are not used by Wan2.2-Animate")
+        from animate_cli.errors import WeightsInvalidError
+
+        raise WeightsInvalidError("this VAE is a patchified Wan2.2 (TI2V) VAE; Wan2.2-Animate uses the Wan2.1 VAE",
+                                  hint="re-run `everanimate download-weights --only base`")  # fmt: skip
     mean, std = latent_stats(vae)
     dtype = vae.dtype  # ModelMixin.dtype: the compute dtype, not an fp32-kept module's
     z = (latents.to(mean.device, torch.float32) * std + mean).to(dtype)

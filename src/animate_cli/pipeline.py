@@ -187,7 +187,7 @@ def run(cfg: RunConfig, reporter: Reporter | None = None, *, fresh: bool = False
 
     # 6. The output: every chunk's segment (re-decoding a finished chunk whose kept length changed), then audio.
     t = time.monotonic()
-    segments = [_ensure_segment(cfg, plan, c, models, pose_video, source_frames, state_dir) for c in range(len(plan.chunks))]
+    segments = [_ensure_segment(cfg, plan, c, models, pose_video, state_dir) for c in range(len(plan.chunks))]
     audio = cfg.driving if (cfg.audio and checked.driving.has_audio) else None
     reporter.stage("mux", 1, "writing mp4")
     media.concat_with_audio(segments, cfg.out, plan.frames, C.FPS, audio)
@@ -280,8 +280,7 @@ def _rollout(cfg, plan: ChunkPlan, checked, models, text, pose_video, face_video
             mem = memory.build_memory(identity, [encode.vae_encode(vae, sampled[i][None]) for i in picks])
 
         # 5. Persist everything needed to continue after this chunk.
-        keeps = (state.keeps[:c] if state else []) + [spec.keep]
-        state = resume.RunState(c + 1, fingerprint, keeps, motion.float().cpu(), mem.float().cpu(),
+        state = resume.RunState(c + 1, fingerprint, motion.float().cpu(), mem.float().cpu(),
                                 torch.from_numpy(np.ascontiguousarray(last_frame)), settings)  # fmt: skip
         resume.save_state(state_dir, state)
         reporter.advance("chunks")
@@ -307,7 +306,7 @@ def _decode_into_segment(cfg, spec, latents, vae, pose_px, state_dir, reporter):
             yield frame
 
 
-def _ensure_segment(cfg, plan: ChunkPlan, c: int, models, pose_video, source_frames, state_dir) -> Path:
+def _ensure_segment(cfg, plan: ChunkPlan, c: int, models, pose_video, state_dir) -> Path:
     """Chunk c's segment with the plan's kept length; re-decoded from its saved latents when the
     length changed since it was written (a run extended or shortened after finishing)."""
     from animate_cli import resume

@@ -42,7 +42,6 @@ def fingerprint(settings: dict) -> str:
 class RunState:
     next_chunk: int  # chunks 0..next_chunk-1 are finished
     fingerprint: str
-    keeps: list[int]  # frames kept (written to its segment) per finished chunk
     last_latent: object  # [1, 16, 1, h, w] float32: the motion latent of the next chunk
     memory: object | None  # [1, 16, K, h, w] float32 identity memory (None until chunk 0 finished)
     last_frame: object  # uint8 [H, W, 3] torch tensor: the CLIP input of the next chunk
@@ -69,7 +68,7 @@ def save_state(state_dir: Path, state: RunState) -> None:
     name = f"state-{state.next_chunk:05d}.safetensors"
     _atomic_write(state_dir / name, save(tensors))
     meta = {"schema": SCHEMA, "next_chunk": state.next_chunk, "fingerprint": state.fingerprint,
-            "keeps": state.keeps, "tensors": name, "settings": state.settings}  # fmt: skip
+            "tensors": name, "settings": state.settings}  # fmt: skip
     _atomic_write(state_dir / "state.json", json.dumps(meta, indent=1, default=str).encode())
     for old in state_dir.glob("state-*.safetensors"):
         if old.name != name:
@@ -97,7 +96,7 @@ def load_state(state_dir: Path, settings: dict) -> RunState | None:
             f"{state_dir} holds a run with different settings{' (' + ', '.join(changed) + ')' if changed else ''}",
             hint="pass --fresh to discard it and start over, or --out elsewhere to keep both",
         )
-    return RunState(meta["next_chunk"], meta["fingerprint"], list(meta["keeps"]), tensors["last_latent"],
+    return RunState(meta["next_chunk"], meta["fingerprint"], tensors["last_latent"],
                     tensors.get("memory"), tensors["last_frame"], meta["settings"])  # fmt: skip
 
 

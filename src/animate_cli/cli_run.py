@@ -92,15 +92,19 @@ TEST_PAUSE_POLL_S = 0.02  # how often a paused test run looks for its go file
 
 
 def _test_pause():
-    """Tests only: with EVERANIMATE_TEST_PAUSE_DIR=DIR, a run that has saved chunk 0 writes DIR/paused and
-    waits for DIR/go, so a test can act on a real run that is inside its rollout without guessing with sleeps."""
+    """Tests only: with EVERANIMATE_TEST_PAUSE_DIR=DIR, a run that has saved the first chunk it generates
+    writes that chunk's index to DIR/paused and waits for DIR/go, so a test can act on a real run that is
+    inside its rollout without guessing with sleeps."""
     folder = os.environ.get(TEST_PAUSE_ENV)
     if not folder:
         return None
+    first = []
 
     def pause(c: int) -> None:
-        if c == 0:
-            (Path(folder) / "paused").write_text(str(os.getpid()))
+        if not first:
+            first.append(c)
+            (Path(folder) / "paused.tmp").write_text(str(c))
+            os.replace(Path(folder) / "paused.tmp", Path(folder) / "paused")  # appears complete
             while not (Path(folder) / "go").exists():
                 time.sleep(TEST_PAUSE_POLL_S)
 

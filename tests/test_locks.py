@@ -133,6 +133,17 @@ def test_run_on_a_held_state_folder_is_refused_before_touching_it(tiny_weights, 
         assert (cfg.resume_dir / "state.json").read_text() == "{}"  # --fresh did not delete the holder's state
 
 
+def test_dry_run_takes_no_lock(tiny_weights, media_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from animate_cli.cli import app
+
+    out = tmp_path / "o.mp4"
+    with locks.hold(out.with_name(out.name + ".everanimate-state"), busy):
+        r = CliRunner().invoke(app, run_cmd(media_dir, tiny_weights, out)[3:] + ["--dry-run"], env={"COLUMNS": "300"})
+    assert r.exit_code == 0, r.output
+
+
 # --- run: real processes ---------------------------------------------------------------------------
 
 

@@ -108,7 +108,8 @@ def run(cfg: RunConfig, reporter: Reporter | None = None, *, fresh: bool = False
     (locks.py), so a second run on the same output is refused (FolderBusyError, exit 3) instead of
     working on the same state; the lock file survives --fresh, which empties the folder around it."""
     checked = check_inputs(cfg)
-    with locks.hold(cfg.resume_dir, _state_busy(cfg.resume_dir)):
+    reporter = reporter or NullReporter()
+    with locks.hold(cfg.resume_dir, _state_busy(cfg.resume_dir), log=reporter.log):
         return _run(cfg, checked, reporter, fresh, on_chunk_done)
 
 

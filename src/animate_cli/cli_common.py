@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from contextlib import contextmanager
 import typer
 
 from animate_cli import __version__
-from animate_cli.errors import DeviceError, EverAnimateError, ExitCode, Interrupted
+from animate_cli.errors import DeviceError, EverAnimateError, ExitCode, Interrupted, Terminated
 
 app = typer.Typer(
     name="everanimate",
@@ -36,11 +37,40 @@ def emit_json(obj: dict) -> None:
     sys.stdout.flush()
 
 
+class SigTerm(KeyboardInterrupt):
+    """SIGTERM (a cluster preempting the job, `kill`), raised wherever the process is so that it unwinds
+    exactly like Ctrl-C: partial files are removed, the last saved state stays; exit 143."""
+
+
+def _raise_sigterm(signum, frame):
+    raise SigTerm
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    try:
+        old = signal.signal(signal.SIGTERM, _raise_sigterm)
+    except ValueError:  # not the main thread (an embedding program owns the signals)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def interrupted(exc: KeyboardInterrupt, hint: str) -> Interrupted:
+    """The one-line error for Ctrl-C (exit 130) or SIGTERM (exit 143)."""
+    if isinstance(exc, SigTerm):
+        return Terminated("terminated (SIGTERM)", hint=hint)
+    return Interrupted("interrupted", hint=hint)
+
+
 def _as_error(exc: BaseException) -> EverAnimateError | None:
     if isinstance(exc, EverAnimateError):
         return exc
     if isinstance(exc, KeyboardInterrupt):
-        return Interrupted("interrupted", hint="run the same command again to continue from the last finished chunk")
+        return interrupted(exc, hint="run the same command again to continue from the last finished chunk")
     if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError without importing torch
         first = str(exc).splitlines()[0] if str(exc) else "CUDA out of memory"
         return DeviceError(first, hint="try --offload, a smaller --size, or free GPU memory used by other processes")
@@ -51,7 +81,8 @@ def run_command(schema: str, json_mode: bool, body: Callable[[], dict]) -> None:
     """Run a command body; map failures to one line + exit code; print one JSON object with --json."""
     t0 = time.monotonic()
     try:
-        result = body() or {}
+        with _sigterm_as_interrupt():
+            result = body() or {}
     except typer.Exit:
         raise
     except BaseException as exc:  # noqa: BLE001 - this is the one place that turns errors into exit codes

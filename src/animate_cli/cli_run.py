@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -83,6 +85,30 @@ def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds
         device=device, dtype=dtype, steps=steps, seed=seed, prompt=prompt, loras=tuple(_lora(v) for v in lora or ()),
         audio=not no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir,
     )  # fmt: skip
+
+
+TEST_PAUSE_ENV = "EVERANIMATE_TEST_PAUSE_DIR"
+TEST_PAUSE_POLL_S = 0.02  # how often a paused test run looks for its go file
+
+
+def _test_pause():
+    """Tests only: with EVERANIMATE_TEST_PAUSE_DIR=DIR, a run that has saved the first chunk it generates
+    writes that chunk's index to DIR/paused and waits for DIR/go, so a test can act on a real run that is
+    inside its rollout without guessing with sleeps."""
+    folder = os.environ.get(TEST_PAUSE_ENV)
+    if not folder:
+        return None
+    first = []
+
+    def pause(c: int) -> None:
+        if not first:
+            first.append(c)
+            (Path(folder) / "paused.tmp").write_text(str(c))
+            os.replace(Path(folder) / "paused.tmp", Path(folder) / "paused")  # appears complete
+            while not (Path(folder) / "go").exists():
+                time.sleep(TEST_PAUSE_POLL_S)
+
+    return pause
 
 
 def _print_plan(cfg: C.RunConfig, plan_dict: dict) -> None:
@@ -191,7 +217,7 @@ def run_cmd(
                 _print_plan(cfg, plan)
             return {"dry_run": True, "output": str(cfg.out), "plan": plan}
         with RichReporter(enabled=True) as reporter:
-            summary = pipeline.run(cfg, reporter, fresh=fresh)
+            summary = pipeline.run(cfg, reporter, fresh=fresh, on_chunk_done=_test_pause())
         if not json_out:
             err_console().print(f"wrote {summary.output} ({summary.frames} frames, {summary.frames / C.FPS:.2f} s, "
                                 f"{summary.size[0]}x{summary.size[1]}) in {summary.timings_s.get('total', 0):.1f} s", markup=False)  # fmt: skip

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from animate_cli.cli_common import RichReporter, app, err_console, run_command
-from animate_cli.errors import Interrupted
+from animate_cli.cli_common import RichReporter, app, err_console, interrupted, run_command
 
 EXAMPLES = """
 Examples:
@@ -69,6 +68,10 @@ def download_weights(
     json_mode: Annotated[
         bool, typer.Option("--json", help="Print one JSON object on stdout (progress stays on stderr).")
     ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="If another download-weights is writing the folder, wait for it (default: exit 4 at once)."),
+    ] = False,
 ) -> None:
     """Download the Wan2.2-Animate-14B base model, the EverAnimate LoRA and the pose models (resumable)."""
 
@@ -91,10 +94,11 @@ def download_weights(
                     reporter,
                     weights.HubFetcher(progress=not json_mode),
                     examples_dir=examples_dir.resolve() if examples else None,
+                    wait=wait,
                 )
-        except KeyboardInterrupt:
-            raise Interrupted(
-                "interrupted", hint="run the same command again: finished files are kept and partial downloads resume"
+        except KeyboardInterrupt as exc:
+            raise interrupted(
+                exc, hint="run the same command again: finished files are kept and partial downloads resume"
             ) from None
         _print_human(report, dry_run)
         return report.to_dict()

@@ -18,6 +18,7 @@ class ExitCode(enum.IntEnum):
     WEIGHTS = 4  # weights missing, incomplete or invalid; Hub unreachable
     DEVICE = 5  # no CUDA, not enough memory
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), like every shell tool
+    TERMINATED = 143  # SIGTERM (128 + 15): what Slurm/Kubernetes send before killing a preempted job
 
 
 class EverAnimateError(Exception):
@@ -74,6 +75,22 @@ class ResumeMismatchError(BadInputError):
     code = "resume_mismatch"
 
 
+class FolderBusyError(BadInputError):
+    """Another process holds the lock of a folder this run must write (locks.py)."""
+
+    code = "busy"
+
+
+class WeightsBusyError(EverAnimateError):
+    exit_code = ExitCode.WEIGHTS
+    code = "weights_busy"
+
+
 class Interrupted(EverAnimateError):
     exit_code = ExitCode.INTERRUPTED
     code = "interrupted"
+
+
+class Terminated(Interrupted):
+    exit_code = ExitCode.TERMINATED
+    code = "terminated"

@@ -13,7 +13,6 @@ next chunk needs (last frame for CLIP, the sampled memory frames of chunk 0) are
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from animate_cli import config as C
-from animate_cli import media
+from animate_cli import locks, media
 from animate_cli.config import RunConfig
-from animate_cli.errors import BadInputError, OutputExistsError
+from animate_cli.errors import BadInputError, FolderBusyError, OutputExistsError
 from animate_cli.plan import ChunkPlan, make_plan
 from animate_cli.progress import NullReporter, Reporter
 
@@ -103,13 +102,31 @@ def _is_tiny(base: Path) -> bool:
 
 def run(cfg: RunConfig, reporter: Reporter | None = None, *, fresh: bool = False,
         on_chunk_done: Callable[[int], None] | None = None) -> RunSummary:  # fmt: skip
-    """Produce cfg.out. `on_chunk_done(c)` is called after chunk c's state is saved (tests use it to interrupt)."""
+    """Produce cfg.out. `on_chunk_done(c)` is called after chunk c's state is saved (tests use it to interrupt).
+
+    From right after the input checks to the end, the run holds the lock of its resume state folder
+    (locks.py), so a second run on the same output is refused (FolderBusyError, exit 3) instead of
+    working on the same state; the lock file survives --fresh, which empties the folder around it."""
+    checked = check_inputs(cfg)
+    reporter = reporter or NullReporter()
+    with locks.hold(cfg.resume_dir, _state_busy(cfg.resume_dir), log=reporter.log):
+        return _run(cfg, checked, reporter, fresh, on_chunk_done)
+
+
+def _state_busy(state_dir: Path):
+    return lambda who: FolderBusyError(
+        f"{state_dir} is in use by another run ({who})",
+        hint="wait for it to finish or stop it (a stopped or killed run frees it); use --out elsewhere to run both",
+    )
+
+
+def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter | None, fresh: bool,
+         on_chunk_done: Callable[[int], None] | None) -> RunSummary:  # fmt: skip
     reporter = reporter or NullReporter()
     timings: dict[str, float] = {}
     t0 = time.monotonic()
 
-    # 1. Inputs, weights and device, before any model is loaded.
-    checked = check_inputs(cfg)
+    # 1. Inputs (checked by run()), weights and device, before any model is loaded.
     from animate_cli import weights
 
     paths = weights.resolve(
@@ -130,8 +147,8 @@ def run(cfg: RunConfig, reporter: Reporter | None = None, *, fresh: bool = False
 
     # 2. Pose and face videos: given, or extracted once and cached next to the resume state.
     state_dir = cfg.resume_dir
-    if fresh and state_dir.exists():
-        shutil.rmtree(state_dir)
+    if fresh:
+        locks.clear_except_lock(state_dir)
     pose_info: dict = {}
     if cfg.pose_video is not None:
         pose_video, face_video, source_frames = cfg.pose_video, cfg.face_video, checked.pose_frames

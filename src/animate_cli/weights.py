@@ -30,8 +30,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from animate_cli import locks
 from animate_cli.config import LORA_BY_RESOLUTION, RESOLUTIONS
-from animate_cli.errors import EverAnimateError, ExitCode, HubError, UsageError, WeightsInvalidError, WeightsMissingError
+from animate_cli.errors import (
+    EverAnimateError,
+    ExitCode,
+    HubError,
+    UsageError,
+    WeightsBusyError,
+    WeightsInvalidError,
+    WeightsMissingError,
+)
 from animate_cli.progress import NullReporter, Reporter
 
 # --- on-disk names (a contract with the rollout and pose code: change only together) -------------
@@ -626,13 +635,32 @@ def download(
     *,
     examples_dir: Path | None = None,
     convert: Callable[[Path, Path], object] | None = None,
+    wait: bool = False,
 ) -> DownloadReport:
     """Fetch what `only` needs into `weights_dir`, resuming, and verify the result structurally.
 
     Already-complete files are never fetched again (no network at all if nothing is missing).
     `revision` maps registry repo keys to revisions (see `parse_revisions`). `examples_dir` also
     fetches the demo inputs there. `fetch` and `convert` exist for tests.
+    Holds the lock of the weights folder (locks.py) unless `dry_run`: while another download holds it,
+    raise WeightsBusyError (exit 4), or with `wait` say so and wait for it (then fetch what is still missing).
     """
+    args = (weights_dir, only, resolution, revision, dry_run, reporter, fetch, examples_dir, convert)
+    root = Path(weights_dir).expanduser()
+    if dry_run or (root.exists() and not root.is_dir()):  # reads only / refused below with a usage error
+        return _download(*args)
+
+    def busy(who: str) -> WeightsBusyError:
+        return WeightsBusyError(
+            f"{root} is being written by another download-weights ({who})",
+            hint="wait for it to finish, or pass --wait to wait for it and then fetch what is still missing",
+        )
+
+    with locks.hold(root, busy, wait=wait, log=(reporter or NullReporter()).log):
+        return _download(*args)
+
+
+def _download(weights_dir, only, resolution, revision, dry_run, reporter, fetch, examples_dir, convert) -> DownloadReport:
     root = Path(weights_dir).expanduser()
     if root.exists() and not root.is_dir():
         raise UsageError(f"--dir {root} is a file, not a folder")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from animate_cli import media
+from animate_cli import locks, media
 from animate_cli.errors import BadInputError, NoPersonDetectedError, OutputExistsError, UsageError
 from animate_cli.pose import keypoints as K
 from animate_cli.pose.estimator import PoseEstimator, default_threshold_rule, file_sha256
@@ -36,6 +36,7 @@ from animate_cli.progress import NullReporter, Reporter
 SCHEMA = "everanimate.pose/1"
 POSE_FILE, FACE_FILE, META_FILE = "pose.mp4", "face.mp4", "pose.json"
 KEYPOINTS_FILE, OVERLAY_FILE = "keypoints.npz", "debug_overlay.mp4"
+PARTIAL_PREFIX = ".pose-partial-"  # hidden folder an extraction writes into before moving files into place
 MIN_BOX_PX = 32  # detections shorter than this are too small for a usable skeleton (spec §10)
 
 
@@ -140,18 +141,29 @@ def _outputs(out_dir: Path, save_keypoints: bool, debug_overlay: bool) -> list[s
 
 
 def extract_pose(driving: Path, out_dir: Path, settings: PoseSettings, det_onnx: Path | None, pose_onnx: Path | None,
-                 reporter: Reporter | None = None, ref: Path | None = None, overwrite: bool = False, *,
-                 estimator: PoseEstimator | None = None, save_keypoints: bool = False,
-                 debug_overlay: bool = False) -> PoseResult:  # fmt: skip
+                 reporter: Reporter | None = None, ref: Path | None = None, overwrite: bool = False, **opts) -> PoseResult:  # fmt: skip
     """Extract the pose and face control videos of `driving` into `out_dir` (see the module docstring).
 
     `estimator` replaces the rtmlib models (tests); otherwise det_onnx/pose_onnx must be local files.
+    Holds the lock of out_dir (locks.py) throughout: a second extraction into the same folder waits for
+    the first, then finds its outputs (OutputExistsError unless `overwrite`).
     Raises UsageError (settings), BadInputError / NoPersonDetectedError / OutputExistsError, WeightsMissingError.
     """
-    s = settings
     reporter = reporter or NullReporter()
+    validate_settings(settings, ref)
+    with locks.hold(Path(out_dir), wait=True, log=reporter.log):
+        return _extract_locked(driving, out_dir, settings, det_onnx, pose_onnx, reporter, ref, overwrite, **opts)
+
+
+def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_onnx: Path | None, pose_onnx: Path | None,
+                    reporter: Reporter, ref: Path | None = None, overwrite: bool = False, *,
+                    estimator: PoseEstimator | None = None, save_keypoints: bool = False,
+                    debug_overlay: bool = False) -> PoseResult:  # fmt: skip
+    """extract_pose, for a caller that holds the lock of out_dir."""
+    s = settings
     driving, out_dir = Path(driving), Path(out_dir)
-    validate_settings(s, ref)
+    for stale in out_dir.glob(f"{PARTIAL_PREFIX}*"):  # left by a killed extraction (only the lock holder writes here)
+        shutil.rmtree(stale, ignore_errors=True)
     names = _outputs(out_dir, save_keypoints, debug_overlay)
     existing = [n for n in names if (out_dir / n).exists()]
     if existing and not overwrite:
@@ -197,7 +209,7 @@ def extract_pose(driving: Path, out_dir: Path, settings: PoseSettings, det_onnx:
 
     # 3. render + encode (streamed) into a hidden folder, then move into place
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".pose-partial-{os.getpid()}-{time.monotonic_ns()}"
+    tmp = out_dir / f"{PARTIAL_PREFIX}{os.getpid()}-{time.monotonic_ns()}"
     tmp.mkdir()
     try:
         t1 = time.monotonic()
@@ -362,8 +374,12 @@ def cached_extract_pose(driving: Path, cache_root: Path, settings: PoseSettings,
     if not driving.is_file():
         raise BadInputError(f"video not found: {driving}")
     out_dir = Path(cache_root) / f"pose-{cache_key(driving, settings, det_onnx, pose_onnx, ref)}"
-    done = load_result(out_dir)
-    if done is not None:
-        reporter.log(f"pose: reusing {out_dir}")
-        return done
-    return extract_pose(driving, out_dir, settings, det_onnx, pose_onnx, reporter, ref=ref, overwrite=True, **opts)
+    validate_settings(settings, ref)
+    # Runs on other outputs in this folder may want the same key at the same time: one extracts while
+    # the others wait for its lock, then find the finished extraction and reuse it.
+    with locks.hold(out_dir, wait=True, log=reporter.log):
+        done = load_result(out_dir)
+        if done is not None:
+            reporter.log(f"pose: reusing {out_dir}")
+            return done
+        return _extract_locked(driving, out_dir, settings, det_onnx, pose_onnx, reporter, ref, overwrite=True, **opts)

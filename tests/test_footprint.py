@@ -288,3 +288,15 @@ def test_dry_run_reports_modes_and_auto_pick_without_torch(media_dir, tiny_weigh
     assert "memory modes" in err and "--offload blocks --weights-dtype fp8" in err
     assert f"{blocks.gpu_gib:.1f} GiB" in err and f"{blocks.relative_speed:.2f}x" in err
     assert "auto: no GPU visible" in err
+
+
+def test_readme_hardware_tables_are_the_generated_ones():
+    """README's tables are printed by `scripts/make_footprint_table.py --readme` from the shipped table."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_footprint_table", ROOT / "scripts" / "make_footprint_table.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    readme = (ROOT / "README.md").read_text()
+    for block in (mod.readme_tables() + "\n\n" + mod.loader_what_if()).split("\n\n"):
+        assert block in readme

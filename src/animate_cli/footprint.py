@@ -63,6 +63,9 @@ PINNED_POW2 = True
 # (ModuleGroup.__init__ pins, initialize_hook offloads, in two separate loops), so while offloading is set
 # up the DiT exists twice on the host: pageable (as loaded) and pinned.
 PIN_WHILE_PAGEABLE = True
+# models.load_models materialises the DiT in bf16 on the CPU (from_pretrained without a device_map), fuses
+# the LoRA (and casts to FP8) there, then moves or offloads it: one bf16 DiT passes through host RAM.
+LOAD_VIA_HOST_BF16 = True
 
 # --- speed ---------------------------------------------------------------------------------------
 H2D_PINNED_GBPS = 24.0  # PCIe 4.0 x16, pinned host->device: ~24-26 GB/s measured of 32 GB/s nominal
@@ -153,20 +156,20 @@ def _host_phases(tab: dict, offload: str, wd: str) -> dict:
     """Host bytes beyond the process baseline.
 
     prompt: umT5 materialised on the CPU by from_pretrained, then moved (or streamed) to the GPU.
-    none:   from_pretrained materialises the bf16 DiT on the CPU (LoRA fused and, for fp8, cast there) before
-            it moves to the GPU: the load transient is one bf16 DiT; afterwards only the baseline stays.
+    none:   the load transient is one bf16 DiT (LOAD_VIA_HOST_BF16); afterwards only the baseline stays.
     blocks: the streamed groups' pinned copies (per-tensor power-of-two rounding, PINNED_POW2), the unmatched
             group and the offloaded VAE and CLIP in pageable RAM; while offloading is set up, the pageable DiT
-            as well (PIN_WHILE_PAGEABLE), and before an FP8 cast the bf16 DiT.
+            as well (PIN_WHILE_PAGEABLE), and before an FP8 cast the bf16 DiT (LOAD_VIA_HOST_BF16).
     """
     w = tab["weights"]
     dit_bf16, vae, clip, umt5 = w["dit"]["bf16"], w["vae"]["bf16"], w["clip"]["bf16"], w["umt5"]["bf16"]
+    transit = dit_bf16 if LOAD_VIA_HOST_BF16 else 0  # without it: loaded straight to the GPU / in storage dtype
     if offload == "none":
-        return {"prompt": umt5, "load": dit_bf16, "run": 0}
+        return {"prompt": umt5, "load": transit, "run": 0}
     g = _groups(tab)
     pinned = sum(v[f"pinned_{wd}" if PINNED_POW2 else wd] for k, v in g.items() if k != "unmatched")
     run = pinned + g["unmatched"][wd] + vae + clip
-    load = max(dit_bf16, (w["dit"][wd] if PIN_WHILE_PAGEABLE else g["unmatched"][wd]) + pinned) + vae + clip
+    load = max(transit, (w["dit"][wd] if PIN_WHILE_PAGEABLE else g["unmatched"][wd]) + pinned) + vae + clip
     return {"prompt": umt5, "load": load, "run": run}
 
 

@@ -48,8 +48,8 @@ def _pow2(n: int) -> int:
 
 # --- live-bytes accounting ----------------------------------------------------------------------
 def live_bytes_mode(device_type: str = FAKE_DEVICE):
-    """A TorchDispatchMode that sums the storage bytes of live fake tensors on `device_type` created by ops run
-    under it (every op output's storage, once; views share it), freed by a weakref finalizer on the
+    """A TorchDispatchMode that sums the storage bytes of live fake tensors on `device_type` allocated by ops run
+    under it (each new output storage, once; views and in-place results are not new), freed by a weakref finalizer on the
     storage (torch keeps a storage's Python object alive as long as the storage lives). `.peak` is the
     maximum of the running sum; `.largest` the biggest single storage (bytes, shape)."""
     from torch._subclasses.fake_tensor import FakeTensor
@@ -64,16 +64,20 @@ def live_bytes_mode(device_type: str = FAKE_DEVICE):
             self.largest: tuple[int, tuple] = (0, ())
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
+            kwargs = kwargs or {}
+            # An output sharing an input's storage (a view, an in-place op) allocated nothing: never count it,
+            # or a view of a weight (F.linear's transpose) would add the weight's bytes as an activation.
+            inputs = {t.untyped_storage()._cdata for t in tree_leaves((args, kwargs)) if isinstance(t, FakeTensor)}
+            out = func(*args, **kwargs)
             for t in tree_leaves(out):
                 if isinstance(t, FakeTensor) and t.device.type == device_type:
-                    self._track(t)
+                    self._track(t, inputs)
             return out
 
-        def _track(self, t) -> None:
+        def _track(self, t, inputs: set[int]) -> None:
             st = t.untyped_storage()
             key = st._cdata
-            if key in self.live:
+            if key in self.live or key in inputs:
                 return
             n = _round_cuda(st.nbytes())
             self.live[key] = n

@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from animate_cli import config as C
-from animate_cli.devtools.full_configs import FULL_CLIP, FULL_TRANSFORMER, FULL_VAE, IMAGE_TOKENS  # noqa: F401
+from animate_cli.devtools.full_configs import FULL_CLIP, FULL_TRANSFORMER, FULL_VAE, IMAGE_TOKENS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -132,7 +132,7 @@ def flash_attention_mode():
 
 @contextlib.contextmanager
 def measuring(route_attention: bool = True):
-    """Fake CUDA tensors + (optionally) the attention routing + live-byte tracking; yields the tracker."""
+    """Fake tensors on FAKE_DEVICE + (optionally) the attention routing + live-byte tracking; yields the tracker."""
     import torch
 
     tracker = live_bytes_mode()
@@ -146,7 +146,7 @@ _FAKE = None
 
 def fake_mode():
     """One FakeTensorMode for everything (fake modules and their inputs must share it). Real CPU tensors
-    (torch.from_numpy of our uint8 frames) are allowed in and become fake on `.to("cuda")`."""
+    (torch.from_numpy of our uint8 frames) are allowed in and become fake on their first op."""
     global _FAKE
     if _FAKE is None:
         from torch._subclasses.fake_tensor import FakeTensorMode
@@ -197,7 +197,7 @@ def meta_model(kind: str):
 
 
 def fake_model(kind: str):
-    """meta_model(kind) with every parameter and buffer a fake CUDA tensor (same shapes and dtypes)."""
+    """meta_model(kind) with every parameter and buffer a fake tensor on FAKE_DEVICE (same shapes and dtypes)."""
     m = meta_model(kind)
     with fake_mode():
         return m.to_empty(device=FAKE_DEVICE)
@@ -281,7 +281,11 @@ def weight_table(kind: str) -> dict:
 
 
 # --- activations, by running our code on fake tensors ---------------------------------------------
-def dit_step(tr, width: int, height: int, order: list | None = None) -> int:
+# Each phase returns (peak activation bytes, (bytes, shape) of its largest single tensor).
+Peak = tuple[int, tuple[int, tuple]]
+
+
+def dit_step(tr, width: int, height: int, order: list | None = None) -> Peak:
     """Peak activation bytes of one rollout.denoise_chunk step at (width, height), chunk >= 1 layout
     (K = 4 anchors, a motion latent), 77 face frames. Appends the executed group order to `order`."""
     import torch
@@ -312,7 +316,7 @@ def dit_step(tr, width: int, height: int, order: list | None = None) -> int:
     return mem.peak, mem.largest
 
 
-def vae_encode_pose(vae, width: int, height: int) -> int:
+def vae_encode_pose(vae, width: int, height: int) -> Peak:
     """Peak activation bytes of encode.vae_encode on one chunk's 77 pose frames."""
     from animate_cli.encode import vae_encode
 
@@ -322,7 +326,7 @@ def vae_encode_pose(vae, width: int, height: int) -> int:
     return mem.peak, mem.largest
 
 
-def decode(vae, width: int, height: int) -> int:
+def decode(vae, width: int, height: int) -> Peak:
     """Peak activation bytes of the streamed decode of 20 latents (decode.iter_decode_pixels) and the GPU half
     of decode.to_uint8 (float, scale, clamp, uint8) applied to each piece before it goes to the host."""
     import torch
@@ -338,7 +342,7 @@ def decode(vae, width: int, height: int) -> int:
     return mem.peak, mem.largest
 
 
-def clip(image_encoder, width: int, height: int) -> int:
+def clip(image_encoder, width: int, height: int) -> Peak:
     """Peak activation bytes of encode.clip_embed on one W x H frame."""
     from animate_cli.encode import clip_embed
 
@@ -347,7 +351,7 @@ def clip(image_encoder, width: int, height: int) -> int:
     return mem.peak, mem.largest
 
 
-def prompt(enc) -> int:
+def prompt(enc) -> Peak:
     """Peak activation bytes of models.encode_prompt's umT5 call on 512 tokens (plus its masking and fp32 cast)."""
     import torch
 
@@ -382,7 +386,7 @@ def measure(sizes: list[tuple[int, int]]) -> dict:
     cfg = FULL_TRANSFORMER
     return {
         "about": "GPU/host memory model inputs, measured by animate_cli.devtools.measure_footprint "
-        "(real modules, full size, fake CUDA tensors). Regenerate: python scripts/make_footprint_table.py",
+        "(real modules, full size, fake tensors). Regenerate: python scripts/make_footprint_table.py",
         "torch": torch.__version__.split("+")[0], "diffusers": diffusers.__version__, "fake_device": FAKE_DEVICE,
         "dit": {"num_layers": cfg["num_layers"], "dim": cfg["num_attention_heads"] * cfg["attention_head_dim"],
                 "ffn_dim": cfg["ffn_dim"], "inject_face_latents_blocks": cfg["inject_face_latents_blocks"],

@@ -219,6 +219,11 @@ def run_cmd(
         if not json_out:
             err_console().print(f"wrote {summary.output} ({summary.frames} frames, {summary.frames / C.FPS:.2f} s, "
                                 f"{summary.size[0]}x{summary.size[1]}) in {summary.timings_s.get('total', 0):.1f} s", markup=False)  # fmt: skip
+            mm = summary.memory_mode
+            if mm.get("measured_peak_gpu_gib") is not None:
+                pred = f" (predicted {mm['predicted_gpu_gib']:.1f} GiB with margins)" if mm.get("predicted_gpu_gib") else ""
+                err_console().print(f"memory mode {mm['offload']}/{mm['weights_dtype']}: peak {mm['measured_peak_gpu_gib']:.1f} GiB "
+                                    f"allocated on the GPU{pred}", markup=False)  # fmt: skip
         return {"output": str(summary.output), "frames": summary.frames, "fps": summary.fps, "size": list(summary.size),
                 "chunks": summary.chunks, "resumed_from_chunk": summary.resumed_from_chunk, "steps": steps, "seed": seed,
                 "lora_modules": summary.lora_modules, "device": summary.device, "timings_s": summary.timings_s,

@@ -120,8 +120,12 @@ def test_not_enough_gpu_memory_names_the_numbers(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda i=0: (2 * 2**30, 80 * 2**30))
-    with pytest.raises(DeviceError, match=r"needs ~40 GiB free GPU memory, 2.0 GiB free of 80.0 GiB"):
-        choose("cuda", "bf16", allow_cpu=False, need_gib=40)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "NVIDIA H100 80GB HBM3")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    with pytest.raises(
+        DeviceError, match=r"cuda:0 \(NVIDIA H100 80GB HBM3 \(80.0 GiB\)\): no memory mode fits .* have 2.0 GiB GPU free"
+    ):
+        choose("cuda", "bf16", allow_cpu=False, size=(832, 480), host_gib=100.0)
     with pytest.raises(DeviceError, match="cuda:3 does not exist"):
         choose("cuda:3", "bf16", allow_cpu=False)
     with pytest.raises(DeviceError, match="needs an NVIDIA GPU"):

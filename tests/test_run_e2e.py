@@ -34,6 +34,13 @@ def test_console_script_end_to_end(tiny_weights, media_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)  # exactly one JSON object on stdout
     assert summary["ok"] and summary["frames"] == 160 and summary["chunks"] == 3 and summary["lora_modules"] == 20
+    assert summary["memory_mode"] == {
+        "offload": "none",
+        "weights_dtype": "bf16",
+        "predicted_gpu_gib": None,
+        "predicted_host_gib": None,
+        "measured_peak_gpu_gib": None,
+    }  # CPU: no model, no peak
     info = media.probe(out)
     assert (info.width, info.height, info.fps) == (64, 32, 25.0)
     assert media.count_frames(out) == 160

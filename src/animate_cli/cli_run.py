@@ -119,7 +119,7 @@ def _print_plan(cfg: C.RunConfig, plan_dict: dict) -> None:
     con.print(f"{cfg.frames} frames ({plan_dict['seconds']} s at {C.FPS} fps), {cfg.width}x{cfg.height}, "
               f"{plan_dict['chunks']} chunks x {cfg.steps} steps, seed {cfg.seed}", markup=False)  # fmt: skip
     con.print(f"latent per DiT call {tuple(plan_dict['latent_shape'])}, {plan_dict['tokens_per_call']} tokens", markup=False)
-    con.print(f"estimate: ~{est['vram_gib']} GiB VRAM, ~{est['seconds_per_step']} s/step, ~{est['total_minutes']} min "
+    con.print(f"estimate: ~{est['vram_gib']} GiB VRAM all resident, ~{est['seconds_per_step']} s/step, ~{est['total_minutes']} min "
               f"({est['assumes']})", markup=False)  # fmt: skip
     table = Table("chunk", "output frames", "noise seed")
     rows = plan_dict["chunk_table"]
@@ -129,6 +129,24 @@ def _print_plan(cfg: C.RunConfig, plan_dict: dict) -> None:
         else:
             table.add_row(str(row["chunk"]), f"{row['out_frames'][0]}–{row['out_frames'][1] - 1}", str(row["seed"]))
     con.print(table)
+
+
+def _print_memory_modes(report: dict) -> None:
+    """The memory-mode table of --dry-run: predicted peak VRAM, host RAM, relative speed, and auto's pick."""
+    from rich.table import Table
+
+    con = err_console()
+    table = Table("memory mode", "peak VRAM", "host RAM", "speed", "fits here", title="Wan2.2-Animate-14B memory modes")
+    for m in report["modes"]:
+        table.add_row(f"--offload {m['offload']} --weights-dtype {m['weights_dtype']}", f"{m['gpu_gib']:.1f} GiB",
+                      f"{m['host_gib']:.1f} GiB", f"{m['relative_speed']:.2f}x", "yes" if m["fits"] else "no")  # fmt: skip
+    con.print(table)
+    auto, gpu = report["auto_mode"], report["auto_mode"]["gpu"]
+    host = auto["host_available_gib"]
+    have = (f"{gpu['name']} (cuda index {gpu['index']}, {gpu['free_gib']:.1f} of {gpu['total_gib']:.1f} GiB free)" if gpu
+            else "no GPU") + (f", {host:.1f} GiB host RAM available" if host is not None else "")  # fmt: skip
+    con.print(f"this machine: {have}", markup=False)
+    con.print(f"auto: {auto['reason']}", markup=False)
 
 
 @app.command("run")
@@ -213,17 +231,28 @@ def run_cmd(
             weights.resolve(cfg.weights_dir, cfg.resolution, need=need)
             source = checked.pose_frames or checked.driving.approx_frames
             plan = make_plan(cfg.frames, cfg.width, cfg.height, source, cfg.steps, cfg.seed).to_dict()
+            from animate_cli.device import memory_report
+
+            memory = memory_report((cfg.width, cfg.height), cfg.device, getattr(cfg, "offload", "auto"),
+                                   getattr(cfg, "weights_dtype", "bf16"))  # fmt: skip
+            plan["memory_modes"], plan["auto_mode"] = memory["modes"], memory["auto_mode"]
             if not json_out:
                 _print_plan(cfg, plan)
+                _print_memory_modes(memory)
             return {"dry_run": True, "output": str(cfg.out), "plan": plan}
         with RichReporter(enabled=True) as reporter:
             summary = pipeline.run(cfg, reporter, fresh=fresh, on_chunk_done=_test_pause())
         if not json_out:
             err_console().print(f"wrote {summary.output} ({summary.frames} frames, {summary.frames / C.FPS:.2f} s, "
                                 f"{summary.size[0]}x{summary.size[1]}) in {summary.timings_s.get('total', 0):.1f} s", markup=False)  # fmt: skip
+            mm = summary.memory_mode
+            if mm.get("measured_peak_gpu_gib") is not None:
+                pred = f" (predicted {mm['predicted_gpu_gib']:.1f} GiB with margins)" if mm.get("predicted_gpu_gib") else ""
+                err_console().print(f"memory mode {mm['offload']}/{mm['weights_dtype']}: peak {mm['measured_peak_gpu_gib']:.1f} GiB "
+                                    f"allocated on the GPU{pred}", markup=False)  # fmt: skip
         return {"output": str(summary.output), "frames": summary.frames, "fps": summary.fps, "size": list(summary.size),
                 "chunks": summary.chunks, "resumed_from_chunk": summary.resumed_from_chunk, "steps": steps, "seed": seed,
                 "lora_modules": summary.lora_modules, "device": summary.device, "timings_s": summary.timings_s,
-                "pose": summary.pose}  # fmt: skip
+                "pose": summary.pose, "memory_mode": summary.memory_mode}  # fmt: skip
 
     run_command("everanimate.run/1", json_out, body)

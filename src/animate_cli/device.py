@@ -1,14 +1,23 @@
-"""Device and dtype choice, checked before any model is loaded.
+"""Device, dtype and memory-mode choice, checked before any model is loaded.
 
 `--device auto` means CUDA when available. Real runs need CUDA: the 14B model on a CPU would take
 days per chunk, so `cpu` is accepted only for the tiny test/demo weights (the caller says which).
+On CUDA the memory mode (--offload, --weights-dtype) is resolved here from the footprint model's
+prediction against the GPU's free memory and the host's available RAM: `auto` takes the fastest mode
+that fits; exit 5 only when none does. The probes without torch (nvidia-smi, /proc/meminfo) serve
+`--dry-run`, which must not import torch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from animate_cli.errors import DeviceError, UsageError
+
+NVIDIA_SMI_TIMEOUT_S = 10  # a wedged driver must not hang --dry-run
 
 
 @dataclass(frozen=True)
@@ -17,10 +26,76 @@ class DeviceChoice:
     dtype: str  # "bf16" or "fp32"
     name: str  # human-readable, e.g. "NVIDIA H200 (139.8 GiB)"
     free_gib: float | None
+    offload: str = "none"  # resolved memory mode for models.load_models: "none" or "blocks" (never "auto")
+    weights_dtype: str = "bf16"  # DiT linear weight storage: "bf16" or "fp8"
+    memory_mode: dict = field(default_factory=dict)  # offload, weights_dtype, predicted GiB, reason (run summary)
 
 
-def choose(device: str, dtype: str, allow_cpu: bool, need_gib: float | None = None) -> DeviceChoice:
-    """Resolve --device/--dtype; raise DeviceError (exit 5) with numbers and a hint when unusable."""
+@dataclass(frozen=True)
+class GpuInfo:
+    index: int
+    name: str
+    free_gib: float
+    total_gib: float
+
+
+def host_available_gib(meminfo: Path = Path("/proc/meminfo")) -> float | None:
+    """MemAvailable of /proc/meminfo in GiB (the kernel's estimate of RAM usable without swapping), or None."""
+    try:
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024 / 2**30  # reported in kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def nvidia_smi_gpus() -> list[GpuInfo] | None:
+    """GPUs as nvidia-smi lists them (no torch), or None when nvidia-smi is not on PATH or fails."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    cmd = [exe, "--query-gpu=index,name,memory.free,memory.total", "--format=csv,noheader,nounits"]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=NVIDIA_SMI_TIMEOUT_S, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    gpus = []
+    for line in out.strip().splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        try:
+            gpus.append(GpuInfo(int(parts[0]), parts[1], float(parts[2]) / 1024, float(parts[3]) / 1024))  # MiB
+        except (ValueError, IndexError):
+            continue
+    return gpus
+
+
+def resolve_memory_mode(size: tuple[int, int], free_gib: float | None, host_gib: float | None, offload: str,
+                        weights_dtype: str, where: str = "the GPU", scale: float = 1.0) -> tuple[object, list]:  # fmt: skip
+    """(chosen footprint.Need, all modes) for W x H; DeviceError (exit 5) with every mode's needs when none fits.
+
+    `scale` multiplies every predicted figure: the table is for bf16 compute, and fp32 doubles weights and
+    activations alike."""
+    from dataclasses import replace
+
+    from animate_cli import footprint
+
+    if offload not in ("auto", *footprint.OFFLOAD_MODES):
+        raise UsageError(f"--offload must be auto, none or blocks, got {offload!r}")
+    if weights_dtype not in footprint.WEIGHTS_DTYPES:
+        raise UsageError(f"--weights-dtype must be bf16 or fp8, got {weights_dtype!r}")
+    all_modes = [replace(m, gpu_gib=round(m.gpu_gib * scale, 2), host_gib=round(m.host_gib * scale, 2))
+                 for m in footprint.modes(*size)]  # fmt: skip
+    decision = footprint.choose(all_modes, free_gib, host_gib, offload, weights_dtype)
+    if decision.need is None:
+        raise DeviceError(f"{where}: {decision.reason}", hint=footprint.hint_for(all_modes, free_gib, host_gib, weights_dtype))
+    return decision.need, all_modes
+
+
+def choose(device: str, dtype: str, allow_cpu: bool, *, size: tuple[int, int] | None = None, offload: str = "auto",
+           weights_dtype: str = "bf16", host_gib: float | None = None) -> DeviceChoice:  # fmt: skip
+    """Resolve --device/--dtype and, on CUDA with a `size` (W, H), the memory mode; raise DeviceError (exit 5)
+    with numbers and a hint when unusable. `host_gib` overrides the /proc/meminfo probe (tests)."""
     import torch
 
     if dtype not in ("bf16", "fp32"):
@@ -33,7 +108,8 @@ def choose(device: str, dtype: str, allow_cpu: bool, need_gib: float | None = No
                 f"CUDA is not available (torch {torch.__version__}); the 14B model needs an NVIDIA GPU",
                 hint="install a CUDA build of torch on a machine with a GPU (>= 24 GB with --offload, 80 GB without)",
             )
-        return DeviceChoice("cpu", dtype, "CPU", None)
+        # No memory model on the CPU (tiny weights only); an explicit mode is passed on for the loader to apply.
+        return DeviceChoice("cpu", dtype, "CPU", None, "none" if offload == "auto" else offload, weights_dtype)
     if not device.startswith("cuda"):
         raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
     if not torch.cuda.is_available():
@@ -46,17 +122,72 @@ def choose(device: str, dtype: str, allow_cpu: bool, need_gib: float | None = No
         raise DeviceError(f"{device} does not exist: {torch.cuda.device_count()} CUDA device(s) visible")
     free, total = torch.cuda.mem_get_info(index)
     free_gib, total_gib = free / 2**30, total / 2**30
-    if need_gib is not None and free_gib < need_gib:
-        raise DeviceError(
-            f"needs ~{need_gib:.0f} GiB free GPU memory, {free_gib:.1f} GiB free of {total_gib:.1f} GiB on cuda:{index}",
-            hint="close other GPU processes, or use --resolution 480p / a smaller --size",
-        )
     if dtype == "bf16" and not torch.cuda.is_bf16_supported():
         raise DeviceError(f"cuda:{index} does not support bf16", hint="use --dtype fp32 (needs twice the memory)")
-    return DeviceChoice(f"cuda:{index}", dtype, f"{torch.cuda.get_device_name(index)} ({total_gib:.1f} GiB)", free_gib)
+    name = f"{torch.cuda.get_device_name(index)} ({total_gib:.1f} GiB)"
+    if size is None:  # tiny weights: no memory model
+        return DeviceChoice(f"cuda:{index}", dtype, name, free_gib, "none" if offload == "auto" else offload, weights_dtype)
+    host = host_available_gib() if host_gib is None else host_gib
+    need, _ = resolve_memory_mode(size, free_gib, host, offload, weights_dtype, where=f"cuda:{index} ({name})",
+                                  scale=2.0 if dtype == "fp32" else 1.0)  # fmt: skip
+    memory_mode = {"offload": need.offload, "weights_dtype": need.weights_dtype, "predicted_gpu_gib": need.gpu_gib,
+                   "predicted_host_gib": need.host_gib, "free_gpu_gib": round(free_gib, 2),
+                   "available_host_gib": None if host is None else round(host, 2)}  # fmt: skip
+    return DeviceChoice(f"cuda:{index}", dtype, name, free_gib, need.offload, need.weights_dtype, memory_mode)
 
 
 def torch_dtype(name: str):
     import torch
 
     return {"bf16": torch.bfloat16, "fp32": torch.float32}[name]
+
+
+def _visible_index(device: str) -> int:
+    """The nvidia-smi index of the GPU `--device` names (cuda = cuda:0), through CUDA_VISIBLE_DEVICES when it
+    lists plain indices (nvidia-smi ignores that variable; torch numbers only the visible GPUs)."""
+    import os
+
+    n = int(device.split(":", 1)[1]) if device.startswith("cuda:") and device[5:].isdigit() else 0
+    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    if visible and all(v.isdigit() for v in visible) and n < len(visible):
+        return int(visible[n])
+    return n
+
+
+def memory_report(size: tuple[int, int], device: str = "auto", offload: str = "auto", weights_dtype: str = "bf16",
+                  gpus: list[GpuInfo] | None | bool = True, host_gib: float | None | bool = True) -> dict:  # fmt: skip
+    """Every memory mode's prediction at W x H and what `auto` would pick on this machine, without torch
+    (`--dry-run`). `gpus`/`host_gib` default to probing nvidia-smi and /proc/meminfo (tests pass values).
+
+    Returns {"modes": [Need.to_dict() + "fits"], "auto_mode": {"offload", "weights_dtype", "reason", "gpu",
+    "host_available_gib"}}; auto_mode's offload is None when no GPU is visible or nothing fits.
+    """
+    from animate_cli import footprint
+
+    if offload not in ("auto", *footprint.OFFLOAD_MODES):
+        raise UsageError(f"--offload must be auto, none or blocks, got {offload!r}")
+    if weights_dtype not in footprint.WEIGHTS_DTYPES:
+        raise UsageError(f"--weights-dtype must be bf16 or fp8, got {weights_dtype!r}")
+    gpus = nvidia_smi_gpus() if gpus is True else gpus
+    host = host_available_gib() if host_gib is True else host_gib
+    all_modes = footprint.modes(*size)
+    gpu = None
+    if device != "cpu" and gpus:
+        gpu = next((g for g in gpus if g.index == _visible_index(device)), None)
+    free = gpu.free_gib if gpu else None
+    modes = [{**m.to_dict(), "fits": gpu is not None and m.fits(free, host)} for m in all_modes]
+    auto = {"offload": None, "weights_dtype": None, "reason": "", "host_available_gib": None if host is None else round(host, 2),
+            "gpu": None if gpu is None else {"index": gpu.index, "name": gpu.name, "free_gib": round(gpu.free_gib, 2),
+                                             "total_gib": round(gpu.total_gib, 2)}}  # fmt: skip
+    if device == "cpu":
+        auto["reason"] = "--device cpu: no memory mode (tiny weights only)"
+    elif gpu is None:
+        auto["reason"] = "no GPU visible (nvidia-smi " + (
+            "not on PATH)" if gpus is None else f"lists no GPU for --device {device})"
+        )
+    else:
+        decision = footprint.choose(all_modes, free, host, offload, weights_dtype)
+        auto["reason"] = decision.reason
+        if decision.need is not None:
+            auto["offload"], auto["weights_dtype"] = decision.need.offload, decision.need.weights_dtype
+    return {"modes": modes, "auto_mode": auto}

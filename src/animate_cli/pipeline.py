@@ -50,6 +50,7 @@ class RunSummary:
     device: str
     timings_s: dict = field(default_factory=dict)
     pose: dict = field(default_factory=dict)
+    memory_mode: dict = field(default_factory=dict)  # offload, weights_dtype, predicted and measured peak GiB
 
 
 def check_inputs(cfg: RunConfig) -> CheckedInputs:
@@ -139,9 +140,11 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter | None, fres
     from animate_cli import device as devmod
 
     tiny = _is_tiny(paths.base)
-    plan_probe = make_plan(cfg.frames, cfg.width, cfg.height, max(1, checked.pose_frames or 1), cfg.steps, cfg.seed)
-    need = None if tiny else plan_probe.to_dict()["estimate"]["vram_gib"]
-    dev = devmod.choose(cfg.device, cfg.dtype, allow_cpu=tiny or cfg.device == "cpu", need_gib=need)
+    # The memory mode (dev.offload, dev.weights_dtype) is resolved here from the footprint model (exit 5 when no
+    # mode fits); tiny weights skip the model. RunConfig.offload/weights_dtype come with the loader's branch.
+    dev = devmod.choose(cfg.device, cfg.dtype, allow_cpu=tiny or cfg.device == "cpu",
+                        size=None if tiny else (cfg.width, cfg.height), offload=getattr(cfg, "offload", "auto"),
+                        weights_dtype=getattr(cfg, "weights_dtype", "bf16"))  # fmt: skip
     if dev.device == "cpu" and not tiny:
         reporter.log("warning: running the 14B model on the CPU; expect days per chunk")
 
@@ -212,7 +215,19 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter | None, fres
     timings["mux"] = time.monotonic() - t
     timings["total"] = time.monotonic() - t0
     return RunSummary(cfg.out, plan.frames, C.FPS, (cfg.width, cfg.height), len(plan.chunks), start_chunk,
-                      models.lora_modules if models else 0, dev.name, {k: round(v, 3) for k, v in timings.items()}, pose_info)  # fmt: skip
+                      models.lora_modules if models else 0, dev.name, {k: round(v, 3) for k, v in timings.items()}, pose_info,
+                      _memory_summary(dev))  # fmt: skip
+
+
+def _memory_summary(dev) -> dict:
+    """The memory mode used (with its prediction) and the measured GPU peak (torch.cuda.max_memory_allocated, GiB)."""
+    import torch
+
+    peak = None
+    if dev.device.startswith("cuda"):
+        peak = round(torch.cuda.max_memory_allocated(dev.device) / 2**30, 2)
+    return {"offload": dev.offload, "weights_dtype": dev.weights_dtype, "predicted_gpu_gib": None, "predicted_host_gib": None,
+            **dev.memory_mode, "measured_peak_gpu_gib": peak}  # fmt: skip
 
 
 def _prompt_embedding(state_dir: Path, base: Path, prompt: str, dev):

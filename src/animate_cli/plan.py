@@ -113,15 +113,9 @@ def make_plan(frames: int, width: int, height: int, source_frames: int, steps: i
     return ChunkPlan(frames, width, height, source_frames, steps, seed, tuple(chunks))
 
 
-# --- rough resource estimate for --dry-run (no torch) -------------------------------------------
-# 14B-class DiT: 40 blocks, width 5120, ffn 13824; with the animate adapter (pose/face/motion
-# encoders) the real config builds 17.27e9 parameters (benchmarks/bench_gpu.py), ~32.2 GiB in bf16.
-# CLIP ViT-H ~1.2 GiB and the VAE stay resident; umT5 (10.6 GiB) is encoded once before the DiT loads. Activations grow with tokens; ~0.2 MiB/token was the H200-class
-# planning figure from peers-and-performance §C5 (bf16, no CFG, flash/cuDNN attention).
-DIT_PARAMS = 17.27e9
+# --- rough time estimate for --dry-run (no torch); memory comes from animate_cli.footprint --------
+# 14B-class DiT: 40 blocks, width 5120, ffn 13824 (the FLOPs of the block linears and self-attention).
 DIT_BLOCK_PARAMS = 40 * (4 * 5120 * 5120 * 2 + 2 * 5120 * 13824)  # self+cross attn q,k,v,o and the FFN
-RESIDENT_GIB = DIT_PARAMS * 2 / 2**30 + 1.2 + 0.25
-ACT_GIB_PER_TOKEN = 0.2 / 1024
 ASSUMED_TFLOPS = 400.0  # effective bf16 throughput of one H100/H200-class GPU, used only for the ETA
 
 
@@ -130,8 +124,10 @@ def estimate(plan: ChunkPlan) -> dict:
     flops_step = 2 * DIT_BLOCK_PARAMS * tokens + 40 * 4 * tokens * tokens * 5120
     step_s = flops_step / (ASSUMED_TFLOPS * 1e12)
     total_s = step_s * plan.steps * len(plan.chunks) * 1.05  # + ~5% VAE encode/decode and CLIP
+    from animate_cli import footprint
+
     return {
-        "vram_gib": round(RESIDENT_GIB + tokens * ACT_GIB_PER_TOKEN, 1),
+        "vram_gib": round(footprint.predict(plan.width, plan.height, "none", "bf16").gpu_gib, 1),  # all resident, bf16
         "dit_tflop_per_step": round(flops_step / 1e12, 1),
         "seconds_per_step": round(step_s, 2),
         "total_minutes": round(total_s / 60, 1),

@@ -1,0 +1,93 @@
+"""Regenerate src/animate_cli/footprint_table.json, the memory model's measured inputs (issue 8).
+
+Runs the real diffusers/transformers modules at full size on fake tensors (no GPU, no weights, ~30 s on
+2 CPU cores): see animate_cli.devtools.measure_footprint. `tests/test_footprint.py` re-measures and
+compares with the shipped file, so run this after changing a model config, the rollout layout or a
+library version, and commit the result.
+
+    python scripts/make_footprint_table.py [--out PATH]
+    python scripts/make_footprint_table.py --readme   # print README's "Hardware" tables from the shipped table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from animate_cli import config as C
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# Cards people own, by the memory nvidia-smi reports (MiB): RTX 4080/4070 Ti Super, 3090/4090, 5090,
+# L40S/RTX 6000 Ada, H100; ~400 MiB are taken by the driver/display on an idle card.
+CARDS = {"16 GB": 16376, "24 GB": 24564, "32 GB": 32607, "48 GB": 46068, "80 GB": 81559}
+IDLE_MIB = 400
+
+
+def readme_tables() -> str:
+    """Markdown: every mode's predicted needs at 480p/720p, and what `auto` runs on each card."""
+    from animate_cli import footprint as F
+
+    sizes = {"480p": C.RESOLUTIONS["480p"], "720p": C.RESOLUTIONS["720p"]}
+    lines = ["| size | mode | peak VRAM | host RAM | DiT speed |", "|---|---|---|---|---|"]
+    for label, size in sizes.items():
+        for m in F.modes(*size):
+            lines.append(f"| {label} | `--offload {m.offload} --weights-dtype {m.weights_dtype}` | {m.gpu_gib:.1f} GiB "
+                         f"| {m.host_gib:.1f} GiB | {m.relative_speed:.2f}x |")  # fmt: skip
+    lines += ["", "| GPU | " + " | ".join(f"{s} {d}" for s in sizes for d in F.WEIGHTS_DTYPES) + " |",
+              "|---|" + "---|" * (2 * len(sizes))]  # fmt: skip
+    for card, mib in CARDS.items():
+        cells = []
+        for size in sizes.values():
+            modes = F.modes(*size)
+            for wd in F.WEIGHTS_DTYPES:
+                d = F.choose(modes, (mib - IDLE_MIB) / 1024, None, "auto", wd)
+                cells.append(f"{d.need.offload}, needs {d.need.host_gib:.0f} GiB RAM" if d.need else "does not fit")
+        lines.append(f"| {card} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def loader_what_if() -> str:
+    """Markdown: host RAM of the offloaded modes if the loader avoided the three host-memory costs it has today."""
+    from animate_cli import footprint as F
+
+    saved = F.PINNED_POW2, F.PIN_WHILE_PAGEABLE, F.LOAD_VIA_HOST_BF16
+    rows = []
+    try:
+        for flags in ((True, True, True), (False, True, True), (False, False, True), (False, False, False)):
+            F.PINNED_POW2, F.PIN_WHILE_PAGEABLE, F.LOAD_VIA_HOST_BF16 = flags
+            need = {m.name: m.host_gib for m in F.modes(*C.RESOLUTIONS["480p"])}
+            rows.append(f"| {'yes' if flags[0] else 'no'} | {'yes' if flags[1] else 'no'} | {'yes' if flags[2] else 'no'} "
+                        f"| {need['none/bf16']:.1f} GiB | {need['blocks/bf16']:.1f} GiB | {need['blocks/fp8']:.1f} GiB |")  # fmt: skip
+    finally:
+        F.PINNED_POW2, F.PIN_WHILE_PAGEABLE, F.LOAD_VIA_HOST_BF16 = saved
+    head = ["| pinned copies rounded to 2^k | pageable + pinned DiT at setup | bf16 DiT through host RAM "
+            "| none/bf16 | blocks/bf16 | blocks/fp8 |", "|---|---|---|---|---|---|"]  # fmt: skip
+    return "\n".join(head + rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from animate_cli import footprint
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=footprint.TABLE_PATH)
+    ap.add_argument("--readme", action="store_true", help="print the README tables from the shipped table instead")
+    args = ap.parse_args(argv)
+    if args.readme:
+        print(readme_tables() + "\n\n" + loader_what_if())
+        return 0
+    from animate_cli.devtools.measure_footprint import measure
+
+    t = time.perf_counter()
+    table = measure(list(footprint.MEASURED_SIZES))
+    args.out.write_text(json.dumps(table, indent=1) + "\n")
+    print(f"wrote {args.out} in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""Predicted peak GPU memory, host memory and relative DiT speed of a run, per memory mode (issue 8).
+
+No torch: `run --dry-run` and the device check read a shipped table, `footprint_table.json`, which
+`scripts/make_footprint_table.py` measures by running the real diffusers modules at full size on fake
+tensors (animate_cli.devtools.measure_footprint; a test re-measures it and compares). The table holds
+
+    weights      bytes per model (size-independent): the DiT in bf16 and with FP8 block linears, split
+                 into diffusers' block-level offload groups (with their pinned-host sizes); VAE, CLIP, umT5
+    activations  peak bytes per phase (prompt, clip, vae_encode_pose, dit_step, decode) at a few measured
+                 sizes (MEASURED_SIZES)
+
+For any other --size, activation bytes are interpolated linearly in DiT tokens (24 x H/16 x W/16) between
+the two nearest measured sizes, and extrapolated linearly from the nearest pair outside them: with fused
+attention every activation of the DiT, and every VAE activation (pixels = 256 x tokens / 24), grows
+linearly with the token count. Weights do not depend on the size.
+
+A mode is (offload, weights_dtype): offload "none" = every model resident on the GPU; "blocks" = the DiT
+under diffusers group offloading (block level, CUDA stream prefetch, pinned host copies), and umT5, CLIP
+and the VAE on the GPU only while they run. GPU figures: the allocated peak of each phase (`phases`, what
+torch.cuda.max_memory_allocated reports), and `gpu_gib` = the largest one plus allocator slack and the
+CUDA context: what must be free. `host_gib` is the available host RAM the run needs at its peak.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+
+from animate_cli import config as C
+
+TABLE_PATH = Path(__file__).with_name("footprint_table.json")
+# Measured sizes: the two presets, plus a smaller one so interpolation below 480p is checked, not assumed.
+MEASURED_SIZES = ((640, 352), (832, 480), (1280, 720))
+OFFLOAD_MODES = ("none", "blocks")
+WEIGHTS_DTYPES = ("bf16", "fp8")
+PHASES = ("prompt", "clip", "vae_encode_pose", "dit_step", "decode")
+GIB = 2**30
+
+# --- GPU margins --------------------------------------------------------------------------------
+# The CUDA context, cuBLAS/cuDNN handles and workspaces live outside torch's allocator: ~0.5 GiB of context
+# with lazy module loading on Hopper, plus workspaces. nvidia-smi's "free" (the dry-run probe) still
+# includes our context; torch.cuda.mem_get_info (the run-time probe) is read after it exists, so there
+# this is a margin to spare.
+CUDA_CONTEXT_GIB = 0.75
+# The caching allocator reserves more than it hands out (block rounding, fragmentation between
+# differently shaped activations): reserved/allocated of an inference loop is typically a few percent.
+ALLOCATOR_SLACK = 0.05
+
+# --- host memory ---------------------------------------------------------------------------------
+# The process itself: Python, torch, diffusers, transformers, the CUDA runtime and its libraries mapped
+# (cuBLAS, cuDNN), the driver's context state, the pose/face frames of a chunk. `import torch, diffusers,
+# transformers` is ~0.3 GiB RSS on a CPU build (measured here); a CUDA build's libraries once CUDA is
+# initialised and cuBLAS/cuDNN loaded add ~2 GiB in common reports. An assumption, with headroom, until a GPU
+# run measures it.
+HOST_BASELINE_GIB = 3.0
+# torch's pinned-memory allocator rounds each allocation up to a power of two (CachingHostAllocator.h,
+# unless PYTORCH_CUDA_ALLOC_CONF sets pinned_max_round_threshold_mb): a 5120x13824 bf16 weight (135 MiB)
+# takes 256 MiB of pinned RAM. diffusers pins one copy per tensor, so the rounding applies per tensor.
+PINNED_POW2 = True
+# diffusers 0.42.1 builds every stream group's pinned copy before its hooks release the pageable weights
+# (ModuleGroup.__init__ pins, initialize_hook offloads, in two separate loops), so while offloading is set
+# up the DiT exists twice on the host: pageable (as loaded) and pinned.
+PIN_WHILE_PAGEABLE = True
+# models.load_models materialises the DiT in bf16 on the CPU (from_pretrained without a device_map), fuses
+# the LoRA (and casts to FP8) there, then moves or offloads it: one bf16 DiT passes through host RAM.
+LOAD_VIA_HOST_BF16 = True
+
+# --- speed ---------------------------------------------------------------------------------------
+H2D_PINNED_GBPS = 24.0  # PCIe 4.0 x16, pinned host->device: ~24-26 GB/s measured of 32 GB/s nominal
+H2D_PAGEABLE_GBPS = 10.0  # pageable copies go through a staging buffer: roughly half the pinned rate
+HBM_GBPS = 2000.0  # GPU memory bandwidth for FP8->bf16 weight casts (H100 PCIe 2.0 TB/s; SXM/H200 faster)
+
+
+@dataclass(frozen=True)
+class Need:
+    """One memory mode's predicted needs. GiB figures; `phases` are allocated GPU GiB per phase."""
+
+    offload: str
+    weights_dtype: str
+    gpu_gib: float  # must be free on the GPU: max(phases) + allocator slack + CUDA context
+    host_gib: float  # must be available in host RAM (max of host_phases)
+    relative_speed: float  # DiT step rate relative to offload none + bf16 (1.0); higher is faster
+    phases: dict = field(default_factory=dict)  # GPU allocated peak per phase, GiB
+    host_phases: dict = field(default_factory=dict)  # host peak while encoding the prompt / loading / running
+
+    @property
+    def name(self) -> str:
+        return f"{self.offload}/{self.weights_dtype}"
+
+    def fits(self, free_gpu_gib: float | None, avail_host_gib: float | None) -> bool:
+        gpu_ok = free_gpu_gib is None or self.gpu_gib <= free_gpu_gib
+        return gpu_ok and (avail_host_gib is None or self.host_gib <= avail_host_gib)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Decision:
+    need: Need | None  # the chosen mode, or None when nothing fits
+    reason: str  # one line, human-readable
+
+
+@cache
+def table(path: Path = TABLE_PATH) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def tokens_for(width: int, height: int) -> int:
+    """DiT tokens per call: 24 latent slots x (H/16) x (W/16)."""
+    return C.LATENT_SLOTS * (height // C.VAE_STRIDE_S // C.PATCH) * (width // C.VAE_STRIDE_S // C.PATCH)
+
+
+def activation_bytes(phase: str, tokens: int, tab: dict | None = None) -> float:
+    """Peak activation bytes of `phase`, piecewise linear in tokens through the measured points."""
+    pts = sorted(((p["tokens"], p["activations"][phase]) for p in (tab or table())["points"]), key=lambda p: p[0])
+    if len(pts) == 1:
+        return float(pts[0][1])
+    i = next((k for k in range(1, len(pts) - 1) if tokens <= pts[k][0]), len(pts) - 1)
+    (t0, a0), (t1, a1) = pts[i - 1], pts[i]
+    return max(0.0, a0 + (a1 - a0) * (tokens - t0) / (t1 - t0))
+
+
+def _groups(tab: dict) -> dict:
+    return {g["name"]: g for g in tab["weights"]["dit"]["groups"]}
+
+
+def _dit_resident_blocks(tab: dict, wd: str) -> int:
+    """GPU bytes of the DiT under block-level offloading: the unmatched group (resident for the whole
+    forward) plus the two largest consecutive groups in execution order (the running one and the one being
+    prefetched on the stream; the previous one is released when its forward ends)."""
+    g = _groups(tab)
+    order = tab["dit"]["execution_order"]
+    pair = max(g[a][wd] + g[b][wd] for a, b in zip(order, order[1:], strict=False))
+    return g["unmatched"][wd] + pair
+
+
+def _gpu_phases(tab: dict, tokens: int, offload: str, wd: str) -> dict:
+    w = tab["weights"]
+    act = {p: activation_bytes(p, tokens, tab) for p in PHASES}
+    dit, vae, clip, umt5 = w["dit"][wd], w["vae"]["bf16"], w["clip"]["bf16"], w["umt5"]["bf16"]
+    cast = w["dit"]["fp8_cast_transient"] if wd == "fp8" else 0
+    # umT5 encodes the prompt before the DiT is loaded (pipeline.run step 4), alone on the GPU in both modes.
+    if offload == "none":
+        resident = dit + vae + clip
+        return {"prompt": umt5 + act["prompt"], "clip": resident + act["clip"],
+                "vae_encode_pose": resident + act["vae_encode_pose"], "dit_step": resident + act["dit_step"] + cast,
+                "decode": resident + act["decode"]}  # fmt: skip
+    return {"prompt": umt5 + act["prompt"], "clip": clip + act["clip"], "vae_encode_pose": vae + act["vae_encode_pose"],
+            "dit_step": _dit_resident_blocks(tab, wd) + act["dit_step"] + cast, "decode": vae + act["decode"]}  # fmt: skip
+
+
+def _host_phases(tab: dict, offload: str, wd: str) -> dict:
+    """Host bytes beyond the process baseline.
+
+    prompt: umT5 materialised on the CPU by from_pretrained, then moved (or streamed) to the GPU.
+    none:   the load transient is one bf16 DiT (LOAD_VIA_HOST_BF16); afterwards only the baseline stays.
+    blocks: the streamed groups' pinned copies (per-tensor power-of-two rounding, PINNED_POW2), the unmatched
+            group and the offloaded VAE and CLIP in pageable RAM; while offloading is set up, the pageable DiT
+            as well (PIN_WHILE_PAGEABLE), and before an FP8 cast the bf16 DiT (LOAD_VIA_HOST_BF16).
+    """
+    w = tab["weights"]
+    dit_bf16, vae, clip, umt5 = w["dit"]["bf16"], w["vae"]["bf16"], w["clip"]["bf16"], w["umt5"]["bf16"]
+    transit = dit_bf16 if LOAD_VIA_HOST_BF16 else 0  # without it: loaded straight to the GPU / in storage dtype
+    if offload == "none":
+        return {"prompt": umt5, "load": transit, "run": 0}
+    g = _groups(tab)
+    pinned = sum(v[f"pinned_{wd}" if PINNED_POW2 else wd] for k, v in g.items() if k != "unmatched")
+    run = pinned + g["unmatched"][wd] + vae + clip
+    load = max(transit, (w["dit"][wd] if PIN_WHILE_PAGEABLE else g["unmatched"][wd]) + pinned) + vae + clip
+    return {"prompt": umt5, "load": load, "run": run}
+
+
+def _step_seconds(tab: dict, tokens: int, offload: str, wd: str) -> float:
+    """Seconds of one DiT step: per-group compute (FLOPs at plan.ASSUMED_TFLOPS, plus the FP8->bf16 cast of
+    the block weights at HBM_GBPS) and, with offload, per-group H2D transfers; the stream prefetches group i+1
+    while group i computes, so a group costs max(compute_i, transfer_i+1). The unmatched group is moved
+    synchronously, without the stream: on and off once per step at the pageable rate."""
+    from animate_cli.plan import ASSUMED_TFLOPS
+
+    dit, g = tab["dit"], _groups(tab)
+    d, f, n_ctx = dit["dim"], dit["ffn_dim"], C.TEXT_TOKENS + 257
+    face_tokens = C.LATENT_SLOTS * (dit["face_heads"] + 1)
+    block = tokens * (12 * d * d + 4 * d * f) + 4 * d * d * n_ctx + 4 * tokens * tokens * d + 4 * tokens * n_ctx * d
+    face = 4 * d * d * (tokens + face_tokens) + 4 * tokens * (dit["face_heads"] + 1) * d
+    order = dit["execution_order"]
+
+    def compute(name: str) -> float:
+        s = (block if name.startswith("blocks.") else face) / (ASSUMED_TFLOPS * 1e12)
+        if wd == "fp8" and name.startswith("blocks."):
+            s += (g[name]["fp8"] + g[name]["bf16"]) / (HBM_GBPS * 1e9)  # read fp8, write bf16, per linear
+        return s
+
+    if offload == "none":
+        return sum(compute(n) for n in order)
+    xfer = [g[n][wd] / (H2D_PINNED_GBPS * 1e9) for n in order]
+    total = 2 * g["unmatched"][wd] / (H2D_PAGEABLE_GBPS * 1e9) + xfer[0]
+    for i, name in enumerate(order):
+        total += max(compute(name), xfer[i + 1] if i + 1 < len(order) else 0.0)
+    return total
+
+
+def predict(width: int, height: int, offload: str, weights_dtype: str, tab: dict | None = None) -> Need:
+    """Predicted needs of one mode at W x H (bf16 compute)."""
+    if offload not in OFFLOAD_MODES or weights_dtype not in WEIGHTS_DTYPES:
+        raise ValueError(f"unknown memory mode {offload}/{weights_dtype}")
+    tab = tab or table()
+    tokens = tokens_for(width, height)
+    gpu = _gpu_phases(tab, tokens, offload, weights_dtype)
+    host = _host_phases(tab, offload, weights_dtype)
+    base = _step_seconds(tab, tokens, "none", "bf16")
+    speed = base / _step_seconds(tab, tokens, offload, weights_dtype)
+    peak = max(gpu.values()) / GIB
+    return Need(
+        offload=offload, weights_dtype=weights_dtype,
+        gpu_gib=round(peak * (1 + ALLOCATOR_SLACK) + CUDA_CONTEXT_GIB, 2),
+        host_gib=round(HOST_BASELINE_GIB + max(host.values()) / GIB, 2),
+        relative_speed=round(speed, 3),
+        phases={k: round(v / GIB, 2) for k, v in gpu.items()},
+        host_phases={k: round(HOST_BASELINE_GIB + v / GIB, 2) for k, v in host.items()},
+    )  # fmt: skip
+
+
+def modes(width: int, height: int, tab: dict | None = None) -> list[Need]:
+    """Every (offload, weights_dtype) mode at W x H, fastest first (ties: resident, then bf16, first)."""
+    out = [predict(width, height, o, d, tab) for o in OFFLOAD_MODES for d in WEIGHTS_DTYPES]
+    return sorted(out, key=lambda m: (-m.relative_speed, OFFLOAD_MODES.index(m.offload), WEIGHTS_DTYPES.index(m.weights_dtype)))
+
+
+def describe(all_modes: list[Need]) -> str:
+    """'none/bf16 41.2 GiB GPU + 35.2 GiB host, ...' (every mode, for one-line messages)."""
+    return ", ".join(f"{m.name} {m.gpu_gib:.1f} GiB GPU + {m.host_gib:.1f} GiB host" for m in all_modes)
+
+
+def choose(all_modes: list[Need], free_gpu_gib: float | None, avail_host_gib: float | None,
+           offload: str = "auto", weights_dtype: str = "bf16") -> Decision:  # fmt: skip
+    """The fastest mode that fits, among those the flags allow.
+
+    `auto` considers both offload modes, an explicit `none`/`blocks` only itself; the weights dtype is never
+    changed silently (FP8 only when asked). A mode fits when its gpu_gib (margins included) is at most the
+    free GPU memory and its host_gib at most the available RAM (None = unknown, not checked).
+    """
+    if offload not in ("auto", *OFFLOAD_MODES):
+        raise ValueError(f"offload must be auto, none or blocks, got {offload!r}")
+    allowed = [m for m in all_modes if m.weights_dtype == weights_dtype and offload in ("auto", m.offload)]
+    for m in allowed:
+        if m.fits(free_gpu_gib, avail_host_gib):
+            why = "fastest mode that fits" if offload == "auto" else "as asked, fits"
+            return Decision(m, f"{m.name}: {why} ({m.gpu_gib:.1f} GiB GPU, {m.host_gib:.1f} GiB host)")
+    gpu = "unknown free GPU memory" if free_gpu_gib is None else f"{free_gpu_gib:.1f} GiB GPU free"
+    host = "unknown host RAM" if avail_host_gib is None else f"{avail_host_gib:.1f} GiB host RAM available"
+    return Decision(None, f"no memory mode fits --offload {offload} --weights-dtype {weights_dtype}: have {gpu}, "
+                          f"{host}; needs {describe(all_modes)}")  # fmt: skip
+
+
+def hint_for(all_modes: list[Need], free_gpu_gib: float | None, avail_host_gib: float | None, weights_dtype: str) -> str:
+    """What to change when nothing fits: a fitting mode the flags excluded, else what to free."""
+    # fastest first, but a mode keeping the asked weights dtype before one that changes it
+    other = sorted((m for m in all_modes if m.fits(free_gpu_gib, avail_host_gib)), key=lambda m: m.weights_dtype != weights_dtype)
+    if other:
+        m = other[0]
+        return f"--offload {m.offload} --weights-dtype {m.weights_dtype} would fit" + (
+            " (FP8 weights: slightly different output)" if m.weights_dtype != weights_dtype else ""
+        )
+    return "close other GPU programs or free host RAM, or use a smaller --size / --resolution 480p"

@@ -60,3 +60,33 @@ def torch_dtype(name: str):
     import torch
 
     return {"bf16": torch.bfloat16, "fp32": torch.float32}[name]
+
+
+def resolve_offload(requested: str, dev: DeviceChoice, resident_need_gib: float | None) -> str:
+    """--offload auto|none|blocks -> "none" or "blocks", the mode `models.load_models` sets up.
+
+    A placeholder decision, kept in this one function so that the memory model (issue 8, point 3/4)
+    can replace it: `auto` is `none` on the CPU and whenever the resident estimate fits the free GPU
+    memory (or nothing is known), else `blocks`. `blocks` needs a CUDA device: diffusers' streamed
+    group offloading has nothing to stream to on a CPU.
+    """
+    if requested == "blocks" and not dev.device.startswith("cuda"):
+        raise UsageError("--offload blocks needs a CUDA device (it streams weights from host to GPU memory)",
+                         hint="use --offload none (or auto) with --device cpu")  # fmt: skip
+    if requested != "auto":
+        return requested
+    if not dev.device.startswith("cuda") or resident_need_gib is None or dev.free_gib is None:
+        return "none"
+    return "none" if dev.free_gib >= resident_need_gib else "blocks"
+
+
+# Attribute set on each loaded module by `runtime.prepare`: where it computes. Under group offloading
+# the parameters live in host memory between uses, so the first parameter's device is not it.
+EXECUTION_DEVICE_ATTR = "_everanimate_execution_device"
+
+
+def execution_device(module):
+    """The device `module` computes on: set at load time, else where its first parameter lives
+    (modules built outside `models.load_models`, e.g. by tests and benchmarks, resident)."""
+    dev = getattr(module, EXECUTION_DEVICE_ATTR, None)
+    return dev if dev is not None else next(module.parameters()).device

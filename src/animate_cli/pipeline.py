@@ -51,6 +51,7 @@ class RunSummary:
     device: str
     timings_s: dict = field(default_factory=dict)
     pose: dict = field(default_factory=dict)
+    runtime: dict = field(default_factory=dict)  # offload, weights_dtype, attention, compile, compile_s
 
 
 def check_inputs(cfg: RunConfig) -> CheckedInputs:
@@ -124,9 +125,19 @@ def run(cfg: RunConfig, reporter: Reporter | None = None, *, fresh: bool = False
     tiny = _is_tiny(paths.base)
     plan_probe = make_plan(cfg.frames, cfg.width, cfg.height, max(1, checked.pose_frames or 1), cfg.steps, cfg.seed)
     need = None if tiny else plan_probe.to_dict()["estimate"]["vram_gib"]
-    dev = devmod.choose(cfg.device, cfg.dtype, allow_cpu=tiny or cfg.device == "cpu", need_gib=need)
+    dev = devmod.choose(cfg.device, cfg.dtype, allow_cpu=tiny or cfg.device == "cpu",
+                        need_gib=need if cfg.offload == "none" else None)  # fmt: skip
     if dev.device == "cpu" and not tiny:
         reporter.log("warning: running the 14B model on the CPU; expect days per chunk")
+    # Every memory/speed choice, resolved once; loading (models.py, runtime.py) is the only consumer.
+    from animate_cli.models import LoadOptions
+    from animate_cli.runtime import APPROXIMATE_BACKENDS, resolve_attention
+
+    attention = resolve_attention(cfg.attention, dev.device, dev.dtype, _capability(dev.device))
+    options = LoadOptions(device=dev.device, dtype=dev.dtype, offload=devmod.resolve_offload(cfg.offload, dev, need),
+                          weights_dtype=cfg.weights_dtype, attention=attention, compile=cfg.compile)  # fmt: skip
+    if attention in APPROXIMATE_BACKENDS:
+        reporter.log(f"warning: --attention {cfg.attention} is approximate (8-bit attention); frames differ from exact attention")
 
     # 2. Pose and face videos: given, or extracted once and cached next to the resume state.
     state_dir = cfg.resume_dir
@@ -156,6 +167,8 @@ def run(cfg: RunConfig, reporter: Reporter | None = None, *, fresh: bool = False
         "size": [cfg.width, cfg.height], "steps": cfg.steps, "seed": cfg.seed, "prompt": cfg.prompt, "dtype": cfg.dtype,
         "device": dev.device.split(":")[0], "side_by_side": cfg.side_by_side, "weights": _weights_identity(paths.base, loras),
         "layout": [C.CHUNK_FRAMES, C.OVERLAP_FRAMES, C.ANCHORS, C.SHIFT, C.SEED_STRIDE, C.MEMORY_SEED_OFFSET],
+        "weights_dtype": cfg.weights_dtype,  # FP8 storage changes the frames; offload and compile do not
+        **({"attention": attention} if attention in APPROXIMATE_BACKENDS else {}),  # exact backends: same frames
     }  # fmt: skip
     state = resume.load_state(state_dir, settings)
     fingerprint = resume.fingerprint(settings)
@@ -169,12 +182,12 @@ def run(cfg: RunConfig, reporter: Reporter | None = None, *, fresh: bool = False
     text = None
     reporter.stage("load", 2, "prompt + models")
     if start_chunk < len(plan.chunks):
-        text = _prompt_embedding(state_dir, paths.base, cfg.prompt, dev)
+        text = _prompt_embedding(state_dir, paths.base, cfg.prompt, options)
     reporter.advance("load")
     missing = [s.index for s in plan.chunks if not resume.segment_path(state_dir, s.index, s.keep).exists()]
     models = None
     if start_chunk < len(plan.chunks) or missing:
-        models = load_models(paths.base, loras, dev.device, dev.dtype)
+        models = load_models(paths.base, loras, options)
     reporter.advance("load")
     timings["load"] = time.monotonic() - t
 
@@ -195,10 +208,17 @@ def run(cfg: RunConfig, reporter: Reporter | None = None, *, fresh: bool = False
     timings["mux"] = time.monotonic() - t
     timings["total"] = time.monotonic() - t0
     return RunSummary(cfg.out, plan.frames, C.FPS, (cfg.width, cfg.height), len(plan.chunks), start_chunk,
-                      models.lora_modules if models else 0, dev.name, {k: round(v, 3) for k, v in timings.items()}, pose_info)  # fmt: skip
+                      models.lora_modules if models else 0, dev.name, {k: round(v, 3) for k, v in timings.items()}, pose_info,
+                      models.summary() if models else {})  # fmt: skip
 
 
-def _prompt_embedding(state_dir: Path, base: Path, prompt: str, dev):
+def _capability(device: str) -> tuple[int, int] | None:
+    import torch
+
+    return tuple(torch.cuda.get_device_capability(device)) if device.startswith("cuda") else None
+
+
+def _prompt_embedding(state_dir: Path, base: Path, prompt: str, options):
     """[1, 512, text_dim] prompt embedding, cached in the state folder so a resumed run skips umT5."""
     from safetensors.torch import load_file, save_file
 
@@ -207,7 +227,7 @@ def _prompt_embedding(state_dir: Path, base: Path, prompt: str, dev):
     cache = state_dir / "prompt.safetensors"
     if cache.exists():
         return load_file(str(cache))["text"]
-    text = encode_prompt(base, prompt, dev.device, dev.dtype, C.TEXT_TOKENS)
+    text = encode_prompt(base, prompt, options, C.TEXT_TOKENS)
     state_dir.mkdir(parents=True, exist_ok=True)
     save_file({"text": text.contiguous()}, str(cache))
     return text

@@ -319,3 +319,17 @@ def test_bad_flag_values(flags, text, media_dir, tiny_weights, tmp_path, monkeyp
     assert "Traceback" not in result.output
     assert text in result.output, result.output
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_cli_json_records_the_runtime_settings(media_dir, tiny_weights, tmp_path):
+    import json
+
+    args = ["run", str(media_dir / "ref.png"), str(media_dir / "driving.mp4"), "--weights-dir", str(tiny_weights),
+            "--out", str(tmp_path / "o.mp4"), "--size", "64x32", "--steps", "1", "--dtype", "fp32", "--device", "cpu",
+            "--frames", "20", "--pose-video", str(media_dir / "pose.mp4"), "--face-video", str(media_dir / "face.mp4"),
+            "--weights-dtype", "fp8", "--attention", "sdpa", "--json"]  # fmt: skip
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "300", "NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    rt = json.loads(result.stdout)["runtime"]
+    assert rt["offload"] == "none" and rt["weights_dtype"] == "fp8" and rt["attention"] == "native"  # auto on the CPU: none
+    assert rt["compile"] is False and rt["compile_s"] is None and rt["fp8_linear_layers"] > 0

@@ -77,6 +77,8 @@ def test_blocks_mode_wires_group_offloading_after_lora_and_fp8(tiny_weights, mon
 
     rec = OffloadRecorder()
     monkeypatch.setattr(diffusers.hooks, "apply_group_offloading", rec)
+    settings = []
+    monkeypatch.setattr(torch._C, "_accelerator_setAllocatorSettings", settings.append)
     paths, loras = _loras(tiny_weights)
     opts = LoadOptions(device="cpu", dtype="fp32", offload="blocks", weights_dtype="fp8")
     m = models.load_models(paths.base, loras, opts)
@@ -89,6 +91,7 @@ def test_blocks_mode_wires_group_offloading_after_lora_and_fp8(tiny_weights, mon
         assert {k: call["kw"][k] for k in want} == want, name
         assert call["kw"]["onload_device"] == torch.device("cpu") and call["kw"]["offload_device"] == torch.device("cpu")
     assert rec.by_class("CLIPVisionModel")["kw"]["block_modules"] == ["vision_model", "encoder"]  # reaches its 32 layers
+    assert settings == ["pinned_max_round_threshold_mb:1"]  # pinned copies at their exact size, not powers of two
     # Order: the LoRA was fused and unloaded (no peft layers left) and FP8 casting done before offloading.
     n_linear = sum(isinstance(x, torch.nn.Linear) for n, x in m.transformer.named_modules() if n.startswith("blocks."))
     assert dit["peft_layers"] == 0 and dit["fp8_linears"] == n_linear > 0

@@ -20,6 +20,13 @@ FLOPs per DiT step: `dit_flops` from the config and token count (the issue's "~2
 at 480p over 37,440 tokens"), cross-checked by torch's FlopCounterMode on a meta-device copy of the
 model (no memory, no device time). The bf16 matmul peak is measured in the same run (8192^3).
 
+Memory/speed axes (issue 8): `--offload none,blocks`, `--weights-dtype bf16,fp8`, `--attention auto,sdpa,
+flash,sage` and `--compile` (each combination also compiled). The first combination runs the full
+report above; every other one is set up on freshly built models through `runtime.prepare` (the path
+`models.load_models` uses) and times one chunk at the first resolution: s/step and peak VRAM per
+combination in `combos`. A combination the machine cannot run (blocks or flash on a CPU, an
+uninstalled attention package) gets its error in its row.
+
 On a CPU (no CUDA) it runs the tiny configs of `animate_cli.devtools.tiny_models` at tiny sizes:
 a check that the harness works end to end, not a performance figure. VRAM fields are then null and
 peak RSS is reported instead; goals are judged (pass/fail) only for the full config on CUDA.
@@ -419,37 +426,46 @@ def bench_stock(models: dict, width: int, height: int, frames_out: int, steps: i
     }
 
 
-def bench_group_offload(models: dict, width: int, height: int, steps: int, device, dtype, text) -> dict:
-    """Peak VRAM and step time of denoise_chunk with diffusers' block-level group offload (opt-in).
+# --- memory/speed combinations (issue 8) -----------------------------------------------------------
+AXES = {"offload": ("none", "blocks"), "weights_dtype": ("bf16", "fp8"), "attention": ("auto", "sdpa", "flash", "sage")}
 
-    `rollout.denoise_chunk` takes its device from the transformer's first parameter, which group
-    offload leaves on the CPU; until the library supports offload this phase records the error.
-    """
+
+def prepare_models(models: dict, combo: dict, device, dtype_name: str) -> dict:
+    """Set up `combo` on freshly built models through the library's one set-up path (runtime.prepare,
+    as models.load_models does). Returns what was set up; raises UsageError for a combination this
+    machine cannot run (blocks or flash on a CPU, an uninstalled attention package)."""
     import torch
 
-    from animate_cli import encode
-    from animate_cli.rollout import ChunkInputs, chunk_noise, denoise_chunk
+    from animate_cli import runtime
+    from animate_cli.errors import UsageError
+    from animate_cli.models import LoadOptions
 
-    tr = models["transformer"].to("cpu")
-    torch.cuda.empty_cache()
-    tr.enable_group_offload(onload_device=torch.device(device), offload_device=torch.device("cpu"), offload_type="block_level",
-                            num_blocks_per_group=1, use_stream=True)  # fmt: skip
-    h, w, s = height // C.VAE_STRIDE_S, width // C.VAE_STRIDE_S, tr.config.motion_encoder_size
-    rng = np.random.default_rng(2)
-    inputs = ChunkInputs(anchors=torch.randn(1, 16, C.ANCHORS, h, w), motion=None, pose=torch.randn(1, 16, C.GENERATED_LATENTS, h, w),
-                         face=encode.face_pixels(rng.integers(0, 256, (C.CHUNK_FRAMES, s, s, 3), dtype=np.uint8), s, device, dtype),
-                         clip=torch.randn(1, IMAGE_TOKENS, tr.config.image_dim), text=text,
-                         noise=chunk_noise((1, 16, C.LATENT_SLOTS, h, w), 0))  # fmt: skip
-    torch.cuda.reset_peak_memory_stats(device)
-    clock = StepClock(tr, device)
-    try:
-        denoise_chunk(tr, inputs, steps=steps, on_step=clock.end)
-    except Exception as e:  # noqa: BLE001 -- recorded in the report, the rest of the run stands
-        return {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:300]}", "peak_vram_bytes": None}
-    finally:
-        clock.close()
-    return {"dit_step_s": statistics.median(clock.steps), "dit_step_s_all": clock.steps,
-            "peak_vram_bytes": torch.cuda.max_memory_allocated(device)}  # fmt: skip
+    if combo["offload"] == "blocks" and not _cuda(device):
+        raise UsageError("--offload blocks needs a CUDA device")
+    cap = tuple(torch.cuda.get_device_capability(device)) if _cuda(device) else None
+    attention = runtime.resolve_attention(combo["attention"], str(device), dtype_name, cap)
+    if combo["offload"] == "blocks":  # offloaded weights start in host memory, as load_models leaves them
+        for k in ("transformer", "vae", "clip"):
+            models[k].to("cpu")
+        torch.cuda.empty_cache()
+    opts = LoadOptions(device=str(device), dtype=dtype_name, offload=combo["offload"], weights_dtype=combo["weights_dtype"],
+                       attention=attention, compile=combo["compile"])  # fmt: skip
+    prepared = runtime.prepare(models["transformer"], models["vae"], models["clip"], opts)
+    if _cuda(device):
+        models["resident_vram_bytes"] = torch.cuda.memory_allocated(device)
+    return {"attention": prepared.attention, "fp8_linear_layers": prepared.fp8_modules, "timer": prepared.timer}
+
+
+def combo_row(combo: dict, setup: dict | None, res: dict | None, resolution: str, error: str | None = None) -> dict:
+    row = {**combo, "resolution": resolution, "error": error}
+    if setup:
+        timer = setup["timer"]
+        row |= {"attention_backend": setup["attention"], "fp8_linear_layers": setup["fp8_linear_layers"],
+                "compile_s": timer.compile_seconds() if timer else None}  # fmt: skip
+    if res:
+        row |= {k: res[k] for k in ("dit_step_s", "dit_step_s_all", "chunk_s", "pose_encode_chunk_s", "decode_chunk_s",
+                                    "peak_vram_bytes", "peak_vram_bytes_by_phase")}  # fmt: skip
+    return row
 
 
 # --- report --------------------------------------------------------------------------------------
@@ -485,7 +501,8 @@ def judge(value, target: float, le: bool, applies: bool) -> dict:
 
 def goals(report: dict, applies: bool) -> dict:
     r480 = report["ours"].get("480p")
-    off = report.get("group_offload") or {}
+    off = min((c["peak_vram_bytes"] for c in report.get("combos", []) if c["offload"] == "blocks" and c.get("peak_vram_bytes")
+               and c["weights_dtype"] == "bf16" and c["resolution"] == "480p"), default=None)  # fmt: skip
     gb = 1e9  # the issue's "GB" taken as 10^9 bytes (the stricter reading)
     vram = r480["peak_vram_bytes"] / gb if r480 and r480["peak_vram_bytes"] is not None else None
     return {
@@ -498,7 +515,7 @@ def goals(report: dict, applies: bool) -> dict:
         "ours_over_stock_per_output_second": judge(report.get("ours_over_stock"), PEAK_GOALS["ours_over_stock"], True, applies),
         "peak_vram_480p_no_offload_gb": judge(vram, PEAK_GOALS["vram_no_offload_gb"], True, applies),
         "peak_vram_480p_group_offload_gb": judge(
-            off["peak_vram_bytes"] / gb if off.get("peak_vram_bytes") else None,
+            off / gb if off else None,
             PEAK_GOALS["vram_group_offload_gb"],
             True,
             applies,
@@ -517,7 +534,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--real-steps", type=int, default=C.STEPS)
     ap.add_argument("--chunks", type=int, default=2)
     ap.add_argument("--skip-stock", action="store_true", help="do not run diffusers' WanAnimatePipeline")
-    ap.add_argument("--offload", action="store_true", help="also try denoise_chunk with diffusers group offload (480p)")
+    ap.add_argument("--offload", default="none", help="offload modes to compare, comma-separated: none,blocks")
+    ap.add_argument("--weights-dtype", default="bf16", help="DiT weight storage to compare: bf16,fp8")
+    ap.add_argument("--attention", default="auto", help="attention backends to compare: auto,sdpa,flash,sage")
+    ap.add_argument("--compile", action="store_true", help="also time every combination with regional compile")
     ap.add_argument("--no-flop-count", action="store_true", help="skip the meta-device FlopCounterMode cross-check")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: 1 on CPU, torch's default on CUDA)")
     ap.add_argument("--commit", help="git commit to record when .git is not available")
@@ -525,6 +545,12 @@ def main(argv: list[str] | None = None) -> dict:
         "--out", type=Path, help="JSON report path (default benchmarks/results/<utc>-<commit>-<device>-<config>.json)"
     )
     a = ap.parse_args(argv)
+    axes = {k: [v.strip() for v in getattr(a, k).split(",") if v.strip()] for k in AXES}
+    for k, values in axes.items():
+        if not values or any(v not in AXES[k] for v in values):
+            ap.error(f"--{k.replace('_', '-')} takes a comma-separated subset of {','.join(AXES[k])}")
+    combos = [dict(offload=o, weights_dtype=w, attention=at, compile=c) for o in axes["offload"] for w in axes["weights_dtype"]
+              for at in axes["attention"] for c in ((False, True) if a.compile else (False,))]  # fmt: skip
 
     import torch
 
@@ -552,7 +578,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     report: dict = {"schema": 1, "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "commit": commit,
                     "config_kind": kind, "dtype": dtype_name, "environment": environment(device),
-                    "settings": {"resolutions": sizes, "steps_timed": a.steps, "real_steps": a.real_steps, "chunks": a.chunks},
+                    "settings": {"resolutions": sizes, "steps_timed": a.steps, "real_steps": a.real_steps, "chunks": a.chunks,
+                                 "combinations": combos},
                     "extrapolation": f"only {a.steps} DiT steps are timed per chunk/segment; chunk DiT time = setup + "
                                      f"{a.real_steps} x median step (stock: measured + segments x ({a.real_steps} - {a.steps}) x median step)",
                     "excluded": ["prompt encoding (umT5): a random [1, 512, 4096] embedding is given to both",
@@ -562,7 +589,9 @@ def main(argv: list[str] | None = None) -> dict:
     report["matmul_peak"] = matmul_peak(device, dtype)
     log(f"{dtype_name} matmul peak {report['matmul_peak']['tflops']:.1f} TFLOP/s (n={report['matmul_peak']['n']})")
 
+    # Without CUDA the memory model's predicted table (issue 8, point 3) belongs here, next to this CPU check.
     models = build_models(kind, device, dtype)
+    setup = prepare_models(models, combos[0], device, dtype_name)  # the first combination runs the full report
     report["models"] = {
         "build_s": models["build_s"],
         "params": models["params"],
@@ -570,7 +599,7 @@ def main(argv: list[str] | None = None) -> dict:
         "configs": models["configs"],
     }
     if _cuda(device):
-        report["models"]["resident_vram_bytes"] = torch.cuda.memory_allocated(device)
+        report["models"]["resident_vram_bytes"] = models["resident_vram_bytes"]
     log(f"built random models in {models['build_s']:.1f}s: transformer {models['params']['transformer'] / 1e9:.3f} B params")
 
     tcfg = models["configs"]["transformer"]
@@ -601,10 +630,22 @@ def main(argv: list[str] | None = None) -> dict:
         log(
             f"  stock {report['stock']['s_per_output_second']:.2f} s per output second; ours/stock {report['ours_over_stock']:.3f}"
         )
-    if a.offload and _cuda(device):
-        w, h = sizes[stock_res]
-        log("group offload (opt-in)")
-        report["group_offload"] = bench_group_offload(models, w, h, a.steps, device, dtype, text)
+    # Every other combination: fresh random models, set up the library's way, one chunk at the first resolution.
+    res0 = next(iter(sizes))
+    report["combos"] = [combo_row(combos[0], setup, report["ours"][res0], res0)]
+    for combo in combos[1:]:
+        log(f"combination {combo} at {res0}: 1 chunk, {a.steps} timed step(s)")
+        del models, setup
+        gc.collect()
+        if _cuda(device):
+            torch.cuda.empty_cache()
+        models, setup, res, error = build_models(kind, device, dtype), None, None, None
+        try:
+            setup = prepare_models(models, combo, device, dtype_name)
+            res = bench_ours(models, *sizes[res0], a.steps, 1, a.real_steps, device, dtype, text)
+        except Exception as e:  # noqa: BLE001 -- a combination this machine cannot run is recorded, the rest stands
+            error = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+        report["combos"].append(combo_row(combo, setup, res, res0, error))
 
     if not _cuda(device):
         report["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -645,6 +686,15 @@ def print_summary(report: dict) -> None:
         v = g["value"]
         print(
             f"goal {k:36} {'-' if v is None else f'{v:.3f}':>8} {g['target']:>8}  {'n/a' if g['pass'] is None else ('PASS' if g['pass'] else 'FAIL')}"
+        )
+    print(f"{'offload':8} {'weights':7} {'attention':14} {'compile':>7} {'res':5} {'step s':>8} {'peak GiB':>8}  note")
+    for c in report.get("combos", []):
+        att = f"{c['attention']}->{c.get('attention_backend') or '?'}"
+        peak = f"{c['peak_vram_bytes'] / gib:8.2f}" if c.get("peak_vram_bytes") is not None else f"{'-':>8}"
+        step = f"{c['dit_step_s']:8.3f}" if c.get("dit_step_s") is not None else f"{'-':>8}"
+        note = c["error"] or (f"compile {c['compile_s']:.1f} s" if c.get("compile_s") is not None else "")
+        print(
+            f"{c['offload']:8} {c['weights_dtype']:7} {att:14} {'on' if c['compile'] else 'off':>7} {c['resolution']:5} {step} {peak}  {note}"
         )
     full = report["flops_full_config"]
     print(

@@ -39,7 +39,7 @@ def test_tiny_cpu_run_writes_a_complete_report(bench, tmp_path):
     threads = torch.get_num_threads()  # the CPU run pins torch to one thread; give the suite its threads back
     # bf16 as on the GPU: loaded in bf16, diffusers keeps some transformer modules in fp32 (a dtype trap)
     bench.main(["--device", "cpu", "--config", "tiny", "--dtype", "bf16", "--resolutions", "480p", "--size", "32x16",
-                "--steps", "1", "--chunks", "1", "--out", str(out)])  # fmt: skip
+                "--steps", "1", "--chunks", "1", "--weights-dtype", "bf16,fp8", "--offload", "none,blocks", "--out", str(out)])  # fmt: skip
     torch.set_num_threads(threads)
     r = json.loads(out.read_text())
     for key in ("environment", "commit", "config_kind", "matmul_peak", "models", "ours", "stock", "ours_over_stock", "goals",
@@ -62,3 +62,12 @@ def test_tiny_cpu_run_writes_a_complete_report(bench, tmp_path):
     assert all(g["pass"] is None for g in r["goals"].values())  # judged only for the full config on CUDA
     assert 1.5e15 <= r["flops_full_config"]["480p"]["total"] <= 3.0e15
     assert r["models"]["configs"]["transformer"]["num_layers"] == 2
+    # the memory/speed axes: every combination gets a row; FP8 runs on the CPU, blocks needs CUDA
+    rows = {(c["offload"], c["weights_dtype"]): c for c in r["combos"]}
+    assert list(rows) == [("none", "bf16"), ("none", "fp8"), ("blocks", "bf16"), ("blocks", "fp8")]
+    assert rows[("none", "bf16")]["dit_step_s"] == x["dit_step_s"] and rows[("none", "bf16")]["fp8_linear_layers"] == 0
+    fp8 = rows[("none", "fp8")]
+    assert (
+        fp8["error"] is None and fp8["dit_step_s"] > 0 and fp8["fp8_linear_layers"] > 0 and fp8["attention_backend"] == "native"
+    )
+    assert all("needs a CUDA device" in rows[("blocks", w)]["error"] for w in ("bf16", "fp8"))

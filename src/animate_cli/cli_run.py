@@ -17,6 +17,7 @@ from animate_cli.errors import UsageError
 LENGTH = "Length (one of; default: the driving video's duration)"
 MODEL = "Model and sampling"
 IO = "Inputs and output"
+SPEED = "Memory and speed"
 
 
 def _size(value: str | None) -> tuple[int, int] | None:
@@ -61,10 +62,16 @@ def _frames(minutes: float | None, seconds: float | None, frames: int | None, dr
 
 def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds, frames, ref_view, pose_video, face_video,
                  weights_dir, device, dtype, resolution, size, steps, seed, prompt, lora, no_audio, side_by_side,
-                 overwrite, state_dir) -> C.RunConfig:  # fmt: skip
+                 overwrite, state_dir, offload="auto", weights_dtype="bf16", attention="auto", compile_=False) -> C.RunConfig:  # fmt: skip
     """Turn flags into a frozen RunConfig (no torch, no models)."""
     from animate_cli import media
+    from animate_cli.runtime import check_attention_installed
 
+    for flag, value, valid in (("--offload", offload, C.OFFLOAD_MODES), ("--weights-dtype", weights_dtype, C.WEIGHTS_DTYPES),
+                               ("--attention", attention, C.ATTENTION_CHOICES)):  # fmt: skip
+        if value not in valid:
+            raise UsageError(f"{flag} must be one of {', '.join(valid)}, got {value!r}")
+    check_attention_installed(attention)
     if resolution not in C.RESOLUTIONS:
         raise UsageError(f"--resolution must be one of {', '.join(C.RESOLUTIONS)}")
     if steps < 1 or steps > 1000:
@@ -84,6 +91,7 @@ def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds
         ref_views=tuple(ref_view or ()), pose_video=pose_video, face_video=face_video, resolution=resolution,
         device=device, dtype=dtype, steps=steps, seed=seed, prompt=prompt, loras=tuple(_lora(v) for v in lora or ()),
         audio=not no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir,
+        offload=offload, weights_dtype=weights_dtype, attention=attention, compile=compile_,
     )  # fmt: skip
 
 
@@ -194,6 +202,25 @@ def run_cmd(
     lora: Annotated[
         list[str] | None, typer.Option("--lora", help="Extra LoRA PATH[:scale] (repeatable).", rich_help_panel=MODEL)
     ] = None,
+    offload: Annotated[
+        str,
+        typer.Option(
+            help="auto, none or blocks (stream DiT blocks from host memory; auto picks by free VRAM).", rich_help_panel=SPEED
+        ),
+    ] = "auto",
+    weights_dtype: Annotated[
+        str,
+        typer.Option(
+            help="bf16 or fp8 (e4m3 storage of the DiT block weights; changes the output slightly).", rich_help_panel=SPEED
+        ),
+    ] = "bf16",
+    attention: Annotated[
+        str, typer.Option(help="auto, sdpa, flash or sage (sage is approximate; auto never picks it).", rich_help_panel=SPEED)
+    ] = "auto",
+    compile_: Annotated[
+        bool,
+        typer.Option("--compile/--no-compile", help="Compile the repeated DiT blocks (torch.compile).", rich_help_panel=SPEED),
+    ] = False,
     no_audio: Annotated[
         bool, typer.Option("--no-audio", help="Do not copy the driving video's audio.", rich_help_panel=IO)
     ] = False,
@@ -221,7 +248,8 @@ def run_cmd(
         cfg = build_config(ref, driving, out=out, minutes=minutes, seconds=seconds, frames=frames, ref_view=ref_view,
                            pose_video=pose_video, face_video=face_video, weights_dir=weights_dir, device=device, dtype=dtype,
                            resolution=resolution, size=size, steps=steps, seed=seed, prompt=prompt, lora=lora,
-                           no_audio=no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir)  # fmt: skip
+                           no_audio=no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir,
+                           offload=offload, weights_dtype=weights_dtype, attention=attention, compile_=compile_)  # fmt: skip
         from animate_cli import pipeline, weights
         from animate_cli.plan import make_plan
 
@@ -233,8 +261,7 @@ def run_cmd(
             plan = make_plan(cfg.frames, cfg.width, cfg.height, source, cfg.steps, cfg.seed).to_dict()
             from animate_cli.device import memory_report
 
-            memory = memory_report((cfg.width, cfg.height), cfg.device, getattr(cfg, "offload", "auto"),
-                                   getattr(cfg, "weights_dtype", "bf16"))  # fmt: skip
+            memory = memory_report((cfg.width, cfg.height), cfg.device, cfg.offload, cfg.weights_dtype)  # fmt: skip
             plan["memory_modes"], plan["auto_mode"] = memory["modes"], memory["auto_mode"]
             if not json_out:
                 _print_plan(cfg, plan)
@@ -250,9 +277,14 @@ def run_cmd(
                 pred = f" (predicted {mm['predicted_gpu_gib']:.1f} GiB with margins)" if mm.get("predicted_gpu_gib") else ""
                 err_console().print(f"memory mode {mm['offload']}/{mm['weights_dtype']}: peak {mm['measured_peak_gpu_gib']:.1f} GiB "
                                     f"allocated on the GPU{pred}", markup=False)  # fmt: skip
+            if summary.runtime:
+                rt = summary.runtime
+                compiled = f"on ({rt['compile_s']} s compiling)" if rt["compile"] else "off"
+                err_console().print(f"models: offload {rt['offload']}, weights {rt['weights_dtype']}, attention "
+                                    f"{rt['attention']}, compile {compiled}", markup=False)  # fmt: skip
         return {"output": str(summary.output), "frames": summary.frames, "fps": summary.fps, "size": list(summary.size),
                 "chunks": summary.chunks, "resumed_from_chunk": summary.resumed_from_chunk, "steps": steps, "seed": seed,
                 "lora_modules": summary.lora_modules, "device": summary.device, "timings_s": summary.timings_s,
-                "pose": summary.pose, "memory_mode": summary.memory_mode}  # fmt: skip
+                "pose": summary.pose, "memory_mode": summary.memory_mode, "runtime": summary.runtime}  # fmt: skip
 
     run_command("everanimate.run/1", json_out, body)

@@ -44,6 +44,11 @@ LORA_BY_RESOLUTION = {
     "720p": "ckpts/everanimate-v1-lora32/stage3_720p_beta.safetensors",  # beta, continued from stage 2
 }
 
+# --- memory and speed options (set up once, where the models are loaded: models.load_models) ----
+OFFLOAD_MODES = ("auto", "none", "blocks")  # auto: device.choose picks the fastest mode the memory model fits (footprint.py)
+WEIGHTS_DTYPES = ("bf16", "fp8")  # fp8: e4m3 storage of the DiT blocks' Linear weights, bf16 compute
+ATTENTION_CHOICES = ("auto", "sdpa", "flash", "sage")  # auto: fastest *exact* backend installed, never sage
+
 WEIGHTS_ENV = "EVERANIMATE_WEIGHTS_DIR"
 
 
@@ -103,6 +108,10 @@ class RunConfig:
     side_by_side: bool = False
     overwrite: bool = False
     state_dir: Path | None = None  # resume state; default <out>.everanimate-state next to the output
+    offload: str = "auto"  # OFFLOAD_MODES
+    weights_dtype: str = "bf16"  # WEIGHTS_DTYPES
+    attention: str = "auto"  # ATTENTION_CHOICES
+    compile: bool = False  # regional torch.compile of the repeated transformer blocks
     extra: dict = field(default_factory=dict)  # test hooks only (never set from the CLI)
 
     @property

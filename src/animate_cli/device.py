@@ -108,7 +108,10 @@ def choose(device: str, dtype: str, allow_cpu: bool, *, size: tuple[int, int] | 
                 f"CUDA is not available (torch {torch.__version__}); the 14B model needs an NVIDIA GPU",
                 hint="install a CUDA build of torch on a machine with a GPU (>= 24 GB with --offload, 80 GB without)",
             )
-        # No memory model on the CPU (tiny weights only); an explicit mode is passed on for the loader to apply.
+        if offload == "blocks":
+            raise UsageError("--offload blocks needs a CUDA device (it streams weights from host to GPU memory)",
+                             hint="use --offload none (or auto) with --device cpu")  # fmt: skip
+        # No memory model on the CPU (tiny weights only).
         return DeviceChoice("cpu", dtype, "CPU", None, "none" if offload == "auto" else offload, weights_dtype)
     if not device.startswith("cuda"):
         raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
@@ -191,3 +194,15 @@ def memory_report(size: tuple[int, int], device: str = "auto", offload: str = "a
         if decision.need is not None:
             auto["offload"], auto["weights_dtype"] = decision.need.offload, decision.need.weights_dtype
     return {"modes": modes, "auto_mode": auto}
+
+
+# Attribute set on each loaded module by `runtime.prepare`: where it computes. Under group offloading
+# the parameters live in host memory between uses, so the first parameter's device is not it.
+EXECUTION_DEVICE_ATTR = "_everanimate_execution_device"
+
+
+def execution_device(module):
+    """The device `module` computes on: set at load time, else where its first parameter lives
+    (modules built outside `models.load_models`, e.g. by tests and benchmarks, resident)."""
+    dev = getattr(module, EXECUTION_DEVICE_ATTR, None)
+    return dev if dev is not None else next(module.parameters()).device

@@ -1,7 +1,8 @@
 """Pixel -> model-space conversions shared by the memory and rollout stages.
 
-Latents here are always *normalised* Wan latents, (mu - mean_c) / std_c, float32 on the model
-device, shaped [1, 16, T, H/8, W/8]. Frames come in as uint8 numpy arrays [T, H, W, 3].
+Latents here are always *normalised* Wan latents, (mu - mean_c) / std_c, float32 on the model's
+execution device (`device.execution_device`: where it computes, even when offloaded), shaped
+[1, 16, T, H/8, W/8]. Frames come in as uint8 numpy arrays [T, H, W, 3].
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ def latent_stats(vae):
     """Per-channel mean and std, shaped [1, C, 1, 1, 1], float32 on the VAE device."""
     import torch
 
-    dev = next(vae.parameters()).device
+    from animate_cli.device import execution_device
+
+    dev = execution_device(vae)
     mean = torch.tensor(vae.config.latents_mean, dtype=torch.float32, device=dev).view(1, -1, 1, 1, 1)
     std = torch.tensor(vae.config.latents_std, dtype=torch.float32, device=dev).view(1, -1, 1, 1, 1)
     return mean, std
@@ -36,8 +39,10 @@ def vae_encode(vae, frames: np.ndarray):
     """uint8 [T, H, W, 3] -> normalised latent [1, 16, 1 + (T-1)//4, H/8, W/8] (posterior mode, fresh cache)."""
     import torch
 
+    from animate_cli.device import execution_device
+
     dtype = vae.dtype  # ModelMixin.dtype: the compute dtype, not an fp32-kept module's
-    x = to_model_pixels(frames, next(vae.parameters()).device, dtype)
+    x = to_model_pixels(frames, execution_device(vae), dtype)
     with torch.inference_mode():
         mu = vae.encode(x).latent_dist.mode()
     mean, std = latent_stats(vae)
@@ -53,7 +58,9 @@ def clip_embed(image_encoder, frame: np.ndarray):
     import torch
     import torch.nn.functional as F
 
-    dev, dtype = image_encoder.device, image_encoder.dtype
+    from animate_cli.device import execution_device
+
+    dev, dtype = execution_device(image_encoder), image_encoder.dtype
     size = image_encoder.config.image_size
     x = to_model_pixels(frame[None], dev, torch.float32)[:, :, 0]  # [1, 3, H, W] in [-1, 1]
     x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)

@@ -4,24 +4,50 @@ Everything is loaded with `from_pretrained(..., torch_dtype=...)` so the model's
 modules stay fp32, and shapes always come from the saved config.json, never from constants here.
 The text encoder is loaded only to encode the prompt once and is then dropped (umT5-XXL is
 10.6 GiB in bf16; keeping it would cost a 24 GB card the run).
+
+`LoadOptions` carries every memory/speed choice (already resolved: offload none|blocks, an
+attention backend name); `runtime.prepare` sets them up here and nowhere else.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from animate_cli.errors import WeightsInvalidError
 
 
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load: decided once by pipeline.run (device.choose, runtime.resolve_attention)."""
+
+    device: str = "cpu"  # "cuda:0" or "cpu": where the models compute
+    dtype: str = "bf16"  # compute dtype ("bf16" | "fp32")
+    offload: str = "none"  # "none": resident; "blocks": diffusers group offloading (never "auto" here)
+    weights_dtype: str = "bf16"  # "fp8": e4m3 storage of the DiT blocks' Linear weights
+    attention: str = "native"  # diffusers attention backend name (never "auto" here)
+    compile: bool = False  # regional compile of the repeated transformer blocks
+
+
 @dataclass
 class Models:
-    transformer: object  # WanAnimateTransformer3DModel, LoRA fused, eval, on device
+    transformer: object  # WanAnimateTransformer3DModel, LoRA fused, eval, on device (or offloaded)
     vae: object  # AutoencoderKLWan
     image_encoder: object  # CLIPVisionModel
-    device: object  # torch.device
+    device: object  # torch.device the models compute on (device.execution_device of each)
     dtype: object  # torch dtype of transformer/vae/clip compute
     lora_modules: int = 0
+    options: LoadOptions = field(default_factory=LoadOptions)
+    prepared: object = None  # runtime.Prepared: attention backend used, FP8 layer count, compile timer
+
+    def summary(self) -> dict:
+        """The memory/speed settings in effect, for the run summary and --json."""
+        timer = getattr(self.prepared, "timer", None)
+        compile_s = timer.compile_seconds() if timer else None
+        return {"offload": self.options.offload, "weights_dtype": self.options.weights_dtype,
+                "attention": getattr(self.prepared, "attention", self.options.attention), "compile": self.options.compile,
+                "compile_s": None if compile_s is None else round(compile_s, 3),
+                "fp8_linear_layers": getattr(self.prepared, "fp8_modules", 0)}  # fmt: skip
 
 
 def _quiet_loaders() -> None:
@@ -42,31 +68,39 @@ def _load(loader, base: Path, sub: str, **kw):
                                   hint="re-run `everanimate download-weights` to repair the folder") from None  # fmt: skip
 
 
-def load_models(base: Path, loras: list[tuple[Path, float]], device: str, dtype: str) -> Models:
-    """Transformer (+ fused LoRAs), VAE and CLIP vision encoder, on `device` in `dtype`."""
+def load_models(base: Path, loras: list[tuple[Path, float]], options: LoadOptions) -> Models:
+    """Transformer (+ fused LoRAs), VAE and CLIP vision encoder, set up as `options` says.
+
+    Resident models go to the device first (the LoRA fuse is then fast); offloaded ones stay in host
+    memory, where group offloading keeps them. Then `runtime.prepare`: FP8, offload, attention, compile.
+    """
     import torch
     from diffusers import AutoencoderKLWan, WanAnimateTransformer3DModel
     from transformers import CLIPVisionModel
 
+    from animate_cli import runtime
     from animate_cli.device import torch_dtype
     from animate_cli.lora import apply_lora
 
-    dt = torch_dtype(dtype)
-    dev = torch.device(device)
-    transformer = _load(WanAnimateTransformer3DModel, base, "transformer", torch_dtype=dt).to(dev).eval()
+    dt = torch_dtype(options.dtype)
+    dev = torch.device(options.device)
+    home = dev if options.offload == "none" else torch.device("cpu")
+    transformer = _load(WanAnimateTransformer3DModel, base, "transformer", torch_dtype=dt).to(home).eval()
     patched = 0
     for i, (path, scale) in enumerate(loras):
         patched += apply_lora(transformer, path, scale, adapter_name=f"lora{i}")
     transformer.requires_grad_(False)
-    vae = _load(AutoencoderKLWan, base, "vae", torch_dtype=dt).to(dev).eval().requires_grad_(False)
-    clip = _load(CLIPVisionModel, base, "image_encoder", torch_dtype=dt).to(dev).eval().requires_grad_(False)
-    return Models(transformer, vae, clip, dev, dt, patched)
+    vae = _load(AutoencoderKLWan, base, "vae", torch_dtype=dt).to(home).eval().requires_grad_(False)
+    clip = _load(CLIPVisionModel, base, "image_encoder", torch_dtype=dt).to(home).eval().requires_grad_(False)
+    prepared = runtime.prepare(transformer, vae, clip, options)
+    return Models(transformer, vae, clip, dev, dt, patched, options, prepared)
 
 
-def encode_prompt(base: Path, prompt: str, device: str, dtype: str, max_tokens: int):
+def encode_prompt(base: Path, prompt: str, options: LoadOptions, max_tokens: int):
     """umT5 prompt embedding [1, max_tokens, text_dim]; positions past the prompt are zero (as Wan does).
 
-    Loads the tokenizer and text encoder, encodes once, and frees them before returning.
+    Loads the tokenizer and text encoder, encodes once, and frees them before returning. With
+    offload "blocks" the encoder stays in host memory and its layers visit the GPU one at a time.
     """
     import gc
 
@@ -74,10 +108,16 @@ def encode_prompt(base: Path, prompt: str, device: str, dtype: str, max_tokens: 
     import torch
     from transformers import AutoTokenizer, UMT5EncoderModel
 
+    from animate_cli import runtime
     from animate_cli.device import torch_dtype
 
+    device = options.device
     tok = _load(AutoTokenizer, base, "tokenizer")
-    enc = _load(UMT5EncoderModel, base, "text_encoder", torch_dtype=torch_dtype(dtype)).to(device).eval()
+    enc = _load(UMT5EncoderModel, base, "text_encoder", torch_dtype=torch_dtype(options.dtype)).eval()
+    if options.offload == "blocks":
+        runtime.offload_text_encoder(enc, device)
+    else:
+        enc = enc.to(device)
     text = " ".join(ftfy.fix_text(prompt).split())  # Wan's prompt cleaning: ftfy + whitespace collapse
     ids = tok([text], padding="max_length", max_length=max_tokens, truncation=True, add_special_tokens=True, return_tensors="pt")
     mask = ids.attention_mask.to(device)

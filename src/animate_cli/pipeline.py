@@ -51,6 +51,7 @@ class RunSummary:
     timings_s: dict = field(default_factory=dict)
     pose: dict = field(default_factory=dict)
     memory_mode: dict = field(default_factory=dict)  # offload, weights_dtype, predicted and measured peak GiB
+    runtime: dict = field(default_factory=dict)  # offload, weights_dtype, attention, compile, compile_s
 
 
 def check_inputs(cfg: RunConfig) -> CheckedInputs:
@@ -141,12 +142,20 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter | None, fres
 
     tiny = _is_tiny(paths.base)
     # The memory mode (dev.offload, dev.weights_dtype) is resolved here from the footprint model (exit 5 when no
-    # mode fits); tiny weights skip the model. RunConfig.offload/weights_dtype come with the loader's branch.
+    # mode fits); tiny weights skip the model.
     dev = devmod.choose(cfg.device, cfg.dtype, allow_cpu=tiny or cfg.device == "cpu",
-                        size=None if tiny else (cfg.width, cfg.height), offload=getattr(cfg, "offload", "auto"),
-                        weights_dtype=getattr(cfg, "weights_dtype", "bf16"))  # fmt: skip
+                        size=None if tiny else (cfg.width, cfg.height), offload=cfg.offload,
+                        weights_dtype=cfg.weights_dtype)  # fmt: skip
     if dev.device == "cpu" and not tiny:
         reporter.log("warning: running the 14B model on the CPU; expect days per chunk")
+    # Every memory/speed choice, resolved once; loading (models.py, runtime.py) is the only consumer.
+    from animate_cli.models import LoadOptions
+    from animate_cli.runtime import APPROXIMATE_BACKENDS, resolve_attention
+
+    attention = resolve_attention(cfg.attention, dev.device, dev.dtype, _capability(dev.device))
+    options = LoadOptions(device=dev.device, dtype=dev.dtype, offload=dev.offload, weights_dtype=dev.weights_dtype, attention=attention, compile=cfg.compile)  # fmt: skip
+    if attention in APPROXIMATE_BACKENDS:
+        reporter.log(f"warning: --attention {cfg.attention} is approximate (8-bit attention); frames differ from exact attention")
 
     # 2. Pose and face videos: given, or extracted once and cached next to the resume state.
     state_dir = cfg.resume_dir
@@ -176,6 +185,8 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter | None, fres
         "size": [cfg.width, cfg.height], "steps": cfg.steps, "seed": cfg.seed, "prompt": cfg.prompt, "dtype": cfg.dtype,
         "device": dev.device.split(":")[0], "side_by_side": cfg.side_by_side, "weights": _weights_identity(paths.base, loras),
         "layout": [C.CHUNK_FRAMES, C.OVERLAP_FRAMES, C.ANCHORS, C.SHIFT, C.SEED_STRIDE, C.MEMORY_SEED_OFFSET],
+        "weights_dtype": cfg.weights_dtype,  # FP8 storage changes the frames; offload and compile do not
+        **({"attention": attention} if attention in APPROXIMATE_BACKENDS else {}),  # exact backends: same frames
     }  # fmt: skip
     state = resume.load_state(state_dir, settings)
     fingerprint = resume.fingerprint(settings)
@@ -189,12 +200,12 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter | None, fres
     text = None
     reporter.stage("load", 2, "prompt + models")
     if start_chunk < len(plan.chunks):
-        text = _prompt_embedding(state_dir, paths.base, cfg.prompt, dev)
+        text = _prompt_embedding(state_dir, paths.base, cfg.prompt, options)
     reporter.advance("load")
     missing = [s.index for s in plan.chunks if not resume.segment_path(state_dir, s.index, s.keep).exists()]
     models = None
     if start_chunk < len(plan.chunks) or missing:
-        models = load_models(paths.base, loras, dev.device, dev.dtype)
+        models = load_models(paths.base, loras, options)
     reporter.advance("load")
     timings["load"] = time.monotonic() - t
 
@@ -216,7 +227,7 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter | None, fres
     timings["total"] = time.monotonic() - t0
     return RunSummary(cfg.out, plan.frames, C.FPS, (cfg.width, cfg.height), len(plan.chunks), start_chunk,
                       models.lora_modules if models else 0, dev.name, {k: round(v, 3) for k, v in timings.items()}, pose_info,
-                      _memory_summary(dev))  # fmt: skip
+                      _memory_summary(dev), models.summary() if models else {})  # fmt: skip
 
 
 def _memory_summary(dev) -> dict:
@@ -230,7 +241,13 @@ def _memory_summary(dev) -> dict:
             **dev.memory_mode, "measured_peak_gpu_gib": peak}  # fmt: skip
 
 
-def _prompt_embedding(state_dir: Path, base: Path, prompt: str, dev):
+def _capability(device: str) -> tuple[int, int] | None:
+    import torch
+
+    return tuple(torch.cuda.get_device_capability(device)) if device.startswith("cuda") else None
+
+
+def _prompt_embedding(state_dir: Path, base: Path, prompt: str, options):
     """[1, 512, text_dim] prompt embedding, cached in the state folder so a resumed run skips umT5."""
     from safetensors.torch import load_file, save_file
 
@@ -239,7 +256,7 @@ def _prompt_embedding(state_dir: Path, base: Path, prompt: str, dev):
     cache = state_dir / "prompt.safetensors"
     if cache.exists():
         return load_file(str(cache))["text"]
-    text = encode_prompt(base, prompt, dev.device, dev.dtype, C.TEXT_TOKENS)
+    text = encode_prompt(base, prompt, options, C.TEXT_TOKENS)
     state_dir.mkdir(parents=True, exist_ok=True)
     save_file({"text": text.contiguous()}, str(cache))
     return text

@@ -110,10 +110,13 @@ def denoise_chunk(transformer, inputs: ChunkInputs, steps: int = C.STEPS, shift:
     """
     import torch
 
-    param = next(transformer.parameters())
-    # Not param.dtype: loaded in bf16, the first parameter is `scale_shift_table`, which diffusers keeps
-    # in fp32 (_keep_in_fp32_modules); ModelMixin.dtype skips those and gives the compute dtype.
-    dev, dtype = param.device, getattr(transformer, "dtype", param.dtype)
+    from animate_cli.device import execution_device
+
+    # Not the first parameter's device: under group offloading it is in host memory between steps.
+    # Not its dtype: loaded in bf16, the first parameter is `scale_shift_table`, which diffusers keeps
+    # in fp32 (_keep_in_fp32_modules); ModelMixin.dtype skips those and gives the compute dtype
+    # (with FP8 storage, the layerwise-casting compute dtype).
+    dev, dtype = execution_device(transformer), transformer.dtype
     k = inputs.anchors.shape[2]
     y = build_condition(inputs.anchors.to(dev), None if inputs.motion is None else inputs.motion.to(dev)).to(dtype)
     pose = inputs.pose.to(dev, dtype)

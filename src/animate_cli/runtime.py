@@ -1,0 +1,233 @@
+"""How the loaded models store weights and compute: FP8 storage, group offloading, attention backend,
+regional compile. Set up once, by `models.load_models` (and the GPU benchmark), in this order:
+
+    LoRA fused (models.py) -> FP8 layerwise casting -> group offloading -> attention backend -> compile
+
+LoRA first, because fusing into FP8 or offloaded weights would lose precision or fail; casting before
+offloading, so the pinned host copies are FP8 too (half the host RAM and half the bytes streamed per
+block). The chunk loop never sees any of this: it asks `device.execution_device(module)` where to
+put its inputs, and diffusers' hooks do the rest.
+
+No torch import at module level: `cli_run` imports `check_attention_installed` for flag validation.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import statistics
+import time
+from dataclasses import dataclass
+
+from animate_cli.errors import UsageError
+
+# --attention flash|sage -> (importable module, pip package) in order of preference. FA3 is checked the
+# way diffusers checks it (`flash_attn_3` present; it then imports `flash_attn_interface`).
+FA3_MODULES = ("flash_attn_3", "flash_attn_interface")
+ATTENTION_PACKAGES = {
+    "flash": (("flash_attn", "flash-attn"), ("flash_attn_interface", "flash_attn_3")),
+    "sage": (("sageattention", "sageattention"),),
+}
+FA3_CAPABILITY = 9  # FlashAttention-3 kernels exist for Hopper (sm90) only
+FA2_MIN_CAPABILITY = (8, 0)  # FlashAttention-2: Ampere and newer
+APPROXIMATE_BACKENDS = {"sage"}  # 8-bit QK^T: not equal to exact attention
+
+# torch's pinned-memory allocator rounds every allocation up to a power of two by default: group
+# offloading pins each weight separately, and a 5120 x 13824 bf16 FFN weight (141.6 MB) would take
+# 256 MiB. Over the whole DiT that is 47.9 GiB of pinned RAM for 32.2 GiB of weights (25.4 for 17.2
+# with FP8; counted on the real config). Allocations above this size are made exact instead.
+PINNED_ROUND_THRESHOLD_MB = 1
+
+# FP8 storage only for the Linear layers inside the transformer blocks (the bulk: 40 x ~0.4 B params).
+# diffusers' default skip list (patch_embed, norm, proj_in/out, plus this class's patch_embedding,
+# condition_embedder, norm) would still cast the motion encoder, face encoder and face adapters;
+# this pattern skips every module whose name does not start with `blocks` instead.
+FP8_SKIP_OUTSIDE_BLOCKS = r"^(?!blocks\b)\w"
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def check_attention_installed(choice: str) -> None:
+    """CLI-time check (no torch, no import of the package): --attention flash/sage needs its package."""
+    options = ATTENTION_PACKAGES.get(choice)
+    if options and not any(_installed(mod) for mod, _ in options):
+        pip = options[0][1]
+        raise UsageError(f"--attention {choice} needs the `{pip}` package, which is not installed",
+                         hint=f"pip install {pip}, or use --attention auto")  # fmt: skip
+
+
+def resolve_attention(choice: str, device: str, dtype: str, capability: tuple[int, int] | None) -> str:
+    """--attention auto|sdpa|flash|sage -> the diffusers attention-backend name to use.
+
+    `auto` is the fastest exact backend installed: FlashAttention-3 on Hopper, else FlashAttention-2,
+    else "native" (torch SDPA, which picks its own flash/cuDNN/efficient kernel). Never sage unless
+    asked. On the CPU, and in fp32 (the flash kernels take fp16/bf16 only), it is native.
+    """
+    cuda = device.startswith("cuda")
+    if choice in ("flash", "sage"):
+        check_attention_installed(choice)
+        if not cuda:
+            raise UsageError(f"--attention {choice} needs a CUDA device", hint="use --attention auto on the CPU")
+        if dtype != "bf16":
+            raise UsageError(f"--attention {choice} needs --dtype bf16")
+    if choice == "sage":
+        return "sage"
+    if choice == "sdpa" or not cuda or dtype != "bf16":
+        return "native"
+    fa3 = all(_installed(m) for m in FA3_MODULES) and capability is not None and capability[0] == FA3_CAPABILITY
+    fa2 = _installed("flash_attn") and capability is not None and tuple(capability) >= FA2_MIN_CAPABILITY
+    if fa3:
+        return "_flash_3"
+    if fa2:
+        return "flash"
+    if choice == "flash":  # installed, but not usable on this GPU
+        raise UsageError(f"--attention flash: no installed FlashAttention build supports this GPU (sm{capability})",
+                         hint="use --attention auto")  # fmt: skip
+    return "native"
+
+
+class ForwardTimer:
+    """Wall time of each forward of a module, device-synchronised at both ends.
+
+    With --compile the first DiT forward also traces and compiles the blocks; compile time is
+    reported as the first forward minus the median of the later ones (so it also holds the one-off
+    warm-up a first forward has anyway: kernel loading, allocator growth, under offload the
+    synchronous first pass; well under a second against a compile of tens of seconds).
+    """
+
+    def __init__(self, module, device):
+        self.device, self.times, self._t = device, [], 0.0
+        self._handles = [module.register_forward_pre_hook(self._start), module.register_forward_hook(self._end)]
+
+    def _sync(self):
+        import torch
+
+        if str(self.device).startswith("cuda"):
+            torch.cuda.synchronize(self.device)
+
+    def _start(self, *_):
+        self._sync()
+        self._t = time.perf_counter()
+
+    def _end(self, *_):
+        self._sync()
+        self.times.append(time.perf_counter() - self._t)
+
+    def compile_seconds(self) -> float | None:
+        if len(self.times) < 2:
+            return None
+        return max(0.0, self.times[0] - statistics.median(self.times[1:]))
+
+
+@dataclass
+class Prepared:
+    """What `prepare` set up (for the run summary)."""
+
+    attention: str  # diffusers backend name actually set ("native", "flash", "_flash_3", "sage")
+    fp8_modules: int  # Linear layers stored in FP8
+    timer: ForwardTimer | None  # forward times of the DiT, with --compile
+
+
+def cast_blocks_fp8(transformer, compute_dtype) -> int:
+    """FP8 (e4m3) storage for the Linear layers inside the transformer blocks; computed in `compute_dtype`.
+
+    Returns the number of cast layers. Each layer is upcast just before its forward and cast back after.
+    """
+    import torch
+
+    transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=compute_dtype,
+                                         skip_modules_pattern=(FP8_SKIP_OUTSIDE_BLOCKS,))  # fmt: skip
+    return sum(1 for m in transformer.modules() if isinstance(m, torch.nn.Linear) and m.weight.dtype == torch.float8_e4m3fn)
+
+
+def offload_blocks(transformer, vae, image_encoder, device) -> None:
+    """diffusers group offloading: each model's weights live in pinned host memory and are on the GPU
+    only while their part runs.
+
+    Block level everywhere, one block per group, on a side CUDA stream that prefetches the next block
+    while the current one computes (non-blocking copies from pinned memory). Block level rather than
+    leaf level: one transfer per transformer block instead of one synchronisation per Linear/conv,
+    and leaf level would save nothing that matters here (activations, not weights, are the VAE's
+    and CLIP's peak). The VAE uses its class's own groups (encoder, decoder and the two quant convs
+    separately: decoding never holds the encoder); CLIP's 32 layers are reached through
+    vision_model.encoder.layers. Parameters outside any block list (the DiT's embeddings, motion
+    and face encoders, output head) form one group loaded with the model's forward.
+    """
+    import torch
+    from diffusers.hooks import apply_group_offloading
+
+    exact_pinned_sizes()
+    kw = dict(onload_device=torch.device(device), offload_device=torch.device("cpu"), offload_type="block_level",
+              num_blocks_per_group=1, use_stream=True, non_blocking=True, low_cpu_mem_usage=False)  # fmt: skip
+    apply_group_offloading(transformer, **kw)
+    apply_group_offloading(vae, **kw)  # block_modules: AutoencoderKLWan._group_offload_block_modules
+    apply_group_offloading(image_encoder, **kw, block_modules=["vision_model", "encoder"])
+
+
+def exact_pinned_sizes() -> bool:
+    """Stop torch rounding large pinned host allocations up to powers of two (see PINNED_ROUND_THRESHOLD_MB).
+    Returns False where this torch has no such setting (the rounding then stays)."""
+    import torch
+
+    try:
+        torch._C._accelerator_setAllocatorSettings(f"pinned_max_round_threshold_mb:{PINNED_ROUND_THRESHOLD_MB}")
+    except (AttributeError, RuntimeError):
+        return False
+    return True
+
+
+def offload_text_encoder(text_encoder, device) -> None:
+    """umT5 under block-level group offloading, without streams: it runs once per run (its embedding is
+    cached), so prefetching would buy nothing while pinning its 10.6 GiB of host memory would cost
+    seconds. Applied to the encoder stack, whose `block` list holds the 24 layers; the shared
+    embedding (tied to `encoder.embed_tokens`) moves with the stack's own group.
+    """
+    import torch
+    from diffusers.hooks import apply_group_offloading
+
+    apply_group_offloading(text_encoder.encoder, onload_device=torch.device(device), offload_device=torch.device("cpu"),
+                           offload_type="block_level", num_blocks_per_group=1, use_stream=False)  # fmt: skip
+
+
+def set_attention(transformer, backend: str) -> None:
+    """Route the DiT's attention through diffusers' dispatcher (native is its default already)."""
+    if backend == "native":
+        return
+    import diffusers
+
+    level = diffusers.utils.logging.get_verbosity()
+    diffusers.utils.logging.set_verbosity_error()  # "attention backends are experimental" is not for our users
+    try:
+        transformer.set_attention_backend(backend)
+    finally:
+        diffusers.utils.logging.set_verbosity(level)
+
+
+def prepare(transformer, vae, image_encoder, options) -> Prepared:
+    """Set up `options` (a models.LoadOptions with resolved offload and attention) on loaded models.
+
+    Resident (`offload == "none"`) models must already be on options.device; offloaded ones on the CPU.
+    """
+    import torch
+
+    from animate_cli.device import EXECUTION_DEVICE_ATTR, torch_dtype
+
+    fp8 = 0
+    if options.weights_dtype == "fp8":
+        fp8 = cast_blocks_fp8(transformer, torch_dtype(options.dtype))
+    if options.offload == "blocks":
+        offload_blocks(transformer, vae, image_encoder, options.device)
+    for module in (transformer, vae, image_encoder):
+        setattr(module, EXECUTION_DEVICE_ATTR, torch.device(options.device))
+    set_attention(transformer, options.attention)
+    timer = None
+    if options.compile:
+        # fullgraph only without hooks inside the blocks: group offloading's onload is excluded from
+        # compilation (a graph break) and layerwise casting changes parameter dtypes inside forward.
+        transformer.compile_repeated_blocks(fullgraph=options.offload == "none" and options.weights_dtype == "bf16")
+        timer = ForwardTimer(transformer, options.device)
+    return Prepared(options.attention, fp8, timer)

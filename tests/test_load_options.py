@@ -1,0 +1,341 @@
+"""Load-time memory/speed options on the tiny models: FP8 storage, group-offload wiring, the execution
+device under offload, compile wiring, the resume fingerprint, and each bad flag value.
+
+Group offloading cannot run for real here: diffusers raises for `use_stream=True` with a CPU onload
+device, and a CPU has nowhere to offload to. So these tests replace diffusers' `apply_group_offloading`
+and check the *wiring*: that it is called on the DiT, VAE, CLIP and umT5 with block level, streams,
+non-blocking copies, after the LoRA fuse and after FP8 casting. The equality test goes one step further
+than a no-op: the replacement records the call and then applies the real hooks with streams switched
+off (CPU onload), so the frames come from a run through diffusers' real group-offloading hooks.
+"""
+
+import dataclasses
+import os
+import re
+
+import numpy as np
+import pytest
+import torch
+from helpers import frames_of, make_cfg
+from typer.testing import CliRunner
+
+from animate_cli import device as devmod
+from animate_cli import models, pipeline, resume, runtime
+from animate_cli.cli import app
+from animate_cli.errors import ResumeMismatchError, UsageError
+from animate_cli.models import LoadOptions
+
+
+@pytest.fixture(scope="module")
+def resident(tiny_weights, media_dir, tmp_path_factory):
+    """The reference: a plain resident fp32 run (2 chunks)."""
+    out = tmp_path_factory.mktemp("resident") / "r.mp4"
+    cfg = make_cfg(media_dir, tiny_weights, out, frames=FRAMES)
+    summary = pipeline.run(cfg)
+    return cfg, summary, frames_of(out)
+
+
+FRAMES = 100  # 2 chunks (77 + 23 new frames): the second one carries the motion latent and the memory
+
+
+def _latents(cfg, chunks=2):
+    return [resume.load_chunk_latents(cfg.resume_dir, c) for c in range(chunks)]
+
+
+# --- group offloading: wiring ----------------------------------------------------------------------
+class OffloadRecorder:
+    """Stands in for diffusers.hooks.apply_group_offloading. Records each call and the state of the module
+    at that moment; with `real=True` it then applies diffusers' real hooks with streams off (CPU onload)."""
+
+    def __init__(self, real_fn=None):
+        self.calls, self.real_fn = [], real_fn
+
+    def __call__(self, module, **kw):
+        linears = [m for n, m in module.named_modules() if n.startswith("blocks.") and isinstance(m, torch.nn.Linear)]
+        self.calls.append({
+            "cls": type(module).__name__, "module": module, "kw": kw,
+            "fp8_linears": sum(m.weight.dtype == torch.float8_e4m3fn for m in linears),
+            "peft_layers": sum("lora" in n for n, _ in module.named_modules()),
+        })  # fmt: skip
+        if self.real_fn is not None:
+            self.real_fn(module, **{**kw, "use_stream": False, "non_blocking": False})
+
+    def by_class(self, name):
+        found = [c for c in self.calls if c["cls"] == name]
+        assert len(found) == 1, [c["cls"] for c in self.calls]
+        return found[0]
+
+
+def _loras(tiny_weights):
+    from animate_cli import weights
+
+    paths = weights.resolve(tiny_weights, "480p", need=("base", "lora"))
+    return paths, [(paths.lora, 1.0)]
+
+
+def test_blocks_mode_wires_group_offloading_after_lora_and_fp8(tiny_weights, monkeypatch):
+    import diffusers.hooks
+
+    rec = OffloadRecorder()
+    monkeypatch.setattr(diffusers.hooks, "apply_group_offloading", rec)
+    settings = []
+    monkeypatch.setattr(torch._C, "_accelerator_setAllocatorSettings", settings.append)
+    paths, loras = _loras(tiny_weights)
+    opts = LoadOptions(device="cpu", dtype="fp32", offload="blocks", weights_dtype="fp8")
+    m = models.load_models(paths.base, loras, opts)
+
+    dit = rec.by_class("WanAnimateTransformer3DModel")
+    assert dit["module"] is m.transformer
+    want = dict(offload_type="block_level", num_blocks_per_group=1, use_stream=True, non_blocking=True, low_cpu_mem_usage=False)
+    for name in ("WanAnimateTransformer3DModel", "AutoencoderKLWan", "CLIPVisionModel"):
+        call = rec.by_class(name)
+        assert {k: call["kw"][k] for k in want} == want, name
+        assert call["kw"]["onload_device"] == torch.device("cpu") and call["kw"]["offload_device"] == torch.device("cpu")
+    assert rec.by_class("CLIPVisionModel")["kw"]["block_modules"] == ["vision_model", "encoder"]  # reaches its 32 layers
+    assert settings == ["pinned_max_round_threshold_mb:1"]  # pinned copies at their exact size, not powers of two
+    # Order: the LoRA was fused and unloaded (no peft layers left) and FP8 casting done before offloading.
+    n_linear = sum(isinstance(x, torch.nn.Linear) for n, x in m.transformer.named_modules() if n.startswith("blocks."))
+    assert dit["peft_layers"] == 0 and dit["fp8_linears"] == n_linear > 0
+    assert m.lora_modules == 20
+    # Offloaded models stay in host memory; the execution device is recorded for the chunk loop.
+    assert all(devmod.execution_device(x) == torch.device("cpu") for x in (m.transformer, m.vae, m.image_encoder))
+    assert m.summary()["offload"] == "blocks" and m.summary()["weights_dtype"] == "fp8"
+
+    # umT5: its encoder stack, block level, no streams (runs once; pinning 10.6 GiB would cost more than it saves).
+    models.encode_prompt(paths.base, "a person dancing", opts, 8)
+    t5 = rec.by_class("UMT5Stack")
+    assert t5["kw"]["offload_type"] == "block_level" and t5["kw"]["use_stream"] is False
+
+
+def test_resident_mode_does_not_offload(tiny_weights, monkeypatch):
+    import diffusers.hooks
+
+    rec = OffloadRecorder()
+    monkeypatch.setattr(diffusers.hooks, "apply_group_offloading", rec)
+    paths, loras = _loras(tiny_weights)
+    models.load_models(paths.base, loras, LoadOptions(device="cpu", dtype="fp32", offload="none"))
+    models.encode_prompt(paths.base, "x", LoadOptions(device="cpu", dtype="fp32", offload="none"), 8)
+    assert rec.calls == []
+
+
+def test_offload_configured_run_equals_resident(resident, tiny_weights, media_dir, tmp_path, monkeypatch):
+    """`--offload blocks` on a tiny run through diffusers' real group-offloading hooks (streams off, CPU
+    onload; see the module docstring) writes the same frames and latents as the resident run."""
+    import diffusers.hooks
+
+    rec = OffloadRecorder(real_fn=diffusers.hooks.apply_group_offloading)
+    monkeypatch.setattr(diffusers.hooks, "apply_group_offloading", rec)
+    real_choose = devmod.choose  # on a CPU device.choose refuses blocks: resolve as none, then load as blocks
+
+    def choose_blocks(*args, **kwargs):
+        return dataclasses.replace(real_choose(*args, **{**kwargs, "offload": "none"}), offload="blocks")
+
+    monkeypatch.setattr(devmod, "choose", choose_blocks)
+    cfg_r, _, frames_r = resident
+    out = tmp_path / "o.mp4"
+    cfg = make_cfg(media_dir, tiny_weights, out, frames=FRAMES, offload="blocks")
+    summary = pipeline.run(cfg)
+    assert {c["cls"] for c in rec.calls} == {"WanAnimateTransformer3DModel", "AutoencoderKLWan", "CLIPVisionModel", "UMT5Stack"}
+    assert hasattr(rec.by_class("WanAnimateTransformer3DModel")["module"].blocks[0], "_diffusers_hook")  # real hooks
+    assert summary.runtime["offload"] == "blocks"
+    for a, b in zip(_latents(cfg_r), _latents(cfg), strict=True):
+        assert torch.equal(a, b)
+    assert np.array_equal(frames_r, frames_of(out))
+
+
+# --- the execution device ---------------------------------------------------------------------------
+def _park_between_forwards(part):
+    """Mimic group offloading with the meta device as 'host memory': `part`'s parameters are empty meta
+    tensors except while its forward runs (restored just before, parked again just after)."""
+    slots = [(mod, name, p) for mod in part.modules() for name, p in mod._parameters.items() if p is not None]
+
+    def park(*_):
+        for mod, name, p in slots:
+            mod._parameters[name] = torch.nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=False)
+
+    def restore(*_):
+        for mod, name, p in slots:
+            mod._parameters[name] = p
+
+    part.register_forward_pre_hook(restore)
+    part.register_forward_hook(park)
+    park()
+
+
+def test_inputs_go_to_the_execution_device_not_the_first_parameters(resident, tiny_weights, media_dir, tmp_path, monkeypatch):
+    """Today's offload bug: the loop took the device from `next(module.parameters())`, which under group
+    offloading is host memory. Here every model's parameters sit on `meta` between forwards (so the old
+    code would move every input to meta); the run must still compute on Models.device and match."""
+    real_load = models.load_models
+
+    def load(*a, **k):
+        m = real_load(*a, **k)
+        for part in (m.transformer, m.image_encoder, m.vae.encoder, m.vae.decoder, m.vae.quant_conv, m.vae.post_quant_conv):
+            _park_between_forwards(part)
+        assert next(m.transformer.parameters()).device.type == "meta" and m.device == torch.device("cpu")
+        return m
+
+    monkeypatch.setattr(models, "load_models", load)
+    cfg_r, _, frames_r = resident
+    out = tmp_path / "p.mp4"
+    cfg = make_cfg(media_dir, tiny_weights, out, frames=FRAMES)
+    pipeline.run(cfg)
+    for a, b in zip(_latents(cfg_r), _latents(cfg), strict=True):
+        assert torch.equal(a, b)
+    assert np.array_equal(frames_r, frames_of(out))
+
+
+# --- FP8 -------------------------------------------------------------------------------------------
+def test_fp8_casts_exactly_the_block_linears(tiny_weights):
+    paths, loras = _loras(tiny_weights)
+    m = models.load_models(paths.base, loras, LoadOptions(device="cpu", dtype="bf16", weights_dtype="fp8"))
+    cast, kept = set(), set()
+    for name, mod in m.transformer.named_modules():
+        for pname, p in mod.named_parameters(recurse=False):
+            (cast if p.dtype == torch.float8_e4m3fn else kept).add((name, type(mod).__name__, pname))
+    assert cast and all(re.match(r"blocks\.\d+\.", n) and cls == "Linear" for n, cls, _ in cast)
+    block_linears = {(n, "Linear", p) for n, mod in m.transformer.named_modules() if n.startswith("blocks.")
+                     and isinstance(mod, torch.nn.Linear) for p, _ in mod.named_parameters(recurse=False)}  # fmt: skip
+    assert cast == block_linears  # every Linear weight and bias inside the blocks, nothing else
+    for outside in ("motion_encoder", "face_encoder", "face_adapter", "patch_embedding", "pose_patch_embedding",
+                    "condition_embedder", "proj_out"):  # fmt: skip
+        assert any(n == outside or n.startswith(outside + ".") for n, _, _ in kept), outside
+        assert not any(n == outside or n.startswith(outside + ".") for n, _, _ in cast), outside
+    assert m.transformer.dtype == torch.bfloat16  # compute dtype, seen by the chunk loop
+    assert m.summary()["fp8_linear_layers"] == len({n for n, _, _ in cast})
+
+
+def fp8_errors(tiny_weights, media_dir, tmp_path, steps):
+    """Per-chunk latent error of FP8 storage vs bf16 storage (bf16 compute both), 2 chunks."""
+    runs = {}
+    for wd in ("bf16", "fp8"):
+        cfg = make_cfg(
+            media_dir, tiny_weights, tmp_path / f"{wd}.mp4", frames=FRAMES, dtype="bf16", weights_dtype=wd, steps=steps
+        )
+        pipeline.run(cfg)
+        runs[wd] = _latents(cfg)
+    rows = []
+    for c, (a, b) in enumerate(zip(runs["bf16"], runs["fp8"], strict=True)):
+        d = b.float() - a.float()
+        rows.append({"chunk": c, "max_abs": d.abs().max().item(), "rel_rms": (d.pow(2).mean().sqrt() / a.float().pow(2).mean().sqrt()).item(),
+                     "ref_max_abs": a.float().abs().max().item()})  # fmt: skip
+    return rows
+
+
+def test_fp8_latent_error_per_chunk_is_small_but_nonzero(tiny_weights, media_dir, tmp_path):
+    rows = fp8_errors(tiny_weights, media_dir, tmp_path, FP8_STEPS)
+    for r in rows:
+        print(f"fp8 vs bf16 chunk {r['chunk']}: max abs {r['max_abs']:.4f} (latent max {r['ref_max_abs']:.2f}), "
+              f"relative RMS {r['rel_rms']:.4f}")  # fmt: skip
+        assert r["max_abs"] > 0  # the cast really happened
+        assert r["rel_rms"] < FP8_REL_RMS_LIMIT
+
+
+# 2 steps keep the suite fast; EVERANIMATE_FP8_STEPS=20 measures the real step count (README's figures).
+FP8_STEPS = int(os.environ.get("EVERANIMATE_FP8_STEPS", "2"))
+FP8_REL_RMS_LIMIT = 0.05  # e4m3 keeps 3 mantissa bits (~3 % weight rounding); see README "Memory and speed options"
+
+
+# --- compile --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("offload", "wd", "fullgraph"), [("none", "bf16", True), ("none", "fp8", False), ("blocks", "bf16", False)]
+)
+def test_compile_wiring_and_compile_time(tiny_weights, monkeypatch, offload, wd, fullgraph):
+    """torch.compile itself is not run here (minutes on 2 cores); the call and the compile-time clock are."""
+    import diffusers.hooks
+    from diffusers import WanAnimateTransformer3DModel
+
+    calls = []
+    monkeypatch.setattr(WanAnimateTransformer3DModel, "compile_repeated_blocks", lambda self, **kw: calls.append(kw))
+    monkeypatch.setattr(diffusers.hooks, "apply_group_offloading", OffloadRecorder())
+    paths, loras = _loras(tiny_weights)
+    m = models.load_models(
+        paths.base, loras, LoadOptions(device="cpu", dtype="fp32", offload=offload, weights_dtype=wd, compile=True)
+    )
+    assert calls == [{"fullgraph": fullgraph}]
+    assert m.summary()["compile"] is True and m.summary()["compile_s"] is None  # no forward yet
+    m.prepared.timer.times[:] = [5.0, 1.0, 1.2, 0.9]
+    assert m.summary()["compile_s"] == pytest.approx(4.0)
+
+
+# --- attention ------------------------------------------------------------------------------------
+def test_attention_resolution(monkeypatch):
+    installed = set()
+    monkeypatch.setattr(runtime, "_installed", lambda name: name in installed)
+    r = runtime.resolve_attention
+    assert r("auto", "cpu", "bf16", None) == "native" and r("sdpa", "cuda:0", "bf16", (9, 0)) == "native"
+    assert r("auto", "cuda:0", "bf16", (9, 0)) == "native"  # nothing installed: torch SDPA
+    installed |= {"flash_attn"}
+    assert r("auto", "cuda:0", "bf16", (8, 0)) == "flash" and r("flash", "cuda:0", "bf16", (9, 0)) == "flash"
+    assert r("auto", "cuda:0", "fp32", (9, 0)) == "native"  # flash kernels take fp16/bf16 only
+    installed |= {"flash_attn_3", "flash_attn_interface"}
+    assert r("auto", "cuda:0", "bf16", (9, 0)) == "_flash_3" and r("flash", "cuda:0", "bf16", (9, 0)) == "_flash_3"
+    assert r("auto", "cuda:0", "bf16", (8, 9)) == "flash"  # FA3 is Hopper only
+    assert r("auto", "cuda:0", "bf16", (9, 0)) != "sage"
+    installed |= {"sageattention"}
+    assert r("auto", "cuda:0", "bf16", (9, 0)) == "_flash_3" and r("sage", "cuda:0", "bf16", (9, 0)) == "sage"
+    with pytest.raises(UsageError, match="needs a CUDA device"):
+        r("flash", "cpu", "bf16", None)
+    installed.clear()
+    with pytest.raises(UsageError, match="flash-attn"):
+        r("flash", "cuda:0", "bf16", (9, 0))
+
+
+def test_blocks_on_cpu_is_a_usage_error():
+    """Streamed group offloading needs a CUDA device to stream to; on a CPU device.choose refuses it (exit 2)."""
+    assert devmod.choose("cpu", "fp32", allow_cpu=True, offload="auto").offload == "none"
+    with pytest.raises(UsageError, match="needs a CUDA device"):
+        devmod.choose("cpu", "fp32", allow_cpu=True, offload="blocks")
+
+
+# --- resume fingerprint -----------------------------------------------------------------------------
+def test_resume_fingerprint_counts_weights_dtype_not_offload_or_compile(resident, monkeypatch):
+    cfg, _, _ = resident
+    from dataclasses import replace
+
+    calls = []
+    monkeypatch.setattr(models, "load_models", lambda *a, **k: calls.append(a) or pytest.fail("nothing to regenerate"))
+    # A finished run asked again with other offload/compile settings resumes (nothing left to do).
+    pipeline.run(replace(cfg, overwrite=True, offload="none", compile=True))
+    with pytest.raises(ResumeMismatchError, match="weights_dtype"):
+        pipeline.run(replace(cfg, overwrite=True, weights_dtype="fp8"))
+
+
+# --- bad flag values: exit 2, one line, no traceback --------------------------------------------------
+@pytest.mark.parametrize(
+    ("flags", "text"),
+    [
+        (["--offload", "disk"], "--offload must be one of auto, none, blocks, got 'disk'"),
+        (["--weights-dtype", "fp16"], "--weights-dtype must be one of bf16, fp8, got 'fp16'"),
+        (["--attention", "xformers"], "--attention must be one of auto, sdpa, flash, sage, got 'xformers'"),
+        (["--attention", "flash"], "--attention flash needs the `flash-attn` package"),
+        (["--attention", "sage"], "--attention sage needs the `sageattention` package"),
+        (["--offload", "blocks", "--device", "cpu"], "--offload blocks needs a CUDA device"),
+    ],
+)
+def test_bad_flag_values(flags, text, media_dir, tiny_weights, tmp_path, monkeypatch):
+    monkeypatch.setattr(runtime, "_installed", lambda name: False)  # the same answer on a machine that has them
+    args = ["run", str(media_dir / "ref.png"), str(media_dir / "driving.mp4"), "--weights-dir", str(tiny_weights),
+            "--out", str(tmp_path / "o.mp4"), "--size", "64x32", "--steps", "1", "--dtype", "fp32",
+            "--pose-video", str(media_dir / "pose.mp4"), "--face-video", str(media_dir / "face.mp4"), *flags]  # fmt: skip
+    if "--device" not in flags:
+        args += ["--device", "cpu"]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "300", "NO_COLOR": "1"})
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert text in result.output, result.output
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_cli_json_records_the_runtime_settings(media_dir, tiny_weights, tmp_path):
+    import json
+
+    args = ["run", str(media_dir / "ref.png"), str(media_dir / "driving.mp4"), "--weights-dir", str(tiny_weights),
+            "--out", str(tmp_path / "o.mp4"), "--size", "64x32", "--steps", "1", "--dtype", "fp32", "--device", "cpu",
+            "--frames", "20", "--pose-video", str(media_dir / "pose.mp4"), "--face-video", str(media_dir / "face.mp4"),
+            "--weights-dtype", "fp8", "--attention", "sdpa", "--json"]  # fmt: skip
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "300", "NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    rt = json.loads(result.stdout)["runtime"]
+    assert rt["offload"] == "none" and rt["weights_dtype"] == "fp8" and rt["attention"] == "native"  # auto on the CPU: none
+    assert rt["compile"] is False and rt["compile_s"] is None and rt["fp8_linear_layers"] > 0

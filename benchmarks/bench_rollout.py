@@ -144,7 +144,14 @@ def child_ours(weights: Path, frames: int, raw_driving: bool = False) -> dict:
         t = time.perf_counter()
         s = pipeline.run(cfg)
         total = time.perf_counter() - t
-    return {"chunks": s.chunks, "frames_out": s.frames, "seconds": total, "timings_s": s.timings_s, "work_s": dict(timers.s), **peaks()}
+    return {
+        "chunks": s.chunks,
+        "frames_out": s.frames,
+        "seconds": total,
+        "timings_s": s.timings_s,
+        "work_s": dict(timers.s),
+        **peaks(),
+    }
 
 
 def child_stock(weights: Path, frames: int) -> dict:
@@ -217,6 +224,7 @@ def main() -> None:
     ap.add_argument("--weights", type=Path, required=True)
     ap.add_argument("--child", choices=["ours", "ours-raw", "stock"])
     ap.add_argument("--frames", type=int, default=SECONDS_10)
+    ap.add_argument("--repeats", type=int, default=3, help="runs per side; the fastest counts (the CPU box is shared)")
     ap.add_argument("--stock-long", action="store_true", help="also run the stock pipeline for 60 s (slow: ~20 segments)")
     a = ap.parse_args()
     if a.child:
@@ -224,9 +232,18 @@ def main() -> None:
         print(json.dumps(fn(a.weights, a.frames)))
         return
     print(f"tiny weights, CPU, {W}x{H}, {STEPS} steps; each measurement in its own process")
-    ours = spawn("ours", a.weights, SECONDS_10)
-    stock = spawn("stock", a.weights, SECONDS_10)
+    # The 2-core box is shared: alternate the sides and keep each side's fastest run of its timed scope.
+    runs = [(spawn("ours", a.weights, SECONDS_10), spawn("stock", a.weights, SECONDS_10)) for _ in range(a.repeats)]
+    ours = min((o for o, _ in runs), key=lambda r: r["timings_s"]["rollout"])
+    stock = min((s for _, s in runs), key=lambda r: r["seconds"])
     roll = ours["timings_s"]["rollout"]
+    print(
+        f"(best of {a.repeats}; all runs, s: ours "
+        + ", ".join(f"{o['timings_s']['rollout']:.2f}" for o, _ in runs)
+        + " | stock "
+        + ", ".join(f"{s['seconds']:.2f}" for _, s in runs)
+        + ")"
+    )
     print(f"1. like for like, {SECONDS_10} frames, models loaded and prompt embedded on both sides:")
     scope_table("ours  (chunk loop: reads mp4, conditions, DiT, decode, writes H.264, saves state)", roll, ours)
     scope_table("stock (WanAnimatePipeline.__call__ on in-memory frames, returns numpy)", stock["seconds"], stock)
@@ -236,17 +253,21 @@ def main() -> None:
     dit = ours["work_s"]["dit"] / stock["work_s"]["dit"] * stock["chunks"] / ours["chunks"]
     print(f"  ratio ours/stock, DiT time per chunk: {dit:.2f}")
     print("  left out of ours: model loading, prompt encoding, pose extraction, final mux (all in the stage timings below)")
-    print("  left out of stock: reading pose/face videos from disk, writing any video file, resume state; it keeps every frame in memory")
+    print(
+        "  left out of stock: reading pose/face videos from disk, writing any video file, resume state; it keeps every frame in memory"
+    )
     print(f"  peak RSS: ours {ours['peak_rss_mib']:.0f} MiB, stock {stock['peak_rss_mib']:.0f} MiB"
           + (f"; peak VRAM ours {ours['peak_vram_gib']:.2f} GiB, stock {stock['peak_vram_gib']:.2f} GiB" if ours["peak_vram_gib"] else ""))  # fmt: skip
 
-    raw = spawn("ours-raw", a.weights, SECONDS_10)
+    raw = min((spawn("ours-raw", a.weights, SECONDS_10) for _ in range(a.repeats)), key=lambda r: r["seconds"])
     t = raw["timings_s"]
-    print(f"2. whole run from a raw driving video, {SECONDS_10} frames (stage wall times, s):")
+    print(f"2. whole run from a raw driving video, {SECONDS_10} frames (stage wall times of the fastest run, s):")
     print("  " + "  ".join(f"{k} {v:.2f}" for k, v in t.items() if not isinstance(v, dict)))
     if "rollout_split" in t:
         print("  rollout per chunk: " + "  ".join(f"{k} {v:.3f}" for k, v in t["rollout_split"].items()))
-    print(f"  wall {raw['seconds']:.2f} s; pose + prompt + load = {t.get('pose', 0) + t.get('prompt', 0) + t.get('load', 0):.2f} s of stage time")
+    print(
+        f"  wall {raw['seconds']:.2f} s; pose + prompt + load = {t.get('pose', 0) + t.get('prompt', 0) + t.get('load', 0):.2f} s of stage time"
+    )
 
     long = spawn("ours", a.weights, SECONDS_60)
     print(f"3. peak RSS ours: 10 s {ours['peak_rss_mib']:.0f} MiB, 60 s {long['peak_rss_mib']:.0f} MiB "

@@ -1,13 +1,15 @@
 """`everanimate run`, start to finish. The one place where the stages meet:
 
-    check inputs -> weights -> device -> pose -> plan -> resume state -> models + prompt
-    -> identity -> for each chunk: encode pose/face/CLIP, denoise in latent space, decode once into
-       the chunk's segment, (after chunk 0) build the identity memory, save state
+    check inputs -> weights -> device -> [pose, on a worker thread | resume check -> prompt + models]
+    -> plan -> resume state -> identity -> for each chunk: encode pose/face/CLIP, denoise in latent
+       space, decode once into the chunk's segment (encoded on the writer thread), (after chunk 0)
+       build the identity memory, save state
     -> concat segments + driving audio -> output mp4
 
 Host memory does not grow with video length: a chunk's 77 pose/face frames are read for that
-chunk only, decoded frames go straight into an H.264 segment writer, and only the few frames the
-next chunk needs (last frame for CLIP, the sampled memory frames of chunk 0) are kept.
+chunk only, decoded frames go through a bounded queue into an H.264 segment writer, and only the few
+frames the next chunk needs (last frame for CLIP, the sampled memory frames of chunk 0) are kept.
+`RunSummary.timings_s` holds each stage's wall time and every chunk's laps (see `_rollout`).
 """
 
 from __future__ import annotations

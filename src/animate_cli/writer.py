@@ -110,6 +110,8 @@ class SegmentWriter:
                 break
             except queue.Full:
                 self._raise_if_failed()
+                if self._thread is None or not self._thread.is_alive():  # used after abort(): never wait forever
+                    raise SegmentWriteError("the segment writer was stopped") from None
         self.wait_s += time.monotonic() - t
 
     def _raise_if_failed(self) -> None:

@@ -254,3 +254,20 @@ def test_crash_mid_segment_leaves_nothing_complete_looking_and_resume_is_identic
     assert "chunk_00001_073.mp4" not in names  # the half-written segment never has its real name
     resumed = pipeline.run(make_cfg(media_dir, tiny_weights, out))
     assert np.array_equal(frames_of(resumed.output), frames_of(base.output))
+
+
+def test_a_mismatching_resume_state_is_refused_before_any_model_loads(tiny_weights, media_dir, tmp_path, monkeypatch):
+    from animate_cli import models
+    from animate_cli.errors import ResumeMismatchError
+
+    out = tmp_path / "m.mp4"
+    pipeline.run(make_cfg(media_dir, tiny_weights, out, frames=5))
+
+    def load(*a, **k):
+        raise AssertionError("models loaded for a run that is refused")
+
+    monkeypatch.setattr(models, "load_models", load)
+    with pytest.raises(ResumeMismatchError, match="seed"):
+        pipeline.run(make_cfg(media_dir, tiny_weights, out, frames=5, seed=3, overwrite=True))
+    with pytest.raises(ResumeMismatchError, match="pose_video"):  # given pose videos are hashed up front too
+        pipeline.run(make_cfg(media_dir, tiny_weights, out, frames=5, overwrite=True, pose_video=media_dir / "face.mp4"))

@@ -148,14 +148,17 @@ def run(cfg: RunConfig, reporter: Reporter | None = None, *, fresh: bool = False
     else:
         pose_job = BackgroundJob("pose", lambda r: _extract_pose(cfg, paths, dev.device, r), reporter)
     with pose_job:
-        # 3. Resume state, first without the pose videos' digests: a saved run with other settings is
-        #    refused before any model loads. The chunk count does not depend on the pose video's length.
+        # 3. Resume state, first without the digests of pose videos still being extracted: a saved run with
+        #    other settings is refused before any model loads. The chunk count does not depend on the pose
+        #    video's length.
         settings = {
             "ref": resume.file_digest(cfg.ref), "views": [resume.file_digest(v) for v in cfg.ref_views],
             "size": [cfg.width, cfg.height], "steps": cfg.steps, "seed": cfg.seed, "prompt": cfg.prompt, "dtype": cfg.dtype,
             "device": dev.device.split(":")[0], "side_by_side": cfg.side_by_side, "weights": _weights_identity(paths.base, loras),
             "layout": [C.CHUNK_FRAMES, C.OVERLAP_FRAMES, C.ANCHORS, C.SHIFT, C.SEED_STRIDE, C.MEMORY_SEED_OFFSET],
         }  # fmt: skip
+        if cfg.pose_video is not None:  # given, so their digests are known now
+            settings |= {"pose_video": resume.file_digest(cfg.pose_video), "face_video": resume.file_digest(cfg.face_video)}
         n_chunks = len(plan_probe.chunks)
         next_chunk = min(resume.check_known_settings(state_dir, settings), n_chunks)
         missing = [s.index for s in plan_probe.chunks if not resume.segment_path(state_dir, s.index, s.keep).exists()]
@@ -178,7 +181,8 @@ def run(cfg: RunConfig, reporter: Reporter | None = None, *, fresh: bool = False
         pose_video, face_video, source_frames, pose_info = pose_job.result()
     timings["pose"], timings["pose_wait"] = pose_job.duration_s, pose_job.wait_s
     plan = make_plan(cfg.frames, cfg.width, cfg.height, source_frames, cfg.steps, cfg.seed)
-    settings |= {"pose_video": resume.file_digest(pose_video), "face_video": resume.file_digest(face_video)}
+    if "pose_video" not in settings:
+        settings |= {"pose_video": resume.file_digest(pose_video), "face_video": resume.file_digest(face_video)}
     state = resume.load_state(state_dir, settings)
     fingerprint = resume.fingerprint(settings)
     start_chunk = min(state.next_chunk, len(plan.chunks)) if state else 0

@@ -120,7 +120,7 @@ def child_ours(weights: Path, frames: int, raw_driving: bool = False) -> dict:
     from animate_cli import media, models, pipeline
     from animate_cli.config import RunConfig
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # tiny ops: OpenMP sync dominates, and the box is shared (see bench_gpu on the CPU)
     timers = Timers()
     load = models.load_models
 
@@ -161,7 +161,7 @@ def child_stock(weights: Path, frames: int) -> dict:
     from animate_cli import config as C
     from animate_cli.models import encode_prompt
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # tiny ops: OpenMP sync dominates, and the box is shared (see bench_gpu on the CPU)
     base = weights / "wan2.2-animate-14b"
     tr = WanAnimateTransformer3DModel.from_pretrained(base / "transformer").eval()
     clip = CLIPVisionModel.from_pretrained(base / "image_encoder").eval()

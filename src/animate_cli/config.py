@@ -38,6 +38,12 @@ SIZE_MULTIPLE = VAE_STRIDE_S * PATCH
 RESOLUTIONS = {"480p": (832, 480), "720p": (1280, 720)}  # landscape (W, H); portrait swaps them
 MEMORY_SEED_OFFSET = 7_919  # numpy generator for identity-memory frame picks: seed + this (any fixed prime)
 
+# --- overlap of CPU work with the GPU (pipeline, writer) -----------------------------------------
+WRITER_QUEUE_FRAMES = CHUNK_FRAMES  # decoded frames waiting for the H.264 thread: one chunk, so a whole decode never blocks
+# (at most ~77 x 2.7 MB = 210 MB at 720p, twice that with --side-by-side; host memory stays bounded)
+WORKER_STOP_WAIT_S = 5.0  # on failure or Ctrl-C, how long to let a worker thread stop (one pose frame, one
+# ffmpeg write) before exiting anyway; the threads are daemons, so they never keep the process alive
+
 # --- LoRA files (spec §5) -----------------------------------------------------------------------
 LORA_BY_RESOLUTION = {
     "480p": "ckpts/everanimate-v1-lora32/stage2_480p.safetensors",  # default: stage 1 + RFM fine-tune

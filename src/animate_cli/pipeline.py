@@ -1,13 +1,15 @@
 """`everanimate run`, start to finish. The one place where the stages meet:
 
-    check inputs -> weights -> device -> pose -> plan -> resume state -> models + prompt
-    -> identity -> for each chunk: encode pose/face/CLIP, denoise in latent space, decode once into
-       the chunk's segment, (after chunk 0) build the identity memory, save state
+    check inputs -> weights -> device -> [pose, on a worker thread | resume check -> prompt + models]
+    -> plan -> resume state -> identity -> for each chunk: encode pose/face/CLIP, denoise in latent
+       space, decode once into the chunk's segment (encoded on the writer thread), (after chunk 0)
+       build the identity memory, save state
     -> concat segments + driving audio -> output mp4
 
 Host memory does not grow with video length: a chunk's 77 pose/face frames are read for that
-chunk only, decoded frames go straight into an H.264 segment writer, and only the few frames the
-next chunk needs (last frame for CLIP, the sampled memory frames of chunk 0) are kept.
+chunk only, decoded frames go through a bounded queue into an H.264 segment writer, and only the few
+frames the next chunk needs (last frame for CLIP, the sampled memory frames of chunk 0) are kept.
+`RunSummary.timings_s` holds each stage's wall time and every chunk's laps (see `_rollout`).
 """
 
 from __future__ import annotations
@@ -103,8 +105,11 @@ def _is_tiny(base: Path) -> bool:
 
 
 def run(cfg: RunConfig, reporter: Reporter | None = None, *, fresh: bool = False,
-        on_chunk_done: Callable[[int], None] | None = None) -> RunSummary:  # fmt: skip
+        on_chunk_done: Callable[[int], None] | None = None,
+        on_segment_done: Callable[[int, Path], None] | None = None) -> RunSummary:  # fmt: skip
     """Produce cfg.out. `on_chunk_done(c)` is called after chunk c's state is saved (tests use it to interrupt).
+    `on_segment_done(c, path)` is called, on the writer thread, once chunk c's H.264 segment is complete
+    under its real name (e.g. for a preview); an exception in it fails the run like a writer error.
 
     From right after the input checks to the end, the run holds the lock of its resume state folder
     (locks.py), so a second run on the same output is refused (FolderBusyError, exit 3) instead of
@@ -112,7 +117,7 @@ def run(cfg: RunConfig, reporter: Reporter | None = None, *, fresh: bool = False
     checked = check_inputs(cfg)
     reporter = reporter or NullReporter()
     with locks.hold(cfg.resume_dir, _state_busy(cfg.resume_dir), log=reporter.log):
-        return _run(cfg, checked, reporter, fresh, on_chunk_done)
+        return _run(cfg, checked, reporter, fresh, on_chunk_done, on_segment_done)
 
 
 def _state_busy(state_dir: Path):
@@ -122,9 +127,8 @@ def _state_busy(state_dir: Path):
     )
 
 
-def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter | None, fresh: bool,
-         on_chunk_done: Callable[[int], None] | None) -> RunSummary:  # fmt: skip
-    reporter = reporter or NullReporter()
+def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool,
+         on_chunk_done: Callable[[int], None] | None, on_segment_done: Callable[[int, Path], None] | None) -> RunSummary:  # fmt: skip
     timings: dict[str, float] = {}
     t0 = time.monotonic()
 
@@ -141,6 +145,7 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter | None, fres
     from animate_cli import device as devmod
 
     tiny = _is_tiny(paths.base)
+    plan_probe = make_plan(cfg.frames, cfg.width, cfg.height, max(1, checked.pose_frames or 1), cfg.steps, cfg.seed)
     # The memory mode (dev.offload, dev.weights_dtype) is resolved here from the footprint model (exit 5 when no
     # mode fits); tiny weights skip the model.
     dev = devmod.choose(cfg.device, cfg.dtype, allow_cpu=tiny or cfg.device == "cpu",
@@ -153,72 +158,84 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter | None, fres
     from animate_cli.runtime import APPROXIMATE_BACKENDS, resolve_attention
 
     attention = resolve_attention(cfg.attention, dev.device, dev.dtype, _capability(dev.device))
-    options = LoadOptions(device=dev.device, dtype=dev.dtype, offload=dev.offload, weights_dtype=dev.weights_dtype, attention=attention, compile=cfg.compile)  # fmt: skip
+    options = LoadOptions(device=dev.device, dtype=dev.dtype, offload=dev.offload, weights_dtype=dev.weights_dtype,
+                          attention=attention, compile=cfg.compile)  # fmt: skip
     if attention in APPROXIMATE_BACKENDS:
         reporter.log(f"warning: --attention {cfg.attention} is approximate (8-bit attention); frames differ from exact attention")
 
-    # 2. Pose and face videos: given, or extracted once and cached next to the resume state.
+    # 2. Pose and face videos: given, or extracted (once, cached) on a worker thread while the prompt is
+    #    encoded and the models load (3-4); joined before the plan needs the frame count. Only the whole
+    #    clip can be extracted up front: tracking, gap filling and the zero-phase smoothing look at every
+    #    frame, so extracting the later chunks during the DiT would give other pose frames.
     state_dir = cfg.resume_dir
     if fresh:
         locks.clear_except_lock(state_dir)
-    pose_info: dict = {}
-    if cfg.pose_video is not None:
-        pose_video, face_video, source_frames = cfg.pose_video, cfg.face_video, checked.pose_frames
-    else:
-        from animate_cli.pose import PoseSettings, cached_extract_pose
-
-        settings = PoseSettings(width=cfg.width, height=cfg.height, fps=float(C.FPS), device="cpu")
-        res = cached_extract_pose(cfg.driving, cfg.out.parent / ".everanimate-pose-cache", settings,
-                                  paths.det_onnx, paths.pose_onnx, reporter=reporter)  # fmt: skip
-        pose_video, face_video, source_frames = res.pose_video, res.face_video, res.frames
-        pose_info = {"frames": res.frames, "detected": res.detected, "interpolated": res.interpolated, "empty": res.empty,
-                     "cache": str(res.pose_video.parent), "reused": bool(res.cached)}  # fmt: skip
-    timings["pose"] = time.monotonic() - t0
-    plan = make_plan(cfg.frames, cfg.width, cfg.height, source_frames, cfg.steps, cfg.seed)
-
-    # 3. Resume state: continue a matching run, refuse a mismatching one.
     from animate_cli import resume
+    from animate_cli.background import BackgroundJob, done_job
 
-    settings = {
-        "ref": resume.file_digest(cfg.ref), "views": [resume.file_digest(v) for v in cfg.ref_views],
-        "pose_video": resume.file_digest(pose_video), "face_video": resume.file_digest(face_video),
-        "size": [cfg.width, cfg.height], "steps": cfg.steps, "seed": cfg.seed, "prompt": cfg.prompt, "dtype": cfg.dtype,
-        "device": dev.device.split(":")[0], "side_by_side": cfg.side_by_side, "weights": _weights_identity(paths.base, loras),
-        "layout": [C.CHUNK_FRAMES, C.OVERLAP_FRAMES, C.ANCHORS, C.SHIFT, C.SEED_STRIDE, C.MEMORY_SEED_OFFSET],
-        "weights_dtype": cfg.weights_dtype,  # FP8 storage changes the frames; offload and compile do not
-        **({"attention": attention} if attention in APPROXIMATE_BACKENDS else {}),  # exact backends: same frames
-    }  # fmt: skip
+    if cfg.pose_video is not None:
+        pose_job = done_job("pose", (cfg.pose_video, cfg.face_video, checked.pose_frames, {}))
+    else:
+        pose_job = BackgroundJob("pose", lambda r: _extract_pose(cfg, paths, dev.device, r), reporter)
+    with pose_job:
+        # 3. Resume state, first without the digests of pose videos still being extracted: a saved run with
+        #    other settings is refused before any model loads. The chunk count does not depend on the pose
+        #    video's length.
+        settings = {
+            "ref": resume.file_digest(cfg.ref), "views": [resume.file_digest(v) for v in cfg.ref_views],
+            "size": [cfg.width, cfg.height], "steps": cfg.steps, "seed": cfg.seed, "prompt": cfg.prompt, "dtype": cfg.dtype,
+            "device": dev.device.split(":")[0], "side_by_side": cfg.side_by_side, "weights": _weights_identity(paths.base, loras),
+            "layout": [C.CHUNK_FRAMES, C.OVERLAP_FRAMES, C.ANCHORS, C.SHIFT, C.SEED_STRIDE, C.MEMORY_SEED_OFFSET],
+            "weights_dtype": cfg.weights_dtype,  # FP8 storage changes the frames; offload and compile do not
+            **({"attention": attention} if attention in APPROXIMATE_BACKENDS else {}),  # exact backends: same frames
+        }  # fmt: skip
+        if cfg.pose_video is not None:  # given, so their digests are known now
+            settings |= {"pose_video": resume.file_digest(cfg.pose_video), "face_video": resume.file_digest(cfg.face_video)}
+        n_chunks = len(plan_probe.chunks)
+        next_chunk = min(resume.check_known_settings(state_dir, settings), n_chunks)
+        missing = [s.index for s in plan_probe.chunks if not resume.segment_path(state_dir, s.index, s.keep).exists()]
+
+        # 4. The prompt, encoded once (before the DiT loads, so umT5 and the DiT never share the GPU), then
+        #    the models, only when there is something to generate or re-decode.
+        from animate_cli.models import load_models
+
+        reporter.stage("load", 2, "prompt + models")
+        t = time.monotonic()
+        text = _prompt_embedding(state_dir, paths.base, cfg.prompt, options) if next_chunk < n_chunks else None
+        timings["prompt"] = time.monotonic() - t
+        reporter.advance("load")
+        t = time.monotonic()
+        models = None
+        if not pose_job.failed() and (next_chunk < n_chunks or missing):
+            models = load_models(paths.base, loras, options)
+        reporter.advance("load")
+        timings["load"] = time.monotonic() - t
+        pose_video, face_video, source_frames, pose_info = pose_job.result()
+    timings["pose"], timings["pose_wait"] = pose_job.duration_s, pose_job.wait_s
+    plan = make_plan(cfg.frames, cfg.width, cfg.height, source_frames, cfg.steps, cfg.seed)
+    if "pose_video" not in settings:
+        settings |= {"pose_video": resume.file_digest(pose_video), "face_video": resume.file_digest(face_video)}
     state = resume.load_state(state_dir, settings)
     fingerprint = resume.fingerprint(settings)
     start_chunk = min(state.next_chunk, len(plan.chunks)) if state else 0
 
-    # 4. The prompt, encoded once (before the DiT loads, so umT5 and the DiT never share the GPU), then
-    #    the models, only when there is something to generate or re-decode.
-    t = time.monotonic()
-    from animate_cli.models import load_models
+    # 5. Roll out the remaining chunks. Segments are encoded on a writer thread (writer.py) while the next
+    #    chunk runs; the rollout ends when every segment it wrote is closed under its real name.
+    from animate_cli.writer import SegmentWriter
 
-    text = None
-    reporter.stage("load", 2, "prompt + models")
-    if start_chunk < len(plan.chunks):
-        text = _prompt_embedding(state_dir, paths.base, cfg.prompt, options)
-    reporter.advance("load")
-    missing = [s.index for s in plan.chunks if not resume.segment_path(state_dir, s.index, s.keep).exists()]
-    models = None
-    if start_chunk < len(plan.chunks) or missing:
-        models = load_models(paths.base, loras, options)
-    reporter.advance("load")
-    timings["load"] = time.monotonic() - t
+    with SegmentWriter(on_segment_done) as writer:
+        t = time.monotonic()
+        if start_chunk < len(plan.chunks):
+            chunk_times = _rollout(cfg, plan, checked, models, text, pose_video, face_video, state, start_chunk, fingerprint,
+                                   settings, state_dir, writer, reporter, on_chunk_done)  # fmt: skip
+            writer.wait()
+            timings |= _rollout_split(chunk_times)
+        timings["rollout"] = time.monotonic() - t
 
-    # 5. Roll out the remaining chunks.
-    t = time.monotonic()
-    if start_chunk < len(plan.chunks):
-        _rollout(cfg, plan, checked, models, text, pose_video, face_video, state, start_chunk, fingerprint, settings,
-                 state_dir, reporter, on_chunk_done)  # fmt: skip
-    timings["rollout"] = time.monotonic() - t
-
-    # 6. The output: every chunk's segment (re-decoding a finished chunk whose kept length changed), then audio.
-    t = time.monotonic()
-    segments = [_ensure_segment(cfg, plan, c, models, pose_video, state_dir) for c in range(len(plan.chunks))]
+        # 6. The output: every chunk's segment (re-decoding a finished chunk whose kept length changed), then audio.
+        t = time.monotonic()
+        segments = [_ensure_segment(cfg, plan, c, models, pose_video, state_dir, writer) for c in range(len(plan.chunks))]
+        writer.wait()
     audio = cfg.driving if (cfg.audio and checked.driving.has_audio) else None
     reporter.stage("mux", 1, "writing mp4")
     media.concat_with_audio(segments, cfg.out, plan.frames, C.FPS, audio)
@@ -226,7 +243,7 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter | None, fres
     timings["mux"] = time.monotonic() - t
     timings["total"] = time.monotonic() - t0
     return RunSummary(cfg.out, plan.frames, C.FPS, (cfg.width, cfg.height), len(plan.chunks), start_chunk,
-                      models.lora_modules if models else 0, dev.name, {k: round(v, 3) for k, v in timings.items()}, pose_info,
+                      models.lora_modules if models else 0, dev.name, _rounded(timings), pose_info,
                       _memory_summary(dev), models.summary() if models else {})  # fmt: skip
 
 
@@ -245,6 +262,43 @@ def _capability(device: str) -> tuple[int, int] | None:
     import torch
 
     return tuple(torch.cuda.get_device_capability(device)) if device.startswith("cuda") else None
+
+
+def _rollout_split(chunk_times: list[dict]) -> dict:
+    """The rollout's DiT time, the rest of each chunk's time (what the GPU would wait on), and every chunk's laps."""
+    dit = sum(c.get("dit", 0.0) for c in chunk_times)
+    rest = sum(v for c in chunk_times for k, v in c.items() if k not in ("chunk", "dit"))
+    return {"rollout_dit": dit, "rollout_outside_dit": rest, "chunks": chunk_times}
+
+
+def _rounded(timings: dict) -> dict:
+    out = {}
+    for k, v in timings.items():
+        out[k] = [{**c, **{n: round(x, 3) for n, x in c.items() if n != "chunk"}} for c in v] if k == "chunks" else round(v, 3)
+    return out
+
+
+def _extract_pose(cfg: RunConfig, paths, run_device: str, reporter: Reporter):
+    """The pose stage for `run` (on the pose worker thread): (pose.mp4, face.mp4, frames, summary dict).
+    ONNX Runtime runs on the run's GPU when its CUDA provider is installed; a CUDA provider that cannot
+    start (missing CUDA/cuDNN libraries) falls back to the CPU with a warning instead of failing the run."""
+    from animate_cli.errors import DeviceError
+    from animate_cli.pose import PoseSettings, cached_extract_pose
+    from animate_cli.pose.estimator import pose_device
+
+    settings = PoseSettings(width=cfg.width, height=cfg.height, fps=float(C.FPS), device=pose_device(run_device))
+    cache = cfg.out.parent / ".everanimate-pose-cache"
+    try:
+        res = cached_extract_pose(cfg.driving, cache, settings, paths.det_onnx, paths.pose_onnx, reporter=reporter)
+    except DeviceError as e:
+        if settings.device == "cpu":
+            raise
+        reporter.log(f"warning: pose models on the CPU: {e.message}")
+        settings = PoseSettings(width=cfg.width, height=cfg.height, fps=float(C.FPS), device="cpu")
+        res = cached_extract_pose(cfg.driving, cache, settings, paths.det_onnx, paths.pose_onnx, reporter=reporter)
+    info = {"frames": res.frames, "detected": res.detected, "interpolated": res.interpolated, "empty": res.empty,
+            "cache": str(res.pose_video.parent), "reused": bool(res.cached), "device": settings.device}  # fmt: skip
+    return res.pose_video, res.face_video, res.frames, info
 
 
 def _prompt_embedding(state_dir: Path, base: Path, prompt: str, options):
@@ -269,16 +323,19 @@ def _read_chunk_frames(video: Path, indices, fps: float, width: int, height: int
 
 
 def _rollout(cfg, plan: ChunkPlan, checked, models, text, pose_video, face_video, state, start_chunk, fingerprint,
-             settings, state_dir, reporter, on_chunk_done):  # fmt: skip
-    """The chunk loop. Reads top to bottom as the method: condition, denoise, carry the last latent, decode once."""
+             settings, state_dir, writer, reporter, on_chunk_done) -> list[dict]:  # fmt: skip
+    """The chunk loop. Reads top to bottom as the method: condition, denoise, carry the last latent, decode once.
+    Returns each chunk's laps (seconds per step of the loop; see timing.py)."""
     import torch
 
     from animate_cli import encode, memory, resume
     from animate_cli.rollout import ChunkInputs, chunk_noise, denoise_chunk
+    from animate_cli.timing import Laps
 
     tr, vae = models.transformer, models.vae
     face_size = tr.config.motion_encoder_size
     pose_fps = media.probe(pose_video).fps
+    sync = torch.cuda.synchronize if models.device.type == "cuda" else None
 
     # Identity: reference (and extra views) fitted to the output size, each a single-frame latent.
     ref_frame = media.center_crop_resize(checked.ref, cfg.width, cfg.height)
@@ -296,50 +353,68 @@ def _rollout(cfg, plan: ChunkPlan, checked, models, text, pose_video, face_video
 
     reporter.stage("chunks", len(plan.chunks), "chunks")
     reporter.advance("chunks", start_chunk)
+    chunk_times = []
     for spec in plan.chunks[start_chunk:]:
         c = spec.index
+        laps = Laps(sync)
         # 1. Conditioning of this chunk: pose latents, face crops, CLIP image, anchors, motion latent.
         pose_px = _read_chunk_frames(pose_video, spec.driving, pose_fps, cfg.width, cfg.height)
         face_px = _read_chunk_frames(face_video, spec.driving, pose_fps, face_size, face_size)
+        laps.mark("frame_reads")
+        pose_latents = encode.vae_encode(vae, pose_px)
+        laps.mark("vae_encode")
+        clip = identity.ref_clip if c == 0 else encode.clip_embed(models.image_encoder, last_frame)
+        laps.mark("clip")
         inputs = ChunkInputs(
             anchors=identity.chunk0_anchors() if c == 0 else mem,
             motion=None if c == 0 else motion,
-            pose=encode.vae_encode(vae, pose_px),
+            pose=pose_latents,
             face=encode.face_pixels(face_px, face_size, models.device, models.dtype),
-            clip=identity.ref_clip if c == 0 else encode.clip_embed(models.image_encoder, last_frame),
+            clip=clip,
             text=text,
             noise=chunk_noise(plan.latent_shape(), spec.seed),
         )
+        laps.mark("face_noise")
 
         # 2. Denoise all 24 slots; keep the 20 generated latents. The last one conditions chunk c+1 as is.
         reporter.stage("steps", plan.steps, f"chunk {c + 1}/{len(plan.chunks)}")
         generated = denoise_chunk(tr, inputs, plan.steps, C.SHIFT, on_step=lambda _j: reporter.advance("steps"))
+        laps.mark("dit")
         motion = generated[:, :, -C.MOTION_LATENTS :].clone()
         resume.save_chunk_latents(state_dir, c, generated.to(models.dtype))
+        laps.mark("save")
 
-        # 3. Decode once, streaming into this chunk's segment; keep only what later chunks need.
+        # 3. Decode once, handing the kept frames to the segment writer thread; keep only what later chunks need.
         sampled: dict[int, np.ndarray] = {}
-        for i, frame in enumerate(_decode_into_segment(cfg, spec, generated, vae, pose_px, state_dir, reporter)):
+        waited = writer.wait_s
+        for i, frame in enumerate(_decode_into_segment(cfg, spec, generated, vae, pose_px, state_dir, writer, reporter)):
             if c == 0 and i in picks:
                 sampled[i] = frame
             last_frame = frame
+        laps.mark("decode")
+        laps.move("decode", "writer_wait", writer.wait_s - waited)
 
         # 4. After chunk 0: the fixed identity memory [views | sampled frames | reference].
         if c == 0:
             mem = memory.build_memory(identity, [encode.vae_encode(vae, sampled[i][None]) for i in picks])
+            laps.mark("vae_encode")
 
-        # 5. Persist everything needed to continue after this chunk.
+        # 5. Persist everything needed to continue after this chunk (its segment may still be encoding:
+        #    until it is renamed, a resumed run re-decodes it from the latents saved above).
         state = resume.RunState(c + 1, fingerprint, motion.float().cpu(), mem.float().cpu(),
                                 torch.from_numpy(np.ascontiguousarray(last_frame)), settings)  # fmt: skip
         resume.save_state(state_dir, state)
+        laps.mark("save")
+        chunk_times.append({"chunk": c, **laps.s})
         reporter.advance("chunks")
         if on_chunk_done is not None:
             on_chunk_done(c)
+    return chunk_times
 
 
-def _decode_into_segment(cfg, spec, latents, vae, pose_px, state_dir, reporter):
-    """Decode a chunk's 20 latents (fresh causal cache) into 77 frames, write frames drop..drop+keep
-    to the chunk's segment (next to their pose frame with --side-by-side), and yield every frame."""
+def _decode_into_segment(cfg, spec, latents, vae, pose_px, state_dir, writer, reporter):
+    """Decode a chunk's 20 latents (fresh causal cache) into 77 frames, queue frames drop..drop+keep for
+    the chunk's segment on `writer` (next to their pose frame with --side-by-side), and yield every frame."""
     from animate_cli import resume
     from animate_cli.decode import iter_decode_frames
 
@@ -347,17 +422,19 @@ def _decode_into_segment(cfg, spec, latents, vae, pose_px, state_dir, reporter):
     seg.parent.mkdir(parents=True, exist_ok=True)
     width = cfg.width * (2 if cfg.side_by_side else 1)
     reporter.stage("decode", C.CHUNK_FRAMES, f"decode {spec.index + 1}")
-    with media.VideoWriter(seg, width, cfg.height, C.FPS) as writer:
-        for i, frame in enumerate(iter_decode_frames(vae, latents)):
-            if spec.drop <= i < spec.drop + spec.keep:
-                writer.write(np.concatenate([frame, pose_px[i]], axis=1) if cfg.side_by_side else frame)
-            reporter.advance("decode")
-            yield frame
+    writer.open(seg, width, cfg.height, C.FPS, spec.index)
+    for i, frame in enumerate(iter_decode_frames(vae, latents)):
+        if spec.drop <= i < spec.drop + spec.keep:
+            writer.write(np.concatenate([frame, pose_px[i]], axis=1) if cfg.side_by_side else frame)
+        reporter.advance("decode")
+        yield frame
+    writer.close()
 
 
-def _ensure_segment(cfg, plan: ChunkPlan, c: int, models, pose_video, state_dir) -> Path:
-    """Chunk c's segment with the plan's kept length; re-decoded from its saved latents when the
-    length changed since it was written (a run extended or shortened after finishing)."""
+def _ensure_segment(cfg, plan: ChunkPlan, c: int, models, pose_video, state_dir, writer) -> Path:
+    """Chunk c's segment with the plan's kept length; re-decoded from its saved latents when the length
+    changed since it was written (a run extended or shortened after finishing) or the run stopped before
+    its writer renamed it. The path is complete on disk only after `writer.wait()`."""
     from animate_cli import resume
 
     spec = plan.chunks[c]
@@ -368,6 +445,6 @@ def _ensure_segment(cfg, plan: ChunkPlan, c: int, models, pose_video, state_dir)
     pose_px = None
     if cfg.side_by_side:
         pose_px = _read_chunk_frames(pose_video, spec.driving, media.probe(pose_video).fps, cfg.width, cfg.height)
-    for _ in _decode_into_segment(cfg, spec, latents, models.vae, pose_px, state_dir, NullReporter()):
+    for _ in _decode_into_segment(cfg, spec, latents, models.vae, pose_px, state_dir, writer, NullReporter()):
         pass
     return seg

@@ -89,15 +89,37 @@ def load_state(state_dir: Path, settings: dict) -> RunState | None:
         raise ResumeMismatchError(f"resume state in {state_dir} is unreadable ({e})",
                                   hint="pass --fresh to discard it and start over") from None  # fmt: skip
     if meta.get("schema") != SCHEMA or meta.get("fingerprint") != fingerprint(settings):
-        now = json.loads(json.dumps(settings, default=str))
-        old = meta.get("settings", {})
-        changed = sorted(k for k in now.keys() | old.keys() if now.get(k) != old.get(k))
-        raise ResumeMismatchError(
-            f"{state_dir} holds a run with different settings{' (' + ', '.join(changed) + ')' if changed else ''}",
-            hint="pass --fresh to discard it and start over, or --out elsewhere to keep both",
-        )
+        raise _mismatch(state_dir, settings, meta.get("settings", {}))
     return RunState(meta["next_chunk"], meta["fingerprint"], tensors["last_latent"],
                     tensors.get("memory"), tensors["last_frame"], meta["settings"])  # fmt: skip
+
+
+def _mismatch(state_dir: Path, settings: dict, old: dict, keys=None) -> ResumeMismatchError:
+    now = json.loads(json.dumps(settings, default=str))
+    changed = sorted(k for k in (keys or now.keys() | old.keys()) if now.get(k) != old.get(k))
+    return ResumeMismatchError(
+        f"{state_dir} holds a run with different settings{' (' + ', '.join(changed) + ')' if changed else ''}",
+        hint="pass --fresh to discard it and start over, or --out elsewhere to keep both",
+    )
+
+
+def check_known_settings(state_dir: Path, known: dict) -> int:
+    """Before every setting is known (the pose videos are still being extracted): ResumeMismatchError
+    now when the saved run differs in one of `known`'s settings, so a doomed run loads no model. Returns
+    the saved run's next chunk (0 without a state). `load_state` still checks everything afterwards."""
+    meta_path = state_dir / "state.json"
+    if not meta_path.exists():
+        return 0
+    try:
+        meta = json.loads(meta_path.read_text())
+        old, next_chunk = meta["settings"], int(meta["next_chunk"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ResumeMismatchError(f"resume state in {state_dir} is unreadable ({e})",
+                                  hint="pass --fresh to discard it and start over") from None  # fmt: skip
+    now = json.loads(json.dumps(known, default=str))
+    if meta.get("schema") != SCHEMA or any(now[k] != old.get(k) for k in now):
+        raise _mismatch(state_dir, known, old, keys=now.keys())
+    return next_chunk
 
 
 def save_chunk_latents(state_dir: Path, chunk: int, latents) -> Path:

@@ -90,6 +90,17 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def pose_device(run_device: str) -> str:
+    """The onnxruntime device for `everanimate run` on `run_device`: that CUDA device when the run is on CUDA
+    and onnxruntime has the CUDA provider (onnxruntime-gpu installed), else 'cpu'. The choice never changes
+    the pose cache key (stage.cache_key): it is the same model, only computed elsewhere."""
+    if not run_device.startswith("cuda"):
+        return "cpu"
+    import onnxruntime as ort
+
+    return run_device if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
+
+
 class RtmlibEstimator:
     """rtmlib YOLOX + RTMPose (RTMW / DWPose SimCC ONNX) on local files."""
 

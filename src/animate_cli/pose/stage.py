@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -335,12 +335,18 @@ def _json_default(o):
 
 
 def cache_key(driving: Path, settings: PoseSettings, det_onnx: Path, pose_onnx: Path, ref: Path | None = None) -> str:
-    """sha256(driving bytes + settings json + model file hashes [+ ref bytes when retargeting])[:16]."""
+    """sha256(driving bytes + settings json + model file hashes [+ ref bytes when retargeting])[:16].
+
+    The onnxruntime device is not part of the key (it is hashed as "cpu", so keys made before `run` used
+    CUDA stay valid): CPU and CUDA run the same model files, and their outputs differ only by float
+    rounding in the convolutions, well below a keypoint's SimCC bin. Keeping it out means a pose video
+    is extracted once and reused whichever provider ran it (pose.json records which), so a run resumed
+    on another machine finds the same pose video, whose digest its resume state checks."""
     h = hashlib.sha256()
     with open(driving, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    h.update(settings.to_json().encode())
+    h.update(replace(settings, device="cpu").to_json().encode())
     for p in (det_onnx, pose_onnx):
         h.update(file_sha256(Path(p)).encode())
     if settings.retarget and ref is not None:

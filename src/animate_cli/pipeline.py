@@ -55,6 +55,13 @@ class RunSummary:
 
 def check_inputs(cfg: RunConfig) -> CheckedInputs:
     """Every bad input a user can give, reported before anything heavy happens."""
+    from animate_cli.guard import refuse_inputs_as_outputs
+
+    refuse_inputs_as_outputs(
+        [("output", cfg.out), ("preview", cfg.preview_path)],
+        [("reference image", cfg.ref), ("driving video", cfg.driving), *(("--ref-view", v) for v in cfg.ref_views),
+         ("--pose-video", cfg.pose_video), ("--face-video", cfg.face_video)],
+    )  # fmt: skip
     if cfg.out.exists() and not cfg.overwrite:
         raise OutputExistsError(f"output {cfg.out} already exists", hint="pass --overwrite to replace it, or choose --out")
     if not cfg.out.parent.is_dir():

@@ -56,7 +56,9 @@ def test_run_refuses_symlinks_hard_links_and_dotted_paths(inputs, tiny_weights, 
     assert (inputs / "driving.mp4").read_bytes() == before
     # the preview written next to the output is an output too
     (inputs / "x.preview.mp4").write_bytes(b"")
-    r = CliRunner().invoke(app, run_args(inputs, tiny_weights, inputs / "x.mp4", "--pose-video", str(inputs / "x.preview.mp4")), env=ENV)
+    r = CliRunner().invoke(
+        app, run_args(inputs, tiny_weights, inputs / "x.mp4", "--pose-video", str(inputs / "x.preview.mp4")), env=ENV
+    )
     assert r.exit_code == 2 and "preview" in r.stderr
 
 
@@ -99,5 +101,7 @@ def test_extract_pose_refuses_to_clobber_its_input(media_dir, tmp_path):
     assert (d / "pose.mp4").read_bytes() == before
     other = tmp_path / "a-file"
     other.write_text("x")
-    r = CliRunner().invoke(app, ["extract-pose", str(d / "drive.mp4"), "--out", str(other), "--weights-dir", str(tmp_path)], env=ENV)
+    r = CliRunner().invoke(
+        app, ["extract-pose", str(d / "drive.mp4"), "--out", str(other), "--weights-dir", str(tmp_path)], env=ENV
+    )
     assert r.exit_code == 2 and "is a file" in r.stderr

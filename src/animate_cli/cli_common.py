@@ -69,10 +69,13 @@ def run_command(schema: str, json_mode: bool, body: Callable[[], dict]) -> None:
             emit_json({"schema": schema, "ok": False, "exit_code": int(error.exit_code),
                        "error": {"code": error.code, "message": error.message, "hint": error.hint}})  # fmt: skip
         raise typer.Exit(int(error.exit_code)) from None
+    # A body may finish its report and still say "not ready" (run --dry-run, download-weights --check):
+    # it returns the exit code of the first blocker in "exit_code".
+    code = int(result.pop("exit_code", ExitCode.OK))
     if json_mode:
-        emit_json({"schema": schema, "ok": True, **result, "elapsed_s": round(time.monotonic() - t0, 3),
-                   "versions": {"everanimate": __version__}})  # fmt: skip
-    raise typer.Exit(int(ExitCode.OK))
+        emit_json({"schema": schema, "ok": code == ExitCode.OK, "exit_code": code, **result,
+                   "elapsed_s": round(time.monotonic() - t0, 3), "versions": {"everanimate": __version__}})  # fmt: skip
+    raise typer.Exit(code)
 
 
 class RichReporter:

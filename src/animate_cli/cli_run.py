@@ -105,6 +105,29 @@ def _print_plan(cfg: C.RunConfig, plan_dict: dict) -> None:
     con.print(table)
 
 
+def _readiness(cfg: C.RunConfig, plan_dict: dict) -> list:
+    """weights, GPU, disk: each ok or a blocker with the exit code a real run would fail with."""
+    from animate_cli import readiness, weights
+    from animate_cli.pipeline import _is_tiny
+
+    need = ("base", "lora") if cfg.pose_video else ("base", "lora", "pose")
+    w = readiness.weights_item(cfg.weights_dir, cfg.resolution, need)
+    tiny = w.ok and _is_tiny(Path(cfg.weights_dir) / weights.BASE_DIR)
+    gpu = readiness.gpu_item(cfg.device, None if tiny else plan_dict["estimate"]["vram_gib"], tiny)
+    disk = readiness.disk_item(cfg.out, cfg.resume_dir, cfg.width * (2 if cfg.side_by_side else 1), cfg.height, cfg.frames,
+                               plan_dict["chunks"], cfg.dtype, extract_pose=cfg.pose_video is None)  # fmt: skip
+    return [w, gpu, disk]
+
+
+def _print_readiness(items: list, code: int) -> None:
+    con = err_console()
+    con.print("ready to run: yes" if code == 0 else f"ready to run: no (a real run would exit {code})", markup=False)
+    for item in items:
+        con.print(f"  {'ok ' if item.ok else 'NO '} {item.name:<8} {item.message}", markup=False)
+        if item.fix:
+            con.print(f"  {'':3} {'':<8} {'fix' if not item.ok else 'note'}: {item.fix}", markup=False)
+
+
 @app.command("run")
 def run_cmd(
     ref: Annotated[Path, typer.Argument(help="Reference image of the person (png/jpg/webp; any mode).")],
@@ -178,18 +201,20 @@ def run_cmd(
                            pose_video=pose_video, face_video=face_video, weights_dir=weights_dir, device=device, dtype=dtype,
                            resolution=resolution, size=size, steps=steps, seed=seed, prompt=prompt, lora=lora,
                            no_audio=no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir)  # fmt: skip
-        from animate_cli import pipeline, weights
+        from animate_cli import pipeline, readiness
         from animate_cli.plan import make_plan
 
-        if dry_run:
+        if dry_run:  # the plan and the estimate always; then whether a real run could start now
             checked = pipeline.check_inputs(cfg)
-            need = ("base", "lora") if cfg.pose_video else ("base", "lora", "pose")
-            weights.resolve(cfg.weights_dir, cfg.resolution, need=need)
             source = checked.pose_frames or checked.driving.approx_frames
             plan = make_plan(cfg.frames, cfg.width, cfg.height, source, cfg.steps, cfg.seed).to_dict()
+            items = _readiness(cfg, plan)
+            code = readiness.first_blocker_code(items)
             if not json_out:
                 _print_plan(cfg, plan)
-            return {"dry_run": True, "output": str(cfg.out), "plan": plan}
+                _print_readiness(items, code)
+            return {"dry_run": True, "output": str(cfg.out), "plan": plan, "ready": code == 0,
+                    "readiness": [i.to_dict() for i in items], "exit_code": code}  # fmt: skip
         with RichReporter(enabled=True) as reporter:
             summary = pipeline.run(cfg, reporter, fresh=fresh)
         if not json_out:

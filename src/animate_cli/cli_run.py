@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from animate_cli import config as C
-from animate_cli.cli_common import RichReporter, app, err_console, run_command
+from animate_cli.cli_common import app, err_console, make_reporter, run_command
 from animate_cli.errors import UsageError
 
 LENGTH = "Length (one of; default: the driving video's duration)"
@@ -188,6 +188,12 @@ def run_cmd(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate inputs and print the chunk plan; loads no model.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
+    progress: Annotated[
+        str,
+        typer.Option(
+            help="rich: bars with ETA on stderr; json: one JSON event per line on stderr (for GUIs/scripts); none: quiet."
+        ),
+    ] = "rich",
 ) -> None:
     """Animate REF with the motion of DRIVING (EverAnimate rollout on Wan2.2-Animate-14B)."""
 
@@ -215,14 +221,22 @@ def run_cmd(
                 _print_readiness(items, code)
             return {"dry_run": True, "output": str(cfg.out), "plan": plan, "ready": code == 0,
                     "readiness": [i.to_dict() for i in items], "exit_code": code}  # fmt: skip
-        with RichReporter(enabled=True) as reporter:
-            summary = pipeline.run(cfg, reporter, fresh=fresh)
-        if not json_out:
-            err_console().print(f"wrote {summary.output} ({summary.frames} frames, {summary.frames / C.FPS:.2f} s, "
-                                f"{summary.size[0]}x{summary.size[1]}) in {summary.timings_s.get('total', 0):.1f} s", markup=False)  # fmt: skip
-        return {"output": str(summary.output), "frames": summary.frames, "fps": summary.fps, "size": list(summary.size),
-                "chunks": summary.chunks, "resumed_from_chunk": summary.resumed_from_chunk, "steps": steps, "seed": seed,
-                "lora_modules": summary.lora_modules, "device": summary.device, "timings_s": summary.timings_s,
-                "pose": summary.pose}  # fmt: skip
+        from animate_cli import weights_manifest
 
-    run_command("everanimate.run/1", json_out, body)
+        with make_reporter(progress) as reporter:
+            summary = pipeline.run(cfg, reporter, fresh=fresh)
+            result = {"output": str(summary.output), "frames": summary.frames, "fps": summary.fps, "size": list(summary.size),
+                      "chunks": summary.chunks, "resumed_from_chunk": summary.resumed_from_chunk, "steps": steps, "seed": seed,
+                      "lora_modules": summary.lora_modules, "device": summary.device, "timings_s": summary.timings_s,
+                      "pose": summary.pose, "weights": weights_manifest.installed(cfg.weights_dir)}  # fmt: skip
+            if progress == "json":
+                reporter.emit("done", **result)
+        if not json_out and progress != "json":
+            err_console().print(f"wrote {summary.output} ({summary.frames} frames, {summary.frames / C.FPS:.2f} s, "
+                                f"{summary.size[0]}x{summary.size[1]}) in {summary.timings_s.get('total', 0):.1f} s; "
+                                f"weights {weights_manifest.short(result['weights'])}", markup=False)  # fmt: skip
+        return result
+
+    if progress not in ("rich", "json", "none"):
+        raise typer.BadParameter("must be rich, json or none", param_hint="--progress")
+    run_command("everanimate.run/1", json_out, body, events=progress == "json")

@@ -198,6 +198,7 @@ def run(cfg: RunConfig, reporter: Reporter | None = None, *, fresh: bool = False
     audio = cfg.driving if (cfg.audio and checked.driving.has_audio) else None
     reporter.stage("mux", 1, "writing mp4")
     media.concat_with_audio(segments, cfg.out, plan.frames, C.FPS, audio)
+    cfg.preview_path.unlink(missing_ok=True)  # the output is complete: the preview has served its purpose
     reporter.advance("mux")
     timings["mux"] = time.monotonic() - t
     timings["total"] = time.monotonic() - t0
@@ -290,9 +291,27 @@ def _rollout(cfg, plan: ChunkPlan, checked, models, text, pose_video, face_video
         state = resume.RunState(c + 1, fingerprint, motion.float().cpu(), mem.float().cpu(),
                                 torch.from_numpy(np.ascontiguousarray(last_frame)), settings)  # fmt: skip
         resume.save_state(state_dir, state)
+        _write_preview(cfg, plan, state_dir, c, reporter)  # integrator: move into the segment writer's on_segment_done
         reporter.advance("chunks")
         if on_chunk_done is not None:
             on_chunk_done(c)
+
+
+def _write_preview(cfg, plan: ChunkPlan, state_dir: Path, c: int, reporter) -> None:
+    """<out>.preview.mp4: every finished chunk up to c, playable while the run goes on. Takes the
+    segments 0.. that exist with the plan's kept length (a run being extended re-decodes its old
+    last chunk only at the end, so until then the preview stops before it)."""
+    from animate_cli import resume
+
+    segments = []
+    for spec in plan.chunks[: c + 1]:
+        seg = resume.segment_path(state_dir, spec.index, spec.keep)
+        if not seg.exists():
+            break
+        segments.append(seg)
+    if segments:
+        media.write_preview(segments, cfg.preview_path, C.FPS)
+        reporter.artifact("preview", cfg.preview_path, chunks=len(segments))
 
 
 def _decode_into_segment(cfg, spec, latents, vae, pose_px, state_dir, reporter):

@@ -75,6 +75,7 @@ def test_preview_after_each_chunk_and_json_events(tiny_weights, media_dir, tmp_p
     assert [(e["chunk"], e["step"], e["steps"]) for e in steps] == [(0, 1, 2), (0, 2, 2), (1, 1, 2), (1, 2, 2)]
     assert all(isinstance(e["eta_s"], float) for e in steps)
     assert [e["chunks"] for e in events if e["event"] == "preview"] == [1, 2]
+    assert [e["path"] for e in events if e["event"] == "output"] == [str(out)]
 
 
 def cli_args(media_dir, weights, out, *extra):
@@ -101,10 +102,32 @@ def test_progress_json_cli_stderr_is_only_events(tiny_weights, media_dir, tmp_pa
     assert r.exit_code == 2 and "--progress" in r.output
 
 
-def test_rich_progress_line_names_the_preview_and_the_eta(tiny_weights, media_dir, tmp_path):
+def test_rich_progress_line_names_the_preview_and_the_eta(monkeypatch):
+    from rich.console import Console
+
+    from animate_cli import cli_common
+
+    monkeypatch.setattr(cli_common, "err_console", lambda: Console(file=io.StringIO(), width=200))
+    with cli_common.RichReporter() as reporter:
+        reporter.stage("chunks", 3, "chunks")
+        reporter.stage("steps", 4, "chunk 1/3")
+        for _ in range(4):
+            reporter.advance("steps")
+        reporter.artifact("preview", "/some/where/x.preview.mp4", chunks=1)
+        reporter.advance("chunks")
+        screen = Console(file=io.StringIO(), width=200)
+        screen.print(reporter._progress.get_renderable())
+    line = next(x for x in screen.file.getvalue().splitlines() if "chunks" in x)
+    assert "chunks (preview: x.preview.mp4)" in line and "1/3" in line and "ETA 0:00:0" in line
+
+
+def test_rich_cli_run_ends_naming_the_output(tiny_weights, media_dir, tmp_path):
     out = tmp_path / "r.mp4"
-    r = CliRunner().invoke(app, cli_args(media_dir, tiny_weights, out), env=ENV)
+    args = cli_args(media_dir, tiny_weights, out)
+    args[args.index("--frames") + 1] = "20"  # one chunk is enough here
+    r = CliRunner().invoke(app, args, env=ENV)
     assert r.exit_code == 0, r.output
     chunk_line = next(line for line in r.stderr.splitlines() if "chunks" in line)
-    assert "chunks (preview: r.preview.mp4)" in chunk_line and "ETA 0:00:00" in chunk_line and "2/2" in chunk_line
-    assert "wrote " in r.stderr and "weights commit unknown" in r.stderr
+    assert "chunks (output: r.mp4)" in chunk_line and "ETA 0:00:00" in chunk_line and "1/1" in chunk_line
+    assert "wrote " in r.stderr and "weights: not pinned" in r.stderr
+    assert not (tmp_path / "r.preview.mp4").exists()

@@ -54,7 +54,7 @@ def test_dry_run_with_pose_videos_needs_no_pose_models_and_is_ready_on_tiny_weig
     assert r.exit_code == 0 and out["ok"] and out["ready"], r.output
     assert all(i["status"] == "ok" for i in out["readiness"])
     assert "tiny test weights run on the CPU" in out["readiness"][1]["message"]
-    assert "commit unknown" in out["readiness"][0]["message"]  # the tiny set was not fetched by download-weights
+    assert "not pinned" in out["readiness"][0]["message"]  # the tiny set was not fetched by download-weights
 
 
 def test_dry_run_without_weights_does_not_import_torch(media_dir, tmp_path):

@@ -141,8 +141,8 @@ class RichReporter:
             err_console().print(message, markup=False, highlight=False)
 
     def artifact(self, kind: str, path: Path, **info) -> None:
-        if kind == "preview" and self._progress is not None and "chunks" in self._tasks:
-            self._progress.update(self._tasks["chunks"], description=f"chunks (preview: {Path(path).name})")
+        if self._progress is not None and "chunks" in self._tasks:  # the preview while running, the output at the end
+            self._progress.update(self._tasks["chunks"], description=f"chunks ({kind}: {Path(path).name})")
 
 
 def _eta_column():
@@ -167,6 +167,7 @@ class JsonReporter:
       step       {chunk, step, steps, eta_s}           one denoising step of the current chunk finished
       progress   {name, done, total}                   any other stage advanced
       preview    {path, chunks}                        the preview mp4 now holds this many finished chunks
+      output     {path}                                the output is written (the preview is removed)
       chunk_done {chunk, chunks, eta_s, preview}       a chunk is finished and saved (preview: latest path)
       log        {message}
       done       {...the run summary}                  the output is written

@@ -234,7 +234,7 @@ def run_cmd(
         if not json_out and progress != "json":
             err_console().print(f"wrote {summary.output} ({summary.frames} frames, {summary.frames / C.FPS:.2f} s, "
                                 f"{summary.size[0]}x{summary.size[1]}) in {summary.timings_s.get('total', 0):.1f} s; "
-                                f"weights {weights_manifest.short(result['weights'])}", markup=False)  # fmt: skip
+                                f"weights: {weights_manifest.short(result['weights'])}", markup=False)  # fmt: skip
         return result
 
     if progress not in ("rich", "json", "none"):

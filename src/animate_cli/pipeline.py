@@ -199,6 +199,7 @@ def run(cfg: RunConfig, reporter: Reporter | None = None, *, fresh: bool = False
     reporter.stage("mux", 1, "writing mp4")
     media.concat_with_audio(segments, cfg.out, plan.frames, C.FPS, audio)
     cfg.preview_path.unlink(missing_ok=True)  # the output is complete: the preview has served its purpose
+    reporter.artifact("output", cfg.out)
     reporter.advance("mux")
     timings["mux"] = time.monotonic() - t
     timings["total"] = time.monotonic() - t0

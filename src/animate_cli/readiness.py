@@ -65,10 +65,15 @@ def weights_item(weights_dir: Path, resolution: str, need: tuple[str, ...]) -> I
     detail = {"dir": result["dir"], "installed": result["installed"], "problems": result["problems"]}
     if result["complete"]:
         return Item("weights", True, f"complete in {weights_dir} ({installed})", detail=detail)
-    n = len(result["problems"])
-    first = result["problems"][0]["path"]
-    return Item("weights", False, f"missing {n} files in {weights_dir} ({first}{', …' if n > 1 else ''})",
-                fix=result["fix"], exit_code=int(ExitCode.WEIGHTS), detail=detail)  # fmt: skip
+    # Count in download-weights' terms (files to fetch, their size) rather than the structural check's.
+    todo = [it for it in weights.registry_items(need, resolution) if not weights._file_ok(Path(weights_dir) / it.dest)]
+    if todo:
+        total = len(weights.registry_items(need, resolution))
+        what = f"missing {len(todo)} of {total} files (~{weights._fmt(sum(it.size for it in todo))} to download)"
+    else:
+        what = f"{len(result['problems'])} files incomplete ({result['problems'][0]['path']}, …)"
+    return Item("weights", False, f"{what} in {weights_dir}", fix=result["fix"], exit_code=int(ExitCode.WEIGHTS),
+                detail=detail)  # fmt: skip
 
 
 # --- GPU -----------------------------------------------------------------------------------------
@@ -134,8 +139,9 @@ def gpu_item(device: str, need_gib: float | None, tiny: bool, query: Callable[[]
         seen = "no GPU visible (nvidia-smi not found or no NVIDIA driver)" if gpus is None else "no GPU visible"
         if tiny and device == "auto":
             return Item("gpu", True, f"{seen}; tiny test weights run on the CPU")
+        size = f" with ~{need_gib:.0f} GiB free" if need_gib is not None else ""
         return Item("gpu", False, seen, exit_code=int(ExitCode.DEVICE),
-                    fix="run on a machine with an NVIDIA GPU (48 GB+ for 480p), or --device cpu for tiny test weights only")  # fmt: skip
+                    fix=f"run on a machine with an NVIDIA GPU{size}; --device cpu is for tiny test weights only")  # fmt: skip
     ordinal = int(device.split(":", 1)[1]) if device.startswith("cuda:") and device[5:].isdigit() else 0
     if ordinal >= len(visible):
         return Item("gpu", False, f"{device} does not exist: {len(visible)} GPU(s) visible", exit_code=int(ExitCode.DEVICE),

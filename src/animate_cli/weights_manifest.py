@@ -82,7 +82,7 @@ def installed(root: Path) -> list[dict]:
 
 
 def short(entries: list[dict]) -> str:
-    """'Wan-AI/Wan2.2-Animate-14B@1a2b3c4, ...' or 'commit unknown (no manifest)'."""
+    """'Wan-AI/Wan2.2-Animate-14B@1a2b3c4, ...', or what to say when nothing is pinned."""
     if not entries:
-        return "commit unknown (no manifest)"
+        return "not pinned (no manifest: not fetched by download-weights, commits unknown)"
     return ", ".join(f"{e['repo']}@{(e['commit'] or '?')[:7]}" for e in entries)

@@ -706,7 +706,9 @@ def download(
     for key in keys:
         entry = pinned.get(key)
         changed = key in asked and entry is not None and asked[key] not in (entry.get("revision"), entry.get("commit"))
-        has_pending = any(not f.present for f in report.files if f.item.repo == key) or key == "everanimate" and examples_dir
+        has_pending = any(not f.present for f in report.files if f.item.repo == key) or (
+            key == "everanimate" and examples_dir is not None
+        )
         if entry and entry.get("commit") and not (update or changed):
             commits[key] = entry["commit"]
         elif online and (has_pending or update or changed):

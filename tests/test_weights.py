@@ -103,6 +103,12 @@ def hub_content() -> dict[str, dict[str, bytes]]:
     return hub
 
 
+def sha(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
 class FakeHub:
     """Implements weights.Fetcher over `hub_content()`; records calls; can fail on demand."""
 
@@ -111,10 +117,19 @@ class FakeHub:
         self.calls: list[tuple] = []
         self.fail_on_download = fail_on_download
         self.error = error
+        self.heads: dict[tuple[str, str], str] = {}
 
     def _maybe_fail(self):
         if self.error is not None:
             raise self.error
+
+    def commit(self, repo_id, revision):
+        """A sha per (repo, branch); `heads` moves a branch; a full sha answers itself."""
+        self.calls.append(("commit", repo_id, revision, None))
+        self._maybe_fail()
+        if len(revision) == 40 and all(c in "0123456789abcdef" for c in revision):
+            return revision
+        return self.heads.get((repo_id, revision)) or sha(f"{repo_id}@{revision}")
 
     def sizes(self, repo_id, revision, paths):
         self.calls.append(("sizes", repo_id, revision, tuple(paths)))
@@ -412,7 +427,9 @@ def test_revision_flags(tmp_path, online):
         W.parse_revisions(["other/repo=1"], keys)
     hub = FakeHub()
     W.download(tmp_path, ("lora",), revision={"everanimate": "abc123"}, fetch=hub)
-    assert {c[2] for c in hub.calls} == {"abc123"}
+    # the revision is resolved once; every later call names the commit it resolved to
+    assert hub.calls[0] == ("commit", "epfl-vita/everanimate", "abc123", None)
+    assert {c[2] for c in hub.calls[1:]} == {sha("epfl-vita/everanimate@abc123")}
     r = CliRunner().invoke(app, ["download-weights", "--dir", str(tmp_path), "--revision", "abc"], env=CLI_ENV)
     assert r.exit_code == 2 and "ambiguous" in r.stderr
 
@@ -426,7 +443,7 @@ def test_examples_land_in_examples_dir(tmp_path, online):
     for rel in W.EXAMPLE_FILES:
         assert (ex / rel).read_bytes() == b"demo:" + rel.encode()
     assert not (ex / ".everanimate-download").exists()
-    assert ("listing", "epfl-vita/everanimate", "main", W.EXAMPLES_PREFIX) in hub.calls
+    assert ("listing", "epfl-vita/everanimate", sha("epfl-vita/everanimate@main"), W.EXAMPLES_PREFIX) in hub.calls
 
 
 def test_bad_usage(tmp_path):
@@ -471,3 +488,100 @@ def test_real_hub_library_offline_maps_to_exit_4(tmp_path, offline):
     with pytest.raises(HubError):
         W._guard(lambda: fetcher.sizes("epfl-vita/everanimate", "main", [path]), "everanimate", revs)
     assert not (tmp_path / path).exists()
+
+
+# --- revision pinning: one commit per repo, recorded in the manifest, never mixed -------------------
+def _manifest(root):
+    return json.loads((root / "everanimate-weights.json").read_text())
+
+
+def test_download_pins_each_repo_to_one_commit(tmp_path, online):
+    hub = FakeHub()
+    W.download(tmp_path, ("lora", "pose"), "480p", fetch=hub)
+    commits = [c for c in hub.calls if c[0] == "commit"]
+    assert sorted(c[1] for c in commits) == ["Tau-J/RTMPose", "epfl-vita/everanimate"]  # once per repo
+    m = _manifest(tmp_path)["repos"]
+    for key, repo in (("everanimate", "epfl-vita/everanimate"), ("rtmpose", "Tau-J/RTMPose")):
+        e = m[key]
+        assert e["repo"] == repo and e["revision"] == "main" and e["commit"] == sha(f"{repo}@main") and e["resolved_at"]
+        assert {c[2] for c in hub.calls if c[1] == repo and c[0] != "commit"} == {e["commit"]}  # every file at it
+        for dest, rec in e["files"].items():
+            assert rec["commit"] == e["commit"] and rec["size"] == (tmp_path / dest).stat().st_size
+    assert set(m["rtmpose"]["files"]) == {it.dest for it in W.POSE_ITEMS}
+
+
+def test_resumed_download_stays_at_the_pinned_commit(tmp_path, online):
+    first = FakeHub(fail_on_download=3)
+    with pytest.raises(KeyboardInterrupt):
+        W.download(tmp_path, ("base",), "480p", fetch=first, convert=copy_convert)
+    pinned = {k: e["commit"] for k, e in _manifest(tmp_path)["repos"].items()}
+    assert set(pinned) == {"wan_diffusers", "wan_original"}
+    later = FakeHub()  # meanwhile main moved on both repos
+    later.heads = {(W.REPOS[k].repo_id, "main"): sha(f"new-{k}") for k in pinned}
+    report = W.download(tmp_path, ("base",), "480p", fetch=later, convert=copy_convert)
+    assert report.complete and not [c for c in later.calls if c[0] == "commit"]  # not even asked
+    for c in later.calls:
+        assert c[2] == pinned[{r.repo_id: k for k, r in W.REPOS.items()}[c[1]]]
+    m = _manifest(tmp_path)["repos"]
+    assert {k: e["commit"] for k, e in m.items()} == pinned
+    assert all(r["commit"] == pinned[k] for k, e in m.items() for r in e["files"].values())
+    assert len(m["wan_diffusers"]["files"]) + len(m["wan_original"]["files"]) == len(W.BASE_ITEMS)
+
+
+def test_update_moves_to_the_new_commit_and_refetches_that_repo(tmp_path, online, monkeypatch):
+    fill(tmp_path, ("lora", "pose"), "480p")
+    old = _manifest(tmp_path)["repos"]["everanimate"]["commit"]
+    hub = FakeHub()
+    hub.heads = {("epfl-vita/everanimate", "main"): sha("v2")}
+    W.download(tmp_path, ("lora", "pose"), "480p", fetch=hub)
+    assert hub.calls == []  # complete and pinned: no network, main's move is ignored
+    dry = W.download(tmp_path, ("lora", "pose"), "480p", fetch=hub, dry_run=True, update=True)
+    assert [f.item.dest for f in dry.files if f.stale] == [W.LORA_ITEMS["480p"].dest]
+    assert _manifest(tmp_path)["repos"]["everanimate"]["commit"] == old  # a dry run changes nothing
+    monkeypatch.setattr(W, "HubFetcher", lambda progress=True: hub)
+    r = CliRunner().invoke(
+        app, ["download-weights", "--dir", str(tmp_path), "--only", "lora,pose", "--update", "--json"], env=CLI_ENV
+    )
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["fetched"] == [W.LORA_ITEMS["480p"].dest]  # the pose repo did not move: kept
+    assert {"repo": "epfl-vita/everanimate", "revision": "main", "commit": sha("v2")} in out["pinned"]
+    assert _manifest(tmp_path)["repos"]["everanimate"]["files"][W.LORA_ITEMS["480p"].dest]["commit"] == sha("v2")
+    # a different --revision is an explicit change too
+    hub.calls.clear()
+    W.download(tmp_path, ("lora",), "480p", revision={"everanimate": sha("v1")}, fetch=hub)
+    assert [c[0] for c in hub.calls] == ["commit", "sizes", "download"] and hub.calls[-1][2] == sha("v1")
+
+
+def test_update_offline_is_refused(tmp_path, offline):
+    with pytest.raises(HubError, match="--update"):
+        W.download(tmp_path, ("lora",), "480p", fetch=FakeHub(), update=True)
+
+
+def test_check_reports_repo_at_commit_offline(tmp_path, online, monkeypatch):
+    fill(tmp_path, W.PARTS, "480p")
+    monkeypatch.setattr(W, "HubFetcher", lambda progress=True: FakeHub(error=RuntimeError("--check must not touch the Hub")))
+    r = CliRunner().invoke(app, ["download-weights", "--dir", str(tmp_path), "--check", "--json"], env=CLI_ENV)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["complete"] and out["unknown_commit"] == [] and out["exit_code"] == 0
+    assert {e["repo"]: e["commit"] for e in out["installed"]} == {
+        W.REPOS[k].repo_id: sha(f"{W.REPOS[k].repo_id}@main") for k in W.REPOS
+    }
+    r = CliRunner().invoke(app, ["download-weights", "--dir", str(tmp_path), "--check"], env=CLI_ENV)
+    assert f"epfl-vita/everanimate@{sha('epfl-vita/everanimate@main')}" in r.stderr and "complete" in r.stderr
+    (tmp_path / W.LORA_ITEMS["480p"].dest).unlink()
+    (tmp_path / "everanimate-weights.json").unlink()  # as if downloaded before pinning existed
+    r = CliRunner().invoke(app, ["download-weights", "--dir", str(tmp_path), "--check", "--json"], env=CLI_ENV)
+    out = json.loads(r.stdout)
+    assert r.exit_code == 4 and not out["ok"] and out["problems"] == [{"path": W.LORA_ITEMS["480p"].dest, "problem": "missing"}]
+    assert out["fix"] == f"everanimate download-weights --dir {tmp_path} --only lora" and len(out["unknown_commit"]) > 10
+    r = CliRunner().invoke(app, ["download-weights", "--dir", str(tmp_path), "--check", "--update"], env=CLI_ENV)
+    assert r.exit_code == 2
+
+
+def test_rtmlib_floor_has_the_hub_mirror():
+    import tomllib
+
+    deps = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert "rtmlib>=0.0.16" in deps["pose"]  # Tau-J/RTMPose (the pose models download-weights fetches) appeared in 0.0.16

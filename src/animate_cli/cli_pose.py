@@ -45,6 +45,18 @@ def choose_size(size: str | None, resolution: str | None, driving: Path, ref: Pa
     return C.portrait_size(C.RESOLUTIONS[resolution], portrait=h > w)
 
 
+def _refuse_clobbering_inputs(out_dir: Path, driving: Path, ref: Path | None, keypoints: bool, overlay: bool) -> None:
+    """--out is a folder: neither it nor any file written into it may be the driving video or the reference."""
+    from animate_cli.guard import refuse_inputs_as_outputs
+    from animate_cli.pose.stage import _outputs
+
+    inputs = [("driving video", driving), ("reference image", ref)]
+    refuse_inputs_as_outputs([("--out", out_dir)], inputs)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir} is a file; extract-pose writes a folder (pose.mp4, face.mp4, pose.json)")
+    refuse_inputs_as_outputs([("output", out_dir / n) for n in _outputs(out_dir, keypoints, overlay)], inputs)
+
+
 @app.command("extract-pose")
 def extract_pose_cmd(
     driving: Annotated[Path, typer.Argument(help="Driving video (one person).", show_default=False)],
@@ -76,11 +88,12 @@ def extract_pose_cmd(
             raise UsageError(f"--smooth must be default or none, got {smooth!r}")
         if device != "auto" and device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", device):
             raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
+        out_dir = out or Path(f"{driving.stem}-pose")
+        _refuse_clobbering_inputs(out_dir, driving, ref, save_keypoints, debug_overlay)
         width, height = choose_size(size, resolution, driving, ref)
         settings = PoseSettings(width=width, height=height, fps=fps, start=start, seconds=seconds, smooth=smooth,
                                 retarget=retarget, device=device, body_thr=kpt_thr)  # fmt: skip
         det, pose = find_pose_models(weights_dir or C.default_weights_dir())
-        out_dir = out or Path(f"{driving.stem}-pose")
         with RichReporter(enabled=not json_mode) as reporter:
             r = extract_pose(driving, out_dir, settings, det, pose, reporter, ref=ref, overwrite=overwrite,
                              save_keypoints=save_keypoints, debug_overlay=debug_overlay)  # fmt: skip

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from animate_cli import config as C
-from animate_cli.cli_common import RichReporter, app, err_console, run_command
+from animate_cli.cli_common import app, err_console, make_reporter, run_command
 from animate_cli.errors import UsageError
 
 LENGTH = "Length (one of; default: the driving video's duration)"
@@ -157,6 +157,32 @@ def _print_memory_modes(report: dict) -> None:
     con.print(f"auto: {auto['reason']}", markup=False)
 
 
+def _readiness(cfg: C.RunConfig, plan_dict: dict, auto_mode: dict) -> list:
+    """weights, GPU, disk: each ok or a blocker with the exit code a real run would fail with."""
+    from animate_cli import readiness, weights
+    from animate_cli.pipeline import _is_tiny
+
+    need = ("base", "lora") if cfg.pose_video else ("base", "lora", "pose")
+    w = readiness.weights_item(cfg.weights_dir, cfg.resolution, need)
+    tiny = w.ok and _is_tiny(Path(cfg.weights_dir) / weights.BASE_DIR)
+    chosen = next((m for m in plan_dict.get("memory_modes", [])
+                   if (m["offload"], m["weights_dtype"]) == (auto_mode["offload"], auto_mode["weights_dtype"])), None)  # fmt: skip
+    need = None if tiny else (chosen["gpu_gib"] if chosen else plan_dict["estimate"]["vram_gib"])
+    gpu = readiness.gpu_item(cfg.device, need, tiny, mode=None if tiny else auto_mode)
+    disk = readiness.disk_item(cfg.out, cfg.resume_dir, cfg.width * (2 if cfg.side_by_side else 1), cfg.height, cfg.frames,
+                               plan_dict["chunks"], cfg.dtype, extract_pose=cfg.pose_video is None)  # fmt: skip
+    return [w, gpu, disk]
+
+
+def _print_readiness(items: list, code: int) -> None:
+    con = err_console()
+    con.print("ready to run: yes" if code == 0 else f"ready to run: no (a real run would exit {code})", markup=False)
+    for item in items:
+        con.print(f"  {'ok ' if item.ok else 'NO '} {item.name:<8} {item.message}", markup=False)
+        if item.fix:
+            con.print(f"  {'':3} {'':<8} {'fix' if not item.ok else 'note'}: {item.fix}", markup=False)
+
+
 @app.command("run")
 def run_cmd(
     ref: Annotated[Path, typer.Argument(help="Reference image of the person (png/jpg/webp; any mode).")],
@@ -236,6 +262,12 @@ def run_cmd(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate inputs and print the chunk plan; loads no model.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
+    progress: Annotated[
+        str,
+        typer.Option(
+            help="rich: bars with ETA on stderr; json: one JSON event per line on stderr (for GUIs/scripts); none: quiet."
+        ),
+    ] = "rich",
 ) -> None:
     """Animate REF with the motion of DRIVING (EverAnimate rollout on Wan2.2-Animate-14B)."""
 
@@ -250,28 +282,40 @@ def run_cmd(
                            resolution=resolution, size=size, steps=steps, seed=seed, prompt=prompt, lora=lora,
                            no_audio=no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir,
                            offload=offload, weights_dtype=weights_dtype, attention=attention, compile_=compile_)  # fmt: skip
-        from animate_cli import pipeline, weights
+        from animate_cli import pipeline, readiness
         from animate_cli.plan import make_plan
 
-        if dry_run:
+        if dry_run:  # the plan and the estimate always; then whether a real run could start now
             checked = pipeline.check_inputs(cfg)
-            need = ("base", "lora") if cfg.pose_video else ("base", "lora", "pose")
-            weights.resolve(cfg.weights_dir, cfg.resolution, need=need)
             source = checked.pose_frames or checked.driving.approx_frames
             plan = make_plan(cfg.frames, cfg.width, cfg.height, source, cfg.steps, cfg.seed).to_dict()
             from animate_cli.device import memory_report
 
             memory = memory_report((cfg.width, cfg.height), cfg.device, cfg.offload, cfg.weights_dtype)  # fmt: skip
             plan["memory_modes"], plan["auto_mode"] = memory["modes"], memory["auto_mode"]
+            items = _readiness(cfg, plan, memory["auto_mode"])
+            code = readiness.first_blocker_code(items)
             if not json_out:
                 _print_plan(cfg, plan)
                 _print_memory_modes(memory)
-            return {"dry_run": True, "output": str(cfg.out), "plan": plan}
-        with RichReporter(enabled=True) as reporter:
+                _print_readiness(items, code)
+            return {"dry_run": True, "output": str(cfg.out), "plan": plan, "ready": code == 0,
+                    "readiness": [i.to_dict() for i in items], "exit_code": code}  # fmt: skip
+        from animate_cli import weights_manifest
+
+        with make_reporter(progress) as reporter:
             summary = pipeline.run(cfg, reporter, fresh=fresh, on_chunk_done=_test_pause())
-        if not json_out:
+            result = {"output": str(summary.output), "frames": summary.frames, "fps": summary.fps, "size": list(summary.size),
+                      "chunks": summary.chunks, "resumed_from_chunk": summary.resumed_from_chunk, "steps": steps, "seed": seed,
+                      "lora_modules": summary.lora_modules, "device": summary.device, "timings_s": summary.timings_s,
+                      "pose": summary.pose, "weights": weights_manifest.installed(cfg.weights_dir),
+                      "memory_mode": summary.memory_mode, "runtime": summary.runtime}  # fmt: skip
+            if progress == "json":
+                reporter.emit("done", **result)
+        if not json_out and progress != "json":
             err_console().print(f"wrote {summary.output} ({summary.frames} frames, {summary.frames / C.FPS:.2f} s, "
-                                f"{summary.size[0]}x{summary.size[1]}) in {summary.timings_s.get('total', 0):.1f} s", markup=False)  # fmt: skip
+                                f"{summary.size[0]}x{summary.size[1]}) in {summary.timings_s.get('total', 0):.1f} s; "
+                                f"weights: {weights_manifest.short(result['weights'])}", markup=False)  # fmt: skip
             mm = summary.memory_mode
             if mm.get("measured_peak_gpu_gib") is not None:
                 pred = f" (predicted {mm['predicted_gpu_gib']:.1f} GiB with margins)" if mm.get("predicted_gpu_gib") else ""
@@ -282,9 +326,8 @@ def run_cmd(
                 compiled = f"on ({rt['compile_s']} s compiling)" if rt["compile"] else "off"
                 err_console().print(f"models: offload {rt['offload']}, weights {rt['weights_dtype']}, attention "
                                     f"{rt['attention']}, compile {compiled}", markup=False)  # fmt: skip
-        return {"output": str(summary.output), "frames": summary.frames, "fps": summary.fps, "size": list(summary.size),
-                "chunks": summary.chunks, "resumed_from_chunk": summary.resumed_from_chunk, "steps": steps, "seed": seed,
-                "lora_modules": summary.lora_modules, "device": summary.device, "timings_s": summary.timings_s,
-                "pose": summary.pose, "memory_mode": summary.memory_mode, "runtime": summary.runtime}  # fmt: skip
+        return result
 
-    run_command("everanimate.run/1", json_out, body)
+    if progress not in ("rich", "json", "none"):
+        raise typer.BadParameter("must be rich, json or none", param_hint="--progress")
+    run_command("everanimate.run/1", json_out, body, events=progress == "json")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from animate_cli.cli_common import RichReporter, app, err_console, interrupted, run_command
+from animate_cli.errors import ExitCode, UsageError
 
 EXAMPLES = """
 Examples:
@@ -15,6 +16,8 @@ Examples:
   everanimate download-weights --dry-run            # what would be fetched, sizes, free space
   everanimate download-weights --only lora --resolution 720p
   everanimate download-weights --dir /data/everanimate --examples
+  everanimate download-weights --check              # what is installed (repo@commit), offline
+  everanimate download-weights --update             # move to the repos' current main (re-fetches changed repos)
 """
 
 
@@ -65,6 +68,18 @@ def download_weights(
             "--dry-run", help="List every file, its size and whether it is present, the total and the free space; fetch nothing."
         ),
     ] = False,
+    update: Annotated[
+        bool,
+        typer.Option(
+            "--update",
+            help="Re-resolve each repo's revision (main) to its current commit; files of another commit are fetched anew. "
+            "Without it, a download stays at the commit pinned in the manifest.",
+        ),
+    ] = False,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Report what is installed (repo@commit, missing files), offline; exit 4 if incomplete."),
+    ] = False,
     json_mode: Annotated[
         bool, typer.Option("--json", help="Print one JSON object on stdout (progress stays on stderr).")
     ] = False,
@@ -83,6 +98,10 @@ def download_weights(
         weights.resolutions_for(resolution)  # validates before anything else
         repo_keys = [it.repo for it in weights.registry_items([p for p in parts if p in weights.PARTS], resolution)]
         revs = weights.parse_revisions(revision or [], repo_keys + (["everanimate"] if examples else []))
+        if check:
+            if update or dry_run or revs or examples:
+                raise UsageError("--check only reads the folder; use it without --update, --dry-run, --revision, --examples")
+            return _check(root, parts, resolution)
         try:
             with RichReporter(enabled=not json_mode) as reporter:
                 report = weights.download(
@@ -95,6 +114,7 @@ def download_weights(
                     weights.HubFetcher(progress=not json_mode),
                     examples_dir=examples_dir.resolve() if examples else None,
                     wait=wait,
+                    update=update,
                 )
         except KeyboardInterrupt as exc:
             raise interrupted(
@@ -104,6 +124,28 @@ def download_weights(
         return report.to_dict()
 
     run_command("everanimate.download-weights/1", json_mode, body)
+
+
+def _check(root: Path, parts: list[str], resolution: str) -> dict:
+    """--check: the folder's structural check and the manifest's commits; exit 4 when incomplete."""
+    from animate_cli import weights
+
+    result = weights.check(root, parts, resolution)
+    console = err_console()
+    for e in result["installed"]:
+        console.print(f"{e['repo']}@{e['commit']} ({e['revision']}, pinned {e['resolved_at']}): {e['files']} files",
+                      markup=False)  # fmt: skip
+    if result["unknown_commit"]:
+        console.print(f"{len(result['unknown_commit'])} files of unknown commit (not downloaded by download-weights, "
+                      "or before pinning); `download-weights --update` replaces them", markup=False)  # fmt: skip
+    if result["complete"]:
+        console.print(f"complete: everything for {', '.join(parts)} ({resolution}) is in {root}", markup=False)
+    else:
+        names = [p["path"] if p["problem"] == "missing" else f"{p['path']} ({p['problem']})" for p in result["problems"]]
+        console.print(f"incomplete: {len(names)} files missing or broken in {root}: {weights._list_names(names)}", markup=False)
+        console.print(f"  fix: {result['fix']}", markup=False)
+        result["exit_code"] = int(ExitCode.WEIGHTS)
+    return result
 
 
 def _print_human(report, dry_run: bool) -> None:
@@ -120,7 +162,9 @@ def _print_human(report, dry_run: bool) -> None:
             table.add_column(col, justify="right" if col == "size" else "left")
         for f in report.files:
             size = ("~" if not f.exact else "") + (_fmt(f.size) if f.size else "?")
-            table.add_row(f.item.dest, f"{f.repo_id}@{f.revision}", size, "present" if f.present else "to download")
+            at = f"{f.revision} ({f.commit[:7]})" if f.commit and f.commit != f.revision else f.revision
+            status = "present" if f.present else ("other commit: again" if f.stale else "to download")
+            table.add_row(f.item.dest, f"{f.repo_id}@{at}", size, status)
         console.print(table)
         pending = report.pending
         console.print(
@@ -134,3 +178,6 @@ def _print_human(report, dry_run: bool) -> None:
         console.print(f"done: fetched {len(report.fetched)} files; all weights complete in {report.root}", markup=False)
     else:
         console.print(f"all weights already complete in {report.root}; nothing to download", markup=False)
+    pinned = [f"{e['repo']}@{e['commit'][:12]}" for e in report.installed if e["commit"]]
+    if pinned and not dry_run:
+        console.print(f"pinned: {', '.join(pinned)} (`--update` moves to newer commits)", markup=False)

@@ -123,3 +123,8 @@ class RunConfig:
     @property
     def resume_dir(self) -> Path:
         return self.state_dir or self.out.with_name(self.out.name + ".everanimate-state")
+
+    @property
+    def preview_path(self) -> Path:
+        """Playable mp4 of every chunk finished so far, next to the output; removed when the output is written."""
+        return self.out.with_name(self.out.stem + ".preview.mp4")

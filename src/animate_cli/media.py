@@ -226,12 +226,17 @@ class VideoWriter:
             self.abort()
 
 
-def concat_with_audio(segments: Sequence[Path], out: Path, frames: int, fps: float, audio_from: Path | None) -> Path:
+def write_preview(segments: Sequence[Path], preview: Path, fps: float) -> Path:
+    """Join the finished segments (no audio, no re-encode) into `preview`, replaced atomically: a
+    player that has the previous preview open keeps reading it, the next open sees the new one."""
+    return concat_with_audio(segments, preview, None, fps, None)
+
+
+def concat_with_audio(segments: Sequence[Path], out: Path, frames: int | None, fps: float, audio_from: Path | None) -> Path:
     """Join H.264 segments (same size/codec) without re-encoding and add the audio of `audio_from`,
-    trimmed to the video and padded with silence where the video is longer. Atomic: writes a
-    temporary file next to `out` and renames it."""
+    trimmed to the video and padded with silence where the video is longer (`frames` None: no trim).
+    Atomic: writes a temporary file next to `out` and renames it."""
     out = Path(out)
-    seconds = frames / fps
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, dir=out.parent) as f:
         for s in segments:
             f.write(f"file '{Path(s).resolve().as_posix()}'\n")
@@ -240,7 +245,7 @@ def concat_with_audio(segments: Sequence[Path], out: Path, frames: int, fps: flo
     cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", listing]
     if audio_from is not None:
         cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "192k", "-af", "apad"]
-    cmd += ["-c:v", "copy", "-t", f"{seconds:.6f}", "-movflags", "+faststart", str(tmp)]
+    cmd += ["-c:v", "copy", *(["-t", f"{frames / fps:.6f}"] if frames is not None else []), "-movflags", "+faststart", str(tmp)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
         if proc.returncode != 0:

@@ -58,6 +58,13 @@ class RunSummary:
 
 def check_inputs(cfg: RunConfig) -> CheckedInputs:
     """Every bad input a user can give, reported before anything heavy happens."""
+    from animate_cli.guard import refuse_inputs_as_outputs
+
+    refuse_inputs_as_outputs(
+        [("output", cfg.out), ("preview", cfg.preview_path)],
+        [("reference image", cfg.ref), ("driving video", cfg.driving), *(("--ref-view", v) for v in cfg.ref_views),
+         ("--pose-video", cfg.pose_video), ("--face-video", cfg.face_video)],
+    )  # fmt: skip
     if cfg.out.exists() and not cfg.overwrite:
         raise OutputExistsError(f"output {cfg.out} already exists", hint="pass --overwrite to replace it, or choose --out")
     if not cfg.out.parent.is_dir():
@@ -223,7 +230,12 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
     #    chunk runs; the rollout ends when every segment it wrote is closed under its real name.
     from animate_cli.writer import SegmentWriter
 
-    with SegmentWriter(on_segment_done) as writer:
+    def segment_done(c: int, path: Path) -> None:  # on the writer thread, once chunk c's segment is complete
+        _write_preview(cfg, plan, state_dir, c, reporter)
+        if on_segment_done is not None:
+            on_segment_done(c, path)
+
+    with SegmentWriter(segment_done) as writer:
         t = time.monotonic()
         if start_chunk < len(plan.chunks):
             chunk_times = _rollout(cfg, plan, checked, models, text, pose_video, face_video, state, start_chunk, fingerprint,
@@ -239,6 +251,8 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
     audio = cfg.driving if (cfg.audio and checked.driving.has_audio) else None
     reporter.stage("mux", 1, "writing mp4")
     media.concat_with_audio(segments, cfg.out, plan.frames, C.FPS, audio)
+    cfg.preview_path.unlink(missing_ok=True)  # the output is complete: the preview has served its purpose
+    reporter.artifact("output", cfg.out)
     reporter.advance("mux")
     timings["mux"] = time.monotonic() - t
     timings["total"] = time.monotonic() - t0
@@ -410,6 +424,23 @@ def _rollout(cfg, plan: ChunkPlan, checked, models, text, pose_video, face_video
         if on_chunk_done is not None:
             on_chunk_done(c)
     return chunk_times
+
+
+def _write_preview(cfg, plan: ChunkPlan, state_dir: Path, c: int, reporter) -> None:
+    """<out>.preview.mp4: every finished chunk up to c, playable while the run goes on. Takes the
+    segments 0.. that exist with the plan's kept length (a run being extended re-decodes its old
+    last chunk only at the end, so until then the preview stops before it)."""
+    from animate_cli import resume
+
+    segments = []
+    for spec in plan.chunks[: c + 1]:
+        seg = resume.segment_path(state_dir, spec.index, spec.keep)
+        if not seg.exists():
+            break
+        segments.append(seg)
+    if segments:
+        media.write_preview(segments, cfg.preview_path, C.FPS)
+        reporter.artifact("preview", cfg.preview_path, chunks=len(segments))
 
 
 def _decode_into_segment(cfg, spec, latents, vae, pose_px, state_dir, writer, reporter):

@@ -397,6 +397,9 @@ def _part_of(rel: str) -> str:
 
 # --- Hub access (injectable: tests pass a fake; nothing else in the package talks to the Hub) ----
 class Fetcher(Protocol):
+    def commit(self, repo_id: str, revision: str) -> str:
+        """The commit sha `revision` (branch, tag or sha) points at now."""
+
     def sizes(self, repo_id: str, revision: str, paths: list[str]) -> dict[str, int]:
         """Sizes of those `paths` that exist in the repo at `revision` (absent ones are left out)."""
 
@@ -412,6 +415,11 @@ class HubFetcher:
 
     def __init__(self, progress: bool = True):
         self.progress = progress
+
+    def commit(self, repo_id: str, revision: str) -> str:
+        from huggingface_hub import HfApi
+
+        return HfApi().repo_info(repo_id, revision=revision).sha
 
     def sizes(self, repo_id: str, revision: str, paths: list[str]) -> dict[str, int]:
         from huggingface_hub import HfApi
@@ -506,6 +514,30 @@ def hub_error(exc: BaseException, repo_id: str, revision: str, path: str = "") -
     return None
 
 
+def check(weights_dir: Path, parts: Iterable[str] = PARTS, resolution: str = "480p") -> dict:
+    """What is installed, without the network: the structural check plus the manifest's commits
+    (for `download-weights --check`, `run --dry-run` and run summaries)."""
+    from animate_cli import weights_manifest as M
+
+    root, parts = Path(weights_dir).expanduser(), tuple(p for p in PARTS if p in set(parts))
+    found = problems(root, resolution if resolution != "all" else "480p", parts)
+    if "lora" in parts and resolution == "all":
+        found += [p for p in problems(root, "720p", ("lora",)) if p not in found]
+    manifest = M.read(root)
+    files = [{"path": it.dest, "repo": REPOS[it.repo].repo_id, "present": _file_ok(root / it.dest),
+              "commit": M.file_commit(manifest, it.repo, it.dest)} for it in registry_items(parts, resolution)]  # fmt: skip
+    bad_parts = [p for p in parts if any(_part_of(rel) == p for rel, _ in found)]
+    return {
+        "dir": str(root),
+        "complete": not found,
+        "problems": [{"path": rel, "problem": why} for rel, why in found],
+        "installed": M.installed(root),
+        "unknown_commit": [f["path"] for f in files if f["present"] and f["commit"] is None],
+        "files": files,
+        "fix": _fix_command(root, bad_parts, resolution) if found else None,
+    }
+
+
 # --- download -------------------------------------------------------------------------------------
 @dataclass
 class FileStatus:
@@ -515,6 +547,8 @@ class FileStatus:
     size: int
     present: bool
     exact: bool  # size from the Hub (True) or the registry's estimate (False)
+    commit: str | None = None  # the pinned commit it is (to be) fetched at; None when not resolved (offline)
+    stale: bool = False  # present, but from another commit than the pinned one: fetched anew
 
     def to_dict(self) -> dict:
         return {
@@ -522,6 +556,8 @@ class FileStatus:
             "repo": self.repo_id,
             "file": self.item.path,
             "revision": self.revision,
+            "commit": self.commit,
+            "stale": self.stale,
             "size": self.size,
             "size_exact": self.exact,
             "present": self.present,
@@ -542,6 +578,7 @@ class DownloadReport:
     complete: bool = False  # after the run: the structural check passed for everything requested
     examples_dir: Path | None = None
     notes: list[str] = field(default_factory=list)
+    installed: list[dict] = field(default_factory=list)  # [{repo, revision, commit}] this run pinned or kept
 
     @property
     def pending(self) -> list[FileStatus]:
@@ -561,6 +598,7 @@ class DownloadReport:
             "complete": self.complete,
             "examples_dir": str(self.examples_dir) if self.examples_dir else None,
             "notes": self.notes,
+            "pinned": self.installed,
         }
 
 
@@ -636,16 +674,19 @@ def download(
     examples_dir: Path | None = None,
     convert: Callable[[Path, Path], object] | None = None,
     wait: bool = False,
+    update: bool = False,
 ) -> DownloadReport:
     """Fetch what `only` needs into `weights_dir`, resuming, and verify the result structurally.
 
     Already-complete files are never fetched again (no network at all if nothing is missing).
-    `revision` maps registry repo keys to revisions (see `parse_revisions`). `examples_dir` also
-    fetches the demo inputs there. `fetch` and `convert` exist for tests.
+    `revision` maps registry repo keys to revisions (see `parse_revisions`). Each repo's revision is
+    resolved to a commit once and pinned in the manifest (weights_manifest.py); a resumed download
+    keeps that commit, `update=True` re-resolves it and re-fetches files of any other commit.
+    `examples_dir` also fetches the demo inputs there. `fetch` and `convert` exist for tests.
     Holds the lock of the weights folder (locks.py) unless `dry_run`: while another download holds it,
     raise WeightsBusyError (exit 4), or with `wait` say so and wait for it (then fetch what is still missing).
     """
-    args = (weights_dir, only, resolution, revision, dry_run, reporter, fetch, examples_dir, convert)
+    args = (weights_dir, only, resolution, revision, dry_run, reporter, fetch, examples_dir, convert, update)
     root = Path(weights_dir).expanduser()
     if dry_run or (root.exists() and not root.is_dir()):  # reads only / refused below with a usage error
         return _download(*args)
@@ -660,7 +701,9 @@ def download(
         return _download(*args)
 
 
-def _download(weights_dir, only, resolution, revision, dry_run, reporter, fetch, examples_dir, convert) -> DownloadReport:
+def _download(weights_dir, only, resolution, revision, dry_run, reporter, fetch, examples_dir, convert, update) -> DownloadReport:
+    from animate_cli import weights_manifest as M
+
     root = Path(weights_dir).expanduser()
     if root.exists() and not root.is_dir():
         raise UsageError(f"--dir {root} is a file, not a folder")
@@ -668,7 +711,14 @@ def _download(weights_dir, only, resolution, revision, dry_run, reporter, fetch,
     if unknown := set(only) - set(PARTS):
         raise UsageError(f"unknown --only {', '.join(sorted(unknown))}; choose from {', '.join(PARTS)}")
     reporter, fetch = reporter or NullReporter(), fetch or HubFetcher()
-    revs = {k: (revision or {}).get(k, r.revision) for k, r in REPOS.items()}
+    manifest = M.read(root)
+    pinned = manifest["repos"]
+    online = not hub_offline()
+    if update and not online and not dry_run:
+        raise _offline_error("newer commits (--update)")
+    asked = revision or {}
+    # What the user asks for: --revision, else what the manifest was pinned from, else the registry's default.
+    revs = {k: asked.get(k) or pinned.get(k, {}).get("revision") or r.revision for k, r in REPOS.items()}
     report = DownloadReport(root=root, dry_run=dry_run, examples_dir=examples_dir)
 
     items = registry_items(parts, resolution)
@@ -676,40 +726,79 @@ def _download(weights_dir, only, resolution, revision, dry_run, reporter, fetch,
         report.files.append(
             FileStatus(it, REPOS[it.repo].repo_id, revs[it.repo], it.size, _file_ok(root / it.dest), not it.approx)
         )
+
+    # Pin each repo to one commit: the manifest's (no network), or resolved once now when there is
+    # something to fetch from it and no pin yet, when --update asks, or when --revision changes it.
+    keys = list(dict.fromkeys([it.repo for it in items] + (["everanimate"] if examples_dir is not None else [])))
+    commits: dict[str, str | None] = {}
+    for key in keys:
+        entry = pinned.get(key)
+        changed = key in asked and entry is not None and asked[key] not in (entry.get("revision"), entry.get("commit"))
+        has_pending = any(not f.present for f in report.files if f.item.repo == key) or (
+            key == "everanimate" and examples_dir is not None
+        )
+        if entry and entry.get("commit") and not (update or changed):
+            commits[key] = entry["commit"]
+        elif online and (has_pending or update or changed):
+            commits[key] = _guard(lambda k=key: fetch.commit(REPOS[k].repo_id, revs[k]), key, revs)
+        else:
+            commits[key] = None  # offline, or a legacy folder that needs nothing: not pinned
+    for f in report.files:
+        f.commit = commits.get(f.item.repo)
+        recorded = M.file_commit(manifest, f.item.repo, f.item.dest)
+        if f.present and f.commit and (recorded not in (None, f.commit) or (recorded is None and update)):
+            f.present, f.stale = False, True  # from another commit (or unknown, with --update): fetch anew
+    if not dry_run:
+        for key, commit in commits.items():
+            if commit and pinned.get(key, {}).get("commit") != commit:
+                M.pin(manifest, key, REPOS[key].repo_id, revs[key], commit)
+        if any(commits.values()):
+            M.write(root, manifest)  # before fetching: an interrupted download resumes at these commits
+
     pending_repos = {f.item.repo for f in report.pending}
-    online = not hub_offline()
     if examples_dir is not None:
+        ex_rev = commits.get("everanimate") or revs["everanimate"]
         try:
-            ex_items, exact = _guard(lambda: _example_items(fetch, revs["everanimate"], online), "everanimate", revs)
+            ex_items, exact = _guard(lambda: _example_items(fetch, ex_rev, online), "everanimate", revs)
         except HubError:
             if not dry_run:
                 raise
-            (ex_items, exact), online = _example_items(fetch, revs["everanimate"], False), False
+            (ex_items, exact), online = _example_items(fetch, ex_rev, False), False
         for it in ex_items:
             report.files.append(
                 FileStatus(
-                    it, REPOS["everanimate"].repo_id, revs["everanimate"], it.size, _nonempty(examples_dir / it.dest), exact
-                )
+                    it,
+                    REPOS["everanimate"].repo_id,
+                    revs["everanimate"],
+                    it.size,
+                    _nonempty(examples_dir / it.dest),
+                    exact,
+                    commit=commits.get("everanimate"),
+                )  # fmt: skip
             )
     if not online and report.pending:
         if not dry_run:
             raise _offline_error(_fmt_missing(report))
         report.notes.append("the Hub is not reachable or disabled (HF_HUB_OFFLINE=1): sizes are the registry's estimates")
+    if stale := [f for f in report.files if f.stale]:
+        report.notes.append(f"{len(stale)} files are from another commit than the one pinned now and will be fetched anew")
 
     # Exact sizes (and early 404 / gated / auth errors, before anything is written).
     if online and report.pending:
         for key in sorted(pending_repos):
             paths = [f.item.path for f in report.pending if f.item.repo == key and f.item.part != "examples"]
+            at = commits.get(key) or revs[key]
             try:
-                sizes = _guard(lambda k=key, p=paths: fetch.sizes(REPOS[k].repo_id, revs[k], p), key, revs)
+                sizes = _guard(lambda k=key, p=paths, a=at: fetch.sizes(REPOS[k].repo_id, a, p), key, revs)
             except HubError:
                 if not dry_run:
                     raise
                 report.notes.append(f"could not list {REPOS[key].repo_id} on the Hub: sizes are estimates")
                 continue
             if lost := [p for p in paths if p not in sizes]:
+                pin_note = f" (commit {at[:12]})" if commits.get(key) else ""
                 raise HubError(
-                    f"{len(lost)} files not found in {REPOS[key].repo_id}@{revs[key]}: {_list_names(lost, 3)}",
+                    f"{len(lost)} files not found in {REPOS[key].repo_id}@{revs[key]}{pin_note}: {_list_names(lost, 3)}",
                     hint="renamed upstream? the registry in animate_cli/weights.py needs updating, or pass an older --revision",
                 )
             for f in report.pending:
@@ -721,6 +810,7 @@ def _download(weights_dir, only, resolution, revision, dry_run, reporter, fetch,
     report.download_bytes = sum(f.size for f in report.pending)
     report.needed_bytes = report.download_bytes + max(staged, default=0)
     report.free_bytes = _free_bytes(root)
+    report.installed = [{"repo": REPOS[k].repo_id, "revision": revs[k], "commit": c} for k, c in commits.items()]
     if dry_run:
         report.complete = not report.pending
         return report
@@ -735,10 +825,13 @@ def _download(weights_dir, only, resolution, revision, dry_run, reporter, fetch,
         "download", total=len(pending), description=f"download-weights ({len(pending)} files, {_fmt(report.download_bytes)})"
     )
     for f in pending:
-        reporter.log(f"fetching {f.item.path} from {f.repo_id} ({_fmt(f.size)})")
+        reporter.log(f"fetching {f.item.path} from {f.repo_id}@{(f.commit or f.revision)[:12]} ({_fmt(f.size)})")
         _guard(lambda f=f: _fetch_one(f, root, examples_dir, fetch, convert, parts), f.item.repo, revs, f.item.path)
         report.fetched.append(f.item.dest)
         f.present = True
+        if f.item.part != "examples" and f.commit:
+            M.record_file(manifest, f.item.repo, f.item.dest, f.item.path, (root / f.item.dest).stat().st_size)
+            M.write(root, manifest)
         reporter.advance("download")
     _tidy(root / STAGING_DIR)
     if examples_dir is not None:
@@ -779,7 +872,7 @@ def _fetch_one(f: FileStatus, root: Path, examples_dir: Path | None, fetch: Fetc
     it = f.item
     if it.part == "examples":
         staging = examples_dir / ".everanimate-download"
-        got = fetch.download(f.repo_id, it.path, f.revision, staging)
+        got = fetch.download(f.repo_id, it.path, f.commit or f.revision, staging)
         dest = examples_dir / it.dest
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(got, dest)
@@ -789,7 +882,7 @@ def _fetch_one(f: FileStatus, root: Path, examples_dir: Path | None, fetch: Fetc
         dest.unlink()
     if it.how == "copy":
         local_dir = root / it.dest[: -len(it.path)]
-        got = fetch.download(f.repo_id, it.path, f.revision, local_dir)
+        got = fetch.download(f.repo_id, it.path, f.commit or f.revision, local_dir)
         if Path(got).resolve() != dest.resolve():
             raise WeightsInvalidError(f"{it.path} landed at {got}, expected {dest}")
         if not _file_ok(dest):
@@ -799,7 +892,7 @@ def _fetch_one(f: FileStatus, root: Path, examples_dir: Path | None, fetch: Fetc
                 hint="run the same command again to fetch it anew",
             )
         return
-    staged = fetch.download(f.repo_id, it.path, f.revision, root / STAGING_DIR / it.repo)
+    staged = fetch.download(f.repo_id, it.path, f.commit or f.revision, root / STAGING_DIR / it.repo)
     if it.how == "unzip":
         _unzip_member(Path(staged), it.member, dest)
     elif it.how == "convert":

@@ -1,0 +1,196 @@
+"""Could a real `run` start now? The readiness list `run --dry-run` prints after the plan.
+
+Each check returns a small `Item`: ok, or a blocker with the exit code a real run would fail with
+and the command or step that fixes it. The dry run exits with the code of the first blocker (0 when
+there is none), so a script can ask "ready?" before a 48 GB download or an hour of GPU time.
+
+No torch here (`run --dry-run` must not import it): the GPU is seen through `nvidia-smi`, the
+weights through the structural check and the manifest, the disk through `shutil.disk_usage`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from animate_cli import config as C
+from animate_cli.device import GpuInfo, nvidia_smi_gpus
+from animate_cli.errors import ExitCode
+
+# --- disk estimate -------------------------------------------------------------------------------
+# The final mp4 and each chunk's segment are H.264 at CRF 16 (media.CRF). An assumption, not a
+# measurement (there is no real output to measure here): x264 at CRF ~16 on 480p natural video
+# usually lands at 2-5 Mbit/s, i.e. 0.2-0.5 bits per pixel per frame at 832x480x25; we take the top.
+# The tiny random weights make noise, which needs ~4 bits/pixel (measured at 64x32): for them the
+# estimate is low, which does not matter at their sizes.
+H264_BITS_PER_PIXEL = 0.5
+# Per chunk the state folder keeps the 20 generated latents ([1, 16, 20, h/8, w/8] in the run dtype,
+# resume.save_chunk_latents) and the kept frames as a segment; plus one prompt embedding
+# ([1, 512, 4096]) and the small state tensors, which AUX_STATE_BYTES bounds.
+AUX_STATE_BYTES = 512 * 4096 * 4 + (16 << 20)
+DISK_MARGIN = 1.1  # 10% on top: ffmpeg writes the output to a temp file next to it before renaming
+
+
+@dataclass(frozen=True)
+class Item:
+    name: str  # "weights", "gpu", "disk"
+    ok: bool
+    message: str  # one line: what was found
+    fix: str | None = None  # one line: what to do about a blocker (or a caution when ok)
+    exit_code: int = 0  # what a real run would exit with (0 when ok)
+    detail: dict | None = None
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else "blocker"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "status": self.status}
+
+
+def first_blocker_code(items: list[Item]) -> int:
+    return next((i.exit_code for i in items if not i.ok), int(ExitCode.OK))
+
+
+# --- weights -------------------------------------------------------------------------------------
+def weights_item(weights_dir: Path, resolution: str, need: tuple[str, ...]) -> Item:
+    """Complete (with what is installed, repo@commit) or missing (with the download-weights command)."""
+    from animate_cli import weights, weights_manifest
+
+    result = weights.check(weights_dir, need, resolution)
+    installed = weights_manifest.short(result["installed"])
+    detail = {"dir": result["dir"], "installed": result["installed"], "problems": result["problems"]}
+    if result["complete"]:
+        return Item("weights", True, f"complete in {weights_dir} ({installed})", detail=detail)
+    # Count in download-weights' terms (files to fetch, their size) rather than the structural check's.
+    todo = [it for it in weights.registry_items(need, resolution) if not weights._file_ok(Path(weights_dir) / it.dest)]
+    if todo:
+        total = len(weights.registry_items(need, resolution))
+        what = f"missing {len(todo)} of {total} files (~{weights._fmt(sum(it.size for it in todo))} to download)"
+    else:
+        what = f"{len(result['problems'])} files incomplete ({result['problems'][0]['path']}, …)"
+    return Item("weights", False, f"{what} in {weights_dir}", fix=result["fix"], exit_code=int(ExitCode.WEIGHTS),
+                detail=detail)  # fmt: skip
+
+
+# --- GPU -----------------------------------------------------------------------------------------
+Gpu = GpuInfo  # one nvidia-smi reader for the whole package: device.nvidia_smi_gpus
+
+
+def _visible(gpus: list[Gpu]) -> list[Gpu]:
+    """The GPUs torch would number cuda:0, cuda:1, ...: CUDA_VISIBLE_DEVICES (as indices) picks and orders them."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is None:
+        return gpus
+    by_index = {g.index: g for g in gpus}
+    picked = []
+    for tok in env.split(","):
+        tok = tok.strip()
+        if not tok.isdigit() or int(tok) not in by_index:
+            break  # CUDA stops at the first invalid entry (UUIDs are not mapped here)
+        picked.append(by_index[int(tok)])
+    return picked
+
+
+def gpu_item(device: str, need_gib: float | None, tiny: bool, query: Callable[[], list[Gpu] | None] = nvidia_smi_gpus,
+             mode: dict | None = None) -> Item:  # fmt: skip
+    """Which GPU a run would use and whether its free memory covers `need_gib` (None: no requirement).
+
+    `mode` is device.memory_report's `auto_mode` for this GPU: the memory mode a real run would pick, or
+    (offload None) why none fits, which makes the GPU a blocker (exit 5) like the real device check.
+    """
+    if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
+        return Item("gpu", False, f"--device {device!r} is not auto, cpu, cuda or cuda:N", exit_code=int(ExitCode.USAGE))
+    if device == "cpu":
+        if tiny:
+            return Item("gpu", True, "--device cpu (tiny test weights)")
+        return Item("gpu", True, "--device cpu: the 14B model on the CPU takes days per chunk", fix="use a CUDA GPU")
+    gpus = query()
+    visible = _visible(gpus) if gpus else []
+    if not visible:
+        seen = "no GPU visible (nvidia-smi not found or no NVIDIA driver)" if gpus is None else "no GPU visible"
+        if tiny and device == "auto":
+            return Item("gpu", True, f"{seen}; tiny test weights run on the CPU")
+        size = f" with ~{need_gib:.0f} GiB free" if need_gib is not None else ""
+        return Item("gpu", False, seen, exit_code=int(ExitCode.DEVICE),
+                    fix=f"run on a machine with an NVIDIA GPU{size}; --device cpu is for tiny test weights only")  # fmt: skip
+    ordinal = int(device.split(":", 1)[1]) if device.startswith("cuda:") and device[5:].isdigit() else 0
+    if ordinal >= len(visible):
+        return Item("gpu", False, f"{device} does not exist: {len(visible)} GPU(s) visible", exit_code=int(ExitCode.DEVICE),
+                    fix="pick an existing --device cuda:N")  # fmt: skip
+    g = visible[ordinal]
+    where = f"cuda:{ordinal} {g.name}: {g.free_gib:.1f} GiB free of {g.total_gib:.1f} GiB"
+    detail = {"gpus": [asdict(x) for x in visible], "need_gib": need_gib}
+    if need_gib is not None and g.free_gib < need_gib:
+        return Item("gpu", False, f"{where}; needs ~{need_gib:.0f} GiB", exit_code=int(ExitCode.DEVICE),
+                    fix="close other GPU processes, or a smaller --size / --resolution 480p", detail=detail)  # fmt: skip
+    if mode is not None and mode.get("gpu") is not None:
+        if mode["offload"] is None:
+            return Item("gpu", False, f"{where}; no memory mode fits: {mode['reason']}", exit_code=int(ExitCode.DEVICE),
+                        fix="see the memory-mode table above (a smaller --size, --weights-dtype fp8, more host RAM)",
+                        detail=detail)  # fmt: skip
+        return Item("gpu", True, f"{where}; would run --offload {mode['offload']} --weights-dtype {mode['weights_dtype']}"
+                    + (f" (needs ~{need_gib:.0f} GiB)" if need_gib is not None else ""), detail=detail)  # fmt: skip
+    return Item("gpu", True, where + (f" (needs ~{need_gib:.0f} GiB)" if need_gib is not None else ""), detail=detail)
+
+
+# --- disk ----------------------------------------------------------------------------------------
+def state_bytes_per_chunk(width: int, height: int, dtype: str, frames_per_chunk: int = C.STRIDE_FRAMES) -> int:
+    """Bytes one finished chunk adds to the state folder: its latents and its H.264 segment."""
+    h, w = height // C.VAE_STRIDE_S, width // C.VAE_STRIDE_S
+    latents = 16 * C.GENERATED_LATENTS * h * w * (2 if dtype == "bf16" else 4)
+    return latents + video_bytes(width, height, frames_per_chunk)
+
+
+def video_bytes(width: int, height: int, frames: int) -> int:
+    return int(width * height * frames * H264_BITS_PER_PIXEL / 8)
+
+
+def _existing(p: Path) -> Path:
+    p = Path(p).resolve()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def disk_item(out: Path, state_dir: Path, width: int, height: int, frames: int, chunks: int, dtype: str,
+              extract_pose: bool, free: Callable[[Path], int] = lambda p: shutil.disk_usage(p).free) -> Item:  # fmt: skip
+    """Free space for the output (+ its preview) and for the state folder, on whichever disks they are.
+    `width` is the written width (doubled with --side-by-side)."""
+    needs: dict[str, tuple[Path, int]] = {}
+
+    def add(label: str, where: Path, n: int) -> None:
+        dev = os.stat(_existing(where)).st_dev
+        key = str(dev)
+        path, have = needs.get(key, (_existing(where), 0))
+        needs[key] = (path, have + n)
+        parts.setdefault(key, []).append(label)
+
+    parts: dict[str, list[str]] = {}
+    out_bytes = video_bytes(width, height, frames)
+    add("output + preview", out.parent, 2 * out_bytes)
+    state = chunks * state_bytes_per_chunk(width, height, dtype) + AUX_STATE_BYTES
+    if extract_pose:  # pose.mp4 + face.mp4 of the driving video, cached next to the output
+        state += video_bytes(width, height, frames) + video_bytes(512, 512, frames)
+    add("state", state_dir, state)
+    detail = {
+        "output_bytes": out_bytes,
+        "state_bytes": state,
+        "state_bytes_per_chunk": state_bytes_per_chunk(width, height, dtype),
+    }
+    lines, ok = [], True
+    for key, (path, n) in needs.items():
+        need, have = int(n * DISK_MARGIN), free(path)
+        ok &= have >= need
+        lines.append(f"{' + '.join(parts[key])}: ~{_gb(need)} needed, {_gb(have)} free on {path}")
+    if ok:
+        return Item("disk", True, "; ".join(lines), detail=detail)
+    return Item("disk", False, "; ".join(lines), exit_code=int(ExitCode.BAD_INPUT),
+                fix="free some space, or choose --out / --state-dir on a larger disk", detail=detail)  # fmt: skip
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"

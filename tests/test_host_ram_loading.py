@@ -147,3 +147,31 @@ def test_resident_bf16_on_cuda_loads_the_dit_straight_to_the_gpu(tiny_weights, m
     calls.clear()
     models.load_models(paths.base, [], LoadOptions(device="cuda:0", dtype="bf16", offload="blocks"))
     assert "device_map" not in calls[0][1]  # offloaded: built in host RAM, then pinned
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("offload", "device", "want"), [("none", "cuda:0", True), ("blocks", "cuda:0", False), ("none", "cpu", False)]
+)
+def test_resident_umt5_on_cuda_loads_straight_to_the_gpu(tiny_weights, monkeypatch, offload, device, want):
+    from transformers import UMT5EncoderModel
+
+    from animate_cli import weights
+
+    paths = weights.resolve(tiny_weights, "480p", need=("base",))
+    calls = []
+
+    def fake_from_pretrained(cls, path, **kw):
+        calls.append(kw)
+        raise _Stop  # nothing can run on a CUDA device here; the call is what this test checks
+
+    monkeypatch.setattr(UMT5EncoderModel, "from_pretrained", classmethod(fake_from_pretrained))
+    monkeypatch.setattr(runtime, "offload_text_encoder", lambda *a: None)
+    with pytest.raises(_Stop):
+        models.encode_prompt(paths.base, "x", LoadOptions(device=device, dtype="bf16", offload=offload), 8)
+    assert ("device_map" in calls[0]) is want
+    if want:
+        assert calls[0]["device_map"] == torch.device("cuda:0")

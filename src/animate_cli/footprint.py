@@ -72,7 +72,8 @@ PINNED_POW2 = False
 PIN_WHILE_PAGEABLE = False
 # `none` + bf16: the DiT (from_pretrained(device_map=cuda), shard by shard) and umT5 load straight into GPU
 # memory instead of being materialised on the host first. VAE and CLIP still load on the CPU and are moved,
-# one after the other.
+# one after the other. Not modelled: diffusers reads one checkpoint shard at a time on the CPU
+# (safetensors load_file, a file mapping: page cache the kernel can reclaim) before copying it to the GPU.
 LOAD_VIA_HOST_BF16 = False
 # FP8 (either offload mode): the DiT is materialised in bf16 on the host, its LoRA fused there, and the block
 # linears cast one layer at a time (each bf16 layer freed as it is cast), so the bf16 DiT is on the host at

@@ -52,21 +52,29 @@ def readme_tables() -> str:
 
 
 def loader_what_if() -> str:
-    """Markdown: host RAM of the offloaded modes if the loader avoided the three host-memory costs it has today."""
+    """Markdown: host RAM at 480p under the loader's old host-memory costs (footprint's switches), switched off
+    one by one down to what the loader does now, and what a per-shard FP8 loader would add."""
     from animate_cli import footprint as F
 
-    saved = F.PINNED_POW2, F.PIN_WHILE_PAGEABLE, F.LOAD_VIA_HOST_BF16
+    names = ("PINNED_POW2", "PIN_WHILE_PAGEABLE", "LOAD_VIA_HOST_BF16", "FP8_CAST_ON_HOST")
+    saved = {n: getattr(F, n) for n in names}
+    steps = [((True, True, True, True), "old loader"), ((False, True, True, True), ""), ((False, False, True, True), ""),
+             ((False, False, False, True), "**now**"), ((False, False, False, False), "not written")]  # fmt: skip
     rows = []
     try:
-        for flags in ((True, True, True), (False, True, True), (False, False, True), (False, False, False)):
-            F.PINNED_POW2, F.PIN_WHILE_PAGEABLE, F.LOAD_VIA_HOST_BF16 = flags
+        for flags, note in steps:
+            for n, v in zip(names, flags, strict=True):
+                setattr(F, n, v)
             need = {m.name: m.host_gib for m in F.modes(*C.RESOLUTIONS["480p"])}
-            rows.append(f"| {'yes' if flags[0] else 'no'} | {'yes' if flags[1] else 'no'} | {'yes' if flags[2] else 'no'} "
-                        f"| {need['none/bf16']:.1f} GiB | {need['blocks/bf16']:.1f} GiB | {need['blocks/fp8']:.1f} GiB |")  # fmt: skip
+            yes = " | ".join("yes" if f else "no" for f in flags)
+            rows.append(f"| {yes} | {need['none/bf16']:.1f} | {need['none/fp8']:.1f} | {need['blocks/bf16']:.1f} "
+                        f"| {need['blocks/fp8']:.1f} | {note} |")  # fmt: skip
     finally:
-        F.PINNED_POW2, F.PIN_WHILE_PAGEABLE, F.LOAD_VIA_HOST_BF16 = saved
-    head = ["| pinned copies rounded to 2^k | pageable + pinned DiT at setup | bf16 DiT through host RAM "
-            "| none/bf16 | blocks/bf16 | blocks/fp8 |", "|---|---|---|---|---|---|"]  # fmt: skip
+        for n, v in saved.items():
+            setattr(F, n, v)
+    head = ["| pinned copies rounded to 2^k | pageable + pinned DiT at setup | resident bf16 via host RAM "
+            "| FP8 cast from a bf16 DiT in host RAM | none/bf16 GiB | none/fp8 GiB | blocks/bf16 GiB | blocks/fp8 GiB | loader |",
+            "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     return "\n".join(head + rows)
 
 

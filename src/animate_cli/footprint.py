@@ -55,17 +55,30 @@ ALLOCATOR_SLACK = 0.05
 # initialised and cuBLAS/cuDNN loaded add ~2 GiB in common reports. An assumption, with headroom, until a GPU
 # run measures it.
 HOST_BASELINE_GIB = 3.0
-# torch's pinned-memory allocator rounds each allocation up to a power of two (CachingHostAllocator.h,
-# unless PYTORCH_CUDA_ALLOC_CONF sets pinned_max_round_threshold_mb): a 5120x13824 bf16 weight (135 MiB)
-# takes 256 MiB of pinned RAM. diffusers pins one copy per tensor, so the rounding applies per tensor.
-PINNED_POW2 = True
-# diffusers 0.42.1 builds every stream group's pinned copy before its hooks release the pageable weights
-# (ModuleGroup.__init__ pins, initialize_hook offloads, in two separate loops), so while offloading is set
-# up the DiT exists twice on the host: pageable (as loaded) and pinned.
-PIN_WHILE_PAGEABLE = True
-# models.load_models materialises the DiT in bf16 on the CPU (from_pretrained without a device_map), fuses
-# the LoRA (and casts to FP8) there, then moves or offloads it: one bf16 DiT passes through host RAM.
-LOAD_VIA_HOST_BF16 = True
+# What the loader does to host RAM (models.load_models, runtime.offload_blocks). Each switch names a cost the
+# loader used to have; False = the loader avoids it now (scripts/make_footprint_table.py --readme prints the
+# host figures with each one switched back on). None of this has been measured on a GPU machine yet.
+#
+# torch's pinned allocator rounds each allocation up to a power of two while it is at most
+# `pinned_max_round_threshold_mb` (ATen/core/CachingHostAllocator.h; default: no limit), and diffusers pins
+# one copy per tensor, so a 5120x13824 bf16 weight (135 MiB) would take 256 MiB. runtime.exact_pinned_sizes
+# sets the threshold to 1 MiB before anything is pinned; the tensors it still rounds (biases, norms) add
+# well under 0.1 GiB, not modelled.
+PINNED_POW2 = False
+# diffusers 0.42.1 builds every stream group's pinned copy before its hooks release the pageable weights, so
+# the DiT would be on the host twice while offloading is set up. runtime.pin_in_place pins the streamed
+# tensors one at a time before that (diffusers then reuses the pinned storage): the transient is one tensor,
+# the largest being a 5120x13824 FFN weight (dim x ffn_dim in bf16, computed from the table).
+PIN_WHILE_PAGEABLE = False
+# `none` + bf16: the DiT (from_pretrained(device_map=cuda), shard by shard) and umT5 load straight into GPU
+# memory instead of being materialised on the host first. VAE and CLIP still load on the CPU and are moved,
+# one after the other. Not modelled: diffusers reads one checkpoint shard at a time on the CPU
+# (safetensors load_file, a file mapping: page cache the kernel can reclaim) before copying it to the GPU.
+LOAD_VIA_HOST_BF16 = False
+# FP8 (either offload mode): the DiT is materialised in bf16 on the host, its LoRA fused there, and the block
+# linears cast one layer at a time (each bf16 layer freed as it is cast), so the bf16 DiT is on the host at
+# the start of the cast. Avoiding it needs a per-shard fuse-and-cast loader (not written): True is the truth.
+FP8_CAST_ON_HOST = True
 
 # --- speed ---------------------------------------------------------------------------------------
 H2D_PINNED_GBPS = 24.0  # PCIe 4.0 x16, pinned host->device: ~24-26 GB/s measured of 32 GB/s nominal
@@ -153,23 +166,31 @@ def _gpu_phases(tab: dict, tokens: int, offload: str, wd: str) -> dict:
 
 
 def _host_phases(tab: dict, offload: str, wd: str) -> dict:
-    """Host bytes beyond the process baseline.
+    """Host bytes beyond the process baseline, per phase (they do not overlap: umT5 is freed before the DiT
+    loads).
 
-    prompt: umT5 materialised on the CPU by from_pretrained, then moved (or streamed) to the GPU.
-    none:   the load transient is one bf16 DiT (LOAD_VIA_HOST_BF16); afterwards only the baseline stays.
-    blocks: the streamed groups' pinned copies (per-tensor power-of-two rounding, PINNED_POW2), the unmatched
-            group and the offloaded VAE and CLIP in pageable RAM; while offloading is set up, the pageable DiT
-            as well (PIN_WHILE_PAGEABLE), and before an FP8 cast the bf16 DiT (LOAD_VIA_HOST_BF16).
+    prompt: `none`: umT5 loads straight to the GPU (unless LOAD_VIA_HOST_BF16); `blocks`: umT5 lives in
+            host RAM and visits the GPU layer by layer.
+    load:   `none`: the DiT only when it passes through the host (FP8: cast there, FP8_CAST_ON_HOST), plus the
+            larger of VAE and CLIP (each loaded on the CPU, then moved). `blocks`: the bf16 DiT on the host
+            (as loaded; for FP8 before its cast), or while pinning the DiT in its storage dtype plus the
+            pinned copies (PIN_WHILE_PAGEABLE) or one tensor; plus VAE and CLIP.
+    run:    `blocks`: the streamed groups' pinned copies (exact, or per-tensor powers of two: PINNED_POW2),
+            the unmatched group (pageable) and the offloaded VAE and CLIP.
     """
-    w = tab["weights"]
+    w, dit = tab["weights"], tab["dit"]
     dit_bf16, vae, clip, umt5 = w["dit"]["bf16"], w["vae"]["bf16"], w["clip"]["bf16"], w["umt5"]["bf16"]
-    transit = dit_bf16 if LOAD_VIA_HOST_BF16 else 0  # without it: loaded straight to the GPU / in storage dtype
     if offload == "none":
-        return {"prompt": umt5, "load": transit, "run": 0}
+        via_host = LOAD_VIA_HOST_BF16 or (wd == "fp8" and FP8_CAST_ON_HOST)
+        return {"prompt": umt5 if LOAD_VIA_HOST_BF16 else 0, "load": (dit_bf16 if via_host else 0) + max(vae, clip),
+                "run": 0}  # fmt: skip
     g = _groups(tab)
     pinned = sum(v[f"pinned_{wd}" if PINNED_POW2 else wd] for k, v in g.items() if k != "unmatched")
     run = pinned + g["unmatched"][wd] + vae + clip
-    load = max(transit, (w["dit"][wd] if PIN_WHILE_PAGEABLE else g["unmatched"][wd]) + pinned) + vae + clip
+    largest_tensor = dit["dim"] * dit["ffn_dim"] * 2  # a bf16 FFN weight: the most pin_in_place holds twice
+    pinning = w["dit"][wd] + (pinned if PIN_WHILE_PAGEABLE else largest_tensor)
+    as_loaded = dit_bf16 if wd == "bf16" or FP8_CAST_ON_HOST else w["dit"]["fp8"]
+    load = max(as_loaded, pinning) + vae + clip
     return {"prompt": umt5, "load": load, "run": run}
 
 
@@ -230,7 +251,7 @@ def modes(width: int, height: int, tab: dict | None = None) -> list[Need]:
 
 
 def describe(all_modes: list[Need]) -> str:
-    """'none/bf16 41.2 GiB GPU + 35.2 GiB host, ...' (every mode, for one-line messages)."""
+    """'none/bf16 41.1 GiB GPU + 4.2 GiB host, ...' (every mode, for one-line messages)."""
     return ", ".join(f"{m.name} {m.gpu_gib:.1f} GiB GPU + {m.host_gib:.1f} GiB host" for m in all_modes)
 
 

@@ -71,8 +71,9 @@ def _load(loader, base: Path, sub: str, **kw):
 def load_models(base: Path, loras: list[tuple[Path, float]], options: LoadOptions) -> Models:
     """Transformer (+ fused LoRAs), VAE and CLIP vision encoder, set up as `options` says.
 
-    Resident models go to the device first (the LoRA fuse is then fast); offloaded ones stay in host
-    memory, where group offloading keeps them. Then `runtime.prepare`: FP8, offload, attention, compile.
+    Resident bf16 models go to the device first (the LoRA fuse is then fast); an FP8 DiT is fused and
+    cast on the CPU and moved by `runtime.prepare`; offloaded ones stay in host memory, where group
+    offloading keeps them. Then `runtime.prepare`: FP8, offload (or move), attention, compile.
     """
     import torch
     from diffusers import AutoencoderKLWan, WanAnimateTransformer3DModel
@@ -85,7 +86,15 @@ def load_models(base: Path, loras: list[tuple[Path, float]], options: LoadOption
     dt = torch_dtype(options.dtype)
     dev = torch.device(options.device)
     home = dev if options.offload == "none" else torch.device("cpu")
-    transformer = _load(WanAnimateTransformer3DModel, base, "transformer", torch_dtype=dt).to(home).eval()
+    # Where the DiT is materialised (host RAM is the scarce resource, footprint._host_phases models this):
+    # resident bf16 on CUDA loads shard by shard straight into GPU memory (device_map), so the 32 GiB bf16
+    # DiT never sits in host RAM; its LoRA is then fused on the GPU. FP8 stays on the CPU until
+    # runtime.prepare has cast the block linears (one layer at a time), so the GPU never holds the bf16 DiT
+    # (`none`) and the pinned copies are FP8 (`blocks`); `blocks` needs it in host RAM anyway.
+    direct = options.offload == "none" and options.weights_dtype == "bf16"
+    kw = {"device_map": dev} if direct and dev.type == "cuda" else {}
+    transformer = _load(WanAnimateTransformer3DModel, base, "transformer", torch_dtype=dt, **kw)
+    transformer = transformer.to(home if direct else torch.device("cpu")).eval()
     patched = 0
     for i, (path, scale) in enumerate(loras):
         patched += apply_lora(transformer, path, scale, adapter_name=f"lora{i}")
@@ -113,11 +122,14 @@ def encode_prompt(base: Path, prompt: str, options: LoadOptions, max_tokens: int
 
     device = options.device
     tok = _load(AutoTokenizer, base, "tokenizer")
-    enc = _load(UMT5EncoderModel, base, "text_encoder", torch_dtype=torch_dtype(options.dtype)).eval()
+    # Resident on CUDA: loaded straight into GPU memory (10.6 GiB of host RAM spared, footprint._host_phases).
+    direct = options.offload == "none" and str(device).startswith("cuda")
+    kw = {"device_map": torch.device(device)} if direct else {}
+    enc = _load(UMT5EncoderModel, base, "text_encoder", torch_dtype=torch_dtype(options.dtype), **kw).eval()
     if options.offload == "blocks":
         runtime.offload_text_encoder(enc, device)
     else:
-        enc = enc.to(device)
+        enc = enc.to(device)  # a no-op after device_map
     text = " ".join(ftfy.fix_text(prompt).split())  # Wan's prompt cleaning: ftfy + whitespace collapse
     ids = tok([text], padding="max_length", max_length=max_tokens, truncation=True, add_special_tokens=True, return_tensors="pt")
     mask = ids.attention_mask.to(device)

@@ -163,14 +163,62 @@ def offload_blocks(transformer, vae, image_encoder, device) -> None:
     exact_pinned_sizes()
     kw = dict(onload_device=torch.device(device), offload_device=torch.device("cpu"), offload_type="block_level",
               num_blocks_per_group=1, use_stream=True, non_blocking=True, low_cpu_mem_usage=False)  # fmt: skip
-    apply_group_offloading(transformer, **kw)
-    apply_group_offloading(vae, **kw)  # block_modules: AutoencoderKLWan._group_offload_block_modules
-    apply_group_offloading(image_encoder, **kw, block_modules=["vision_model", "encoder"])
+    # VAE: block_modules from AutoencoderKLWan._group_offload_block_modules (diffusers' default when none given)
+    for module, extra in ((transformer, {}), (vae, {}), (image_encoder, {"block_modules": ["vision_model", "encoder"]})):
+        blocks = extra.get("block_modules", getattr(module, "_group_offload_block_modules", None))
+        if kw["onload_device"].type == "cuda":  # pinned memory is CUDA's (the tests offload onto the CPU)
+            pin_in_place(streamed_tensors(module, blocks))  # before diffusers builds its groups: see pin_in_place
+        apply_group_offloading(module, **kw, **extra)
+
+
+def streamed_tensors(module, block_modules=None):
+    """The parameters and buffers that diffusers' block-level offloading with a stream keeps pinned host
+    copies of: those of every block of a ModuleList/Sequential child, recursing into the children named in
+    `block_modules` (diffusers' `_apply_group_offloading_block_level` grouping rule). The rest forms each
+    level's "unmatched" group, which is moved synchronously and never pinned: pinning it would be lost at its
+    first offload (`.to(cpu)` makes a pageable copy) while the caching host allocator kept the pinned block.
+    """
+    import torch
+
+    for name, child in module.named_children():
+        if block_modules and name in block_modules:
+            yield from streamed_tensors(child, block_modules)
+        elif isinstance(child, (torch.nn.ModuleList, torch.nn.Sequential)):
+            for block in child:
+                yield from block.parameters()
+                yield from block.buffers()
+
+
+def pin_in_place(tensors) -> int:
+    """Move each tensor's storage to pinned host memory, one tensor at a time; returns how many moved.
+
+    Why: diffusers 0.42.1 pins a copy of every stream group's tensors while building the groups
+    (`ModuleGroup._init_cpu_param_dict` -> `_to_cpu`: `tensor.data.cpu().pin_memory()`) and only releases
+    the pageable originals when it offloads them afterwards, so the whole DiT would be in host RAM twice.
+    Replacing `.data` by its pinned copy frees each pageable tensor as soon as its copy exists (peak: one
+    tensor). diffusers then reuses our storage instead of copying: `.data.cpu()` of a CPU tensor is the
+    tensor itself, and `Tensor.pin_memory()` returns the tensor itself when it is already pinned
+    (aten/src/ATen/native/Memory.cpp: `if (self.is_pinned(device)) return self;`), so its cpu_param_dict
+    holds our pinned storage and nothing is allocated twice.
+    """
+    moved = 0
+    for t in tensors:
+        if not t.is_pinned():
+            t.data = t.data.pin_memory()
+            moved += 1
+    return moved
 
 
 def exact_pinned_sizes() -> bool:
     """Stop torch rounding large pinned host allocations up to powers of two (see PINNED_ROUND_THRESHOLD_MB).
-    Returns False where this torch has no such setting (the rounding then stays)."""
+    Returns False where this torch has no such setting (the rounding then stays).
+
+    `Tensor.pin_memory()` allocates through the CUDA host allocator (ATen/cuda/PinnedMemoryAllocator.h:
+    `at::getHostAllocator(at::kCUDA)`, the CachingHostAllocator), whose `allocate` rounds a request up to a
+    power of two only while `size <= pinned_max_round_threshold()` (ATen/core/CachingHostAllocator.h, torch
+    2.13; the `pinned_max_round_threshold_mb` key of AcceleratorAllocatorConfig, default: no limit). The
+    threshold is read at each allocation, so setting it before the first pin is enough. Tensors of at most
+    1 MiB (biases, norms) still round: well under 0.1 GiB over the whole DiT."""
     import torch
 
     try:
@@ -210,7 +258,8 @@ def set_attention(transformer, backend: str) -> None:
 def prepare(transformer, vae, image_encoder, options) -> Prepared:
     """Set up `options` (a models.LoadOptions with resolved offload and attention) on loaded models.
 
-    Resident (`offload == "none"`) models must already be on options.device; offloaded ones on the CPU.
+    Resident (`offload == "none"`) VAE and CLIP must already be on options.device, the DiT there or on the
+    CPU (it is moved after the FP8 cast); offloaded models on the CPU.
     """
     import torch
 
@@ -219,7 +268,9 @@ def prepare(transformer, vae, image_encoder, options) -> Prepared:
     fp8 = 0
     if options.weights_dtype == "fp8":
         fp8 = cast_blocks_fp8(transformer, torch_dtype(options.dtype))
-    if options.offload == "blocks":
+    if options.offload == "none":
+        transformer.to(options.device)  # an FP8 DiT is cast on the CPU (models.load_models); no-op otherwise
+    else:
         offload_blocks(transformer, vae, image_encoder, options.device)
     for module in (transformer, vae, image_encoder):
         setattr(module, EXECUTION_DEVICE_ATTR, torch.device(options.device))

@@ -1,0 +1,177 @@
+"""Host-RAM behaviour of the loader (issue 8): pin in place before group offloading, resident bf16 DiT
+loaded straight to the GPU.
+
+This machine's torch is a CPU build: `Tensor.pin_memory()` needs a CUDA host allocator, and there is no
+CUDA device to load to. So `FakePinning` replaces `torch.Tensor.pin_memory` / `is_pinned` with a fake that
+marks tensors by storage address and follows torch's documented semantics (a pinned tensor's
+`pin_memory()` is the tensor itself; otherwise a new copy), and counts the copies it makes. The grouping
+and diffusers' `_init_cpu_param_dict` are diffusers' real code; only pinning itself is faked.
+"""
+
+import pytest
+import torch
+from torch.multiprocessing.reductions import StorageWeakRef
+
+from animate_cli import models, runtime
+from animate_cli.models import LoadOptions
+
+
+class FakePinning:
+    def __init__(self):
+        self.pinned_ptrs, self.copies = set(), 0
+        self.sources = []  # weak references to the storage each copy was made from
+        self.max_extra = 0  # most pageable originals still alive, beside their pinned copy, when a copy is made
+
+    def is_pinned(self, t, device=None):
+        return t.untyped_storage().data_ptr() in self.pinned_ptrs
+
+    def pin_memory(self, t, device=None):
+        if self.is_pinned(t):
+            return t
+        self.max_extra = max(self.max_extra, sum(not ref.expired() for ref in self.sources))
+        self.sources.append(StorageWeakRef(t.untyped_storage()))
+        copy = t.clone()
+        self.pinned_ptrs.add(copy.untyped_storage().data_ptr())
+        self.copies += 1
+        return copy
+
+    def install(self, monkeypatch):
+        fake = self
+        monkeypatch.setattr(torch.Tensor, "pin_memory", lambda t, device=None: fake.pin_memory(t, device))
+        monkeypatch.setattr(torch.Tensor, "is_pinned", lambda t, device=None: fake.is_pinned(t, device))
+        return self
+
+
+def _model():
+    """Like the DiT: a ModuleList of blocks (streamed groups) plus unmatched embeddings and a buffer."""
+    torch.manual_seed(0)
+    m = torch.nn.Module()
+    m.embed = torch.nn.Linear(4, 8)
+    m.blocks = torch.nn.ModuleList(torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.LayerNorm(8)) for _ in range(3))
+    for b in m.blocks:
+        b.register_buffer("freqs", torch.randn(8))
+    m.head = torch.nn.Linear(8, 2)
+    return m
+
+
+def test_pin_in_place_pins_the_streamed_tensors_one_at_a_time(monkeypatch):
+    m = _model()
+    streamed = list(runtime.streamed_tensors(m))
+    block_ids = {id(t) for b in m.blocks for t in (*b.parameters(), *b.buffers())}
+    assert {id(t) for t in streamed} == block_ids and len(streamed) == 3 * 5  # 2 + 2 params + 1 buffer per block
+    values = [t.detach().clone() for t in streamed]
+    fake = FakePinning().install(monkeypatch)
+
+    assert runtime.pin_in_place(streamed) == len(streamed)
+    assert all(fake.is_pinned(t) for t in streamed) and fake.copies == len(streamed)
+    assert all(torch.equal(t, v) for t, v in zip(streamed, values, strict=True))
+    # Each pageable original was freed before the next tensor was pinned: one extra tensor at most, ever.
+    assert fake.max_extra == 0 and all(ref.expired() for ref in fake.sources)
+    # Unmatched parameters stay pageable (diffusers moves that group synchronously and never pins it).
+    assert not any(fake.is_pinned(p) for p in (*m.embed.parameters(), *m.head.parameters()))
+    assert runtime.pin_in_place(streamed) == 0  # idempotent
+
+
+def _group(module):
+    from diffusers.hooks.group_offloading import ModuleGroup
+
+    # A stream group built on the CPU: any non-None stream makes diffusers build its pinned cpu_param_dict.
+    cpu = torch.device("cpu")
+    return ModuleGroup(modules=[module], offload_device=cpu, onload_device=cpu, offload_leader=module, stream=object())
+
+
+@pytest.mark.parametrize("pinned_first", [True, False])
+def test_diffusers_reuses_pinned_storage_instead_of_copying(monkeypatch, pinned_first):
+    """With pin-in-place, diffusers' real `_init_cpu_param_dict` maps every tensor to our very storage
+    (no second copy); without it (the contrast), it makes one pinned copy per tensor."""
+    block = _model().blocks[0]
+    tensors = [*block.parameters(), *block.buffers()]
+    fake = FakePinning().install(monkeypatch)
+    if pinned_first:
+        runtime.pin_in_place(tensors)
+    before = fake.copies
+    group = _group(block)
+    assert len(group.cpu_param_dict) == len(tensors)
+    same = [group.cpu_param_dict[t].untyped_storage().data_ptr() == t.untyped_storage().data_ptr() for t in tensors]
+    if pinned_first:
+        assert all(same) and fake.copies == before
+    else:  # every original alive beside its copy: the whole group twice in host RAM
+        assert not any(same) and fake.copies == before + len(tensors) and fake.max_extra == len(tensors) - 1
+
+
+def test_offload_blocks_pins_before_group_offloading(tiny_weights, monkeypatch):
+    import diffusers.hooks
+
+    from animate_cli import weights
+
+    paths = weights.resolve(tiny_weights, "480p", need=("base",))
+    m = models.load_models(paths.base, [], LoadOptions(device="cpu", dtype="fp32"))
+    fake = FakePinning().install(monkeypatch)
+    monkeypatch.setattr(torch._C, "_accelerator_setAllocatorSettings", lambda s: None)
+    seen = []
+
+    def record(module, **kw):
+        blocks = kw.get("block_modules", getattr(module, "_group_offload_block_modules", None))
+        streamed = list(runtime.streamed_tensors(module, blocks))
+        seen.append((type(module).__name__, len(streamed), all(fake.is_pinned(t) for t in streamed)))
+
+    monkeypatch.setattr(diffusers.hooks, "apply_group_offloading", record)
+    runtime.offload_blocks(m.transformer, m.vae, m.image_encoder, "cuda:0")  # only a torch.device here
+    assert [s[0] for s in seen] == ["WanAnimateTransformer3DModel", "AutoencoderKLWan", "CLIPVisionModel"]
+    assert all(n > 0 and pinned for _, n, pinned in seen), seen
+    assert fake.copies == sum(n for _, n, _ in seen)
+
+
+def test_resident_bf16_on_cuda_loads_the_dit_straight_to_the_gpu(tiny_weights, monkeypatch):
+    """No CUDA here: from_pretrained is recorded and the `.to()` moves are no-ops; the device is CUDA."""
+    from diffusers import WanAnimateTransformer3DModel
+
+    from animate_cli import weights
+
+    paths = weights.resolve(tiny_weights, "480p", need=("base",))
+    calls = []
+    real = WanAnimateTransformer3DModel.from_pretrained.__func__
+
+    def fake_from_pretrained(cls, path, **kw):
+        calls.append((cls.__name__, kw))
+        return real(cls, path, torch_dtype=kw["torch_dtype"])  # built on the CPU: this machine has no GPU
+
+    monkeypatch.setattr(WanAnimateTransformer3DModel, "from_pretrained", classmethod(fake_from_pretrained))
+    monkeypatch.setattr(torch.nn.Module, "to", lambda self, *a, **k: self)
+    monkeypatch.setattr(runtime, "prepare", lambda *a: None)
+    for wd, want in (("bf16", {"device_map": torch.device("cuda:0")}), ("fp8", {})):
+        calls.clear()
+        models.load_models(paths.base, [], LoadOptions(device="cuda:0", dtype="bf16", weights_dtype=wd))
+        (name, kw), = calls  # fmt: skip
+        assert {k: v for k, v in kw.items() if k == "device_map"} == want, wd
+    calls.clear()
+    models.load_models(paths.base, [], LoadOptions(device="cuda:0", dtype="bf16", offload="blocks"))
+    assert "device_map" not in calls[0][1]  # offloaded: built in host RAM, then pinned
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("offload", "device", "want"), [("none", "cuda:0", True), ("blocks", "cuda:0", False), ("none", "cpu", False)]
+)
+def test_resident_umt5_on_cuda_loads_straight_to_the_gpu(tiny_weights, monkeypatch, offload, device, want):
+    from transformers import UMT5EncoderModel
+
+    from animate_cli import weights
+
+    paths = weights.resolve(tiny_weights, "480p", need=("base",))
+    calls = []
+
+    def fake_from_pretrained(cls, path, **kw):
+        calls.append(kw)
+        raise _Stop  # nothing can run on a CUDA device here; the call is what this test checks
+
+    monkeypatch.setattr(UMT5EncoderModel, "from_pretrained", classmethod(fake_from_pretrained))
+    monkeypatch.setattr(runtime, "offload_text_encoder", lambda *a: None)
+    with pytest.raises(_Stop):
+        models.encode_prompt(paths.base, "x", LoadOptions(device=device, dtype="bf16", offload=offload), 8)
+    assert ("device_map" in calls[0]) is want
+    if want:
+        assert calls[0]["device_map"] == torch.device("cuda:0")

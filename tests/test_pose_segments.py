@@ -143,3 +143,17 @@ def test_a_face_in_every_frame_gives_no_warning(tmp_path, fps):
     _, _, meta = run(video, tmp_path, [[box(40, 10, 40, 80)]] * 10, PoseSettings(width=160, height=96, body_thr=0.5),
                      reporter=rep)  # fmt: skip
     assert meta["warnings"] == [] and not any("face" in m for m in rep.messages)
+
+
+def test_pose_is_placed_by_the_persons_extent_not_a_blind_centre_crop(tmp_path):
+    # a landscape 160x96 clip, the person at the right edge; a portrait 64x112 canvas. The centre crop keeps
+    # columns ~52..107 only: the person would vanish (today's behaviour, still available as fit="crop").
+    video = write_clip(tmp_path / "v.mp4", 10, 25.0)
+    script = [[box(118, 8, 38, 84)]] * 10
+    placed, _, meta = run(video, tmp_path / "p", script, PoseSettings(width=64, height=112, body_thr=0.5))
+    cropped, _, _ = run(video, tmp_path / "c", script, PoseSettings(width=64, height=112, body_thr=0.5, fit="crop"))
+    pose = next(media.iter_frames(placed.pose_video))
+    assert pose.max() > 100 and next(media.iter_frames(cropped.pose_video)).max() < 20
+    ys, xs = np.nonzero(pose.max(axis=2) > 40)
+    assert xs.min() > 0 and xs.max() < 63 and ys.min() > 0 and ys.max() < 111  # nothing touches the border
+    assert meta["fit"]["person_extent_xyxy"][0] > 118 and meta["output"]["size"] == [64, 112]

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import write_video  # noqa: E402,I001
+from conftest import write_video
 from typer.testing import CliRunner
 
 from animate_cli.cli import app

@@ -27,13 +27,13 @@ from animate_cli import media
 from animate_cli.errors import BadInputError, NoPersonDetectedError, OutputExistsError, UsageError
 from animate_cli.pose import keypoints as K
 from animate_cli.pose.estimator import PoseEstimator, default_threshold_rule, file_sha256
-from animate_cli.pose.geometry import center_crop_fit, frame_index_map, output_frame_count, source_index
+from animate_cli.pose.geometry import center_crop_fit, frame_index_map, output_frame_count, person_fit, source_index
 from animate_cli.pose.render import FACE68, FACE_SIZE, clip_box, crop_face, draw_overlay, draw_wan_pose, to_wan_meta
-from animate_cli.pose.settings import MAX_SIDE, MIN_SIDE, SMOOTH_MODES, PoseResult, PoseSettings
+from animate_cli.pose.settings import FIT_MODES, MAX_SIDE, MIN_SIDE, SMOOTH_MODES, PoseResult, PoseSettings
 from animate_cli.pose.track import Tracker
 from animate_cli.progress import NullReporter, Reporter
 
-SCHEMA = "everanimate.pose/1"
+SCHEMA = "everanimate.pose/2"  # /2: segments (no glide across re-seeds/cuts), person-extent fit
 POSE_FILE, FACE_FILE, META_FILE = "pose.mp4", "face.mp4", "pose.json"
 KEYPOINTS_FILE, OVERLAY_FILE = "keypoints.npz", "debug_overlay.mp4"
 MIN_BOX_PX = 32  # detections shorter than this are too small for a usable skeleton (spec §10)
@@ -56,6 +56,8 @@ def validate_settings(settings: PoseSettings, ref: Path | None) -> None:
         raise UsageError("--start must be >= 0 and --seconds > 0")
     if s.smooth not in SMOOTH_MODES:
         raise UsageError(f"smooth must be one of {', '.join(SMOOTH_MODES)}, got {s.smooth!r}")
+    if s.fit not in FIT_MODES:
+        raise UsageError(f"fit must be one of {', '.join(FIT_MODES)}, got {s.fit!r}")
     if s.retarget and ref is None:
         raise UsageError("--retarget needs --ref (the reference image whose proportions to use)")
     if s.max_gap_sec < 0:
@@ -237,7 +239,10 @@ def extract_pose(driving: Path, out_dir: Path, settings: PoseSettings, det_onnx:
         from animate_cli.pose.retarget import retarget_sequence
 
         draw_kpts, retarget_info = retarget_sequence(kpts_s, scores_g, status, thr, ref_pose)
-    fit = center_crop_fit(info.width, info.height, s.width, s.height)
+    if s.fit == "crop":
+        fit = center_crop_fit(info.width, info.height, s.width, s.height)
+    else:
+        fit = person_fit(info.width, info.height, s.width, s.height, _drawn_points(draw_kpts, scores_g, status, thr))
 
     # 3. render + encode (streamed) into a hidden folder, then move into place
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -304,6 +309,14 @@ def extract_pose(driving: Path, out_dir: Path, settings: PoseSettings, det_onnx:
                       counts["detected"], counts["interpolated"], counts["empty"],
                       out_dir / KEYPOINTS_FILE if save_keypoints else None,
                       out_dir / OVERLAY_FILE if debug_overlay else None)  # fmt: skip
+
+
+def _drawn_points(kpts: np.ndarray, scores: np.ndarray, status: np.ndarray, thr: K.Thresholds) -> np.ndarray:
+    """(N, 2) every keypoint the renderer will draw over the clip (body, feet, hands above threshold)."""
+    seen = status != K.EMPTY
+    body = kpts[seen][:, :23][scores[seen][:, :23] >= thr.body]
+    hands = kpts[seen][:, 91:][scores[seen][:, 91:] >= thr.hand]
+    return np.concatenate([body.reshape(-1, 2), hands.reshape(-1, 2)])
 
 
 def _face_warnings(pose_name: str, scores: np.ndarray, status: np.ndarray, face: np.ndarray) -> list[str]:

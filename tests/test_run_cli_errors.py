@@ -156,8 +156,8 @@ def test_dry_run_prints_plan_without_torch(media_dir, tiny_weights, tmp_path):
     assert probe == {"torch": False, "diffusers": False, "code": 0}, proc.stderr
     assert plan["ok"] and plan["dry_run"]
     assert plan["plan"]["frames"] == 3000 and plan["plan"]["chunks"] == 42
-    assert plan["plan"]["size"] == [832, 480]  # landscape reference -> landscape 480p preset
-    assert plan["plan"]["latent_shape"] == [1, 16, 24, 60, 104]
+    assert plan["plan"]["size"] == [800, 480]  # the 80x48 (5:3) reference's aspect at ~832x480 pixels
+    assert plan["plan"]["latent_shape"] == [1, 16, 24, 60, 100]
     assert not (tmp_path / "x.mp4").exists()
 
 

@@ -59,9 +59,9 @@ def _frames(minutes: float | None, seconds: float | None, frames: int | None, dr
 
 def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds, frames, ref_view, pose_video, face_video,
                  weights_dir, device, dtype, resolution, size, steps, seed, prompt, lora, no_audio, side_by_side,
-                 overwrite, state_dir) -> C.RunConfig:  # fmt: skip
+                 overwrite, state_dir, fit: str | None = None) -> C.RunConfig:  # fmt: skip
     """Turn flags into a frozen RunConfig (no torch, no models)."""
-    from animate_cli import media
+    from animate_cli import canvas, media
 
     if resolution not in C.RESOLUTIONS:
         raise UsageError(f"--resolution must be one of {', '.join(C.RESOLUTIONS)}")
@@ -69,20 +69,27 @@ def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds
         raise UsageError("--steps must be between 1 and 1000")
     info = media.probe(driving)
     n = _frames(minutes, seconds, frames, info.duration)
-    explicit = _size(size)
-    if explicit:
-        width, height = explicit
-    else:
-        img = media.load_image(ref)
-        width, height = C.portrait_size(C.RESOLUTIONS[resolution], img.shape[0] > img.shape[1])
+    if fit is not None and fit not in canvas.FITS:
+        raise UsageError(f"--fit must be one of {', '.join(canvas.FITS)}, got {fit!r}")
+    img = media.load_image(ref)
+    cv = canvas.choose_canvas(img.shape[1], img.shape[0], C.RESOLUTIONS[resolution], resolution, _size(size), fit)
+    width, height = cv.width, cv.height
     out = out or Path.cwd() / f"{driving.stem}-everanimate.mp4"
     return C.RunConfig(
         ref=ref, driving=driving, out=out.expanduser().resolve(), frames=n, width=width, height=height,
         weights_dir=Path(weights_dir).expanduser() if weights_dir else C.default_weights_dir(),
         ref_views=tuple(ref_view or ()), pose_video=pose_video, face_video=face_video, resolution=resolution,
         device=device, dtype=dtype, steps=steps, seed=seed, prompt=prompt, loras=tuple(_lora(v) for v in lora or ()),
-        audio=not no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir,
+        audio=not no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir, fit=cv.fit,
+        canvas_rule=cv.rule,
     )  # fmt: skip
+
+
+def canvas_dict(cfg: C.RunConfig) -> dict:
+    """The plan's `canvas` entry: size, where it came from, how the reference and the pose are fitted."""
+    pose_fit = ("given --pose-video: centre-cropped if its size differs" if cfg.pose_video else
+                "placed by the driving person's extent over the clip")  # fmt: skip
+    return {"size": [cfg.width, cfg.height], "rule": cfg.canvas_rule, "reference_fit": cfg.fit, "pose_fit": pose_fit}
 
 
 def _print_plan(cfg: C.RunConfig, plan_dict: dict) -> None:
@@ -93,6 +100,9 @@ def _print_plan(cfg: C.RunConfig, plan_dict: dict) -> None:
     con.print(f"{cfg.frames} frames ({plan_dict['seconds']} s at {C.FPS} fps), {cfg.width}x{cfg.height}, "
               f"{plan_dict['chunks']} chunks x {cfg.steps} steps, seed {cfg.seed}", markup=False)  # fmt: skip
     con.print(f"latent per DiT call {tuple(plan_dict['latent_shape'])}, {plan_dict['tokens_per_call']} tokens", markup=False)
+    cv = plan_dict.get("canvas") or canvas_dict(cfg)
+    con.print(f"canvas {cv['size'][0]}x{cv['size'][1]}: {cv['rule']}; reference {cv['reference_fit']}, pose {cv['pose_fit']}",
+              markup=False, highlight=False)  # fmt: skip
     con.print(f"estimate: ~{est['vram_gib']} GiB VRAM, ~{est['seconds_per_step']} s/step, ~{est['total_minutes']} min "
               f"({est['assumes']})", markup=False)  # fmt: skip
     table = Table("chunk", "output frames", "noise seed")
@@ -140,7 +150,15 @@ def run_cmd(
     size: Annotated[
         str | None,
         typer.Option(
-            help="Explicit WxH, multiples of 16 (default: from --resolution and the orientation of the reference).",
+            help="Explicit WxH, multiples of 16 (default: the reference's aspect at about --resolution's pixel count).",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
+    fit: Annotated[
+        str | None,
+        typer.Option(
+            help="How the reference goes onto a --size of another aspect: pad (default; whole picture, black bars), "
+            "crop (centre) or stretch.",
             rich_help_panel=MODEL,
         ),
     ] = None,
@@ -177,7 +195,8 @@ def run_cmd(
         cfg = build_config(ref, driving, out=out, minutes=minutes, seconds=seconds, frames=frames, ref_view=ref_view,
                            pose_video=pose_video, face_video=face_video, weights_dir=weights_dir, device=device, dtype=dtype,
                            resolution=resolution, size=size, steps=steps, seed=seed, prompt=prompt, lora=lora,
-                           no_audio=no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir)  # fmt: skip
+                           no_audio=no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir,
+                           fit=fit)  # fmt: skip
         from animate_cli import pipeline, weights
         from animate_cli.plan import make_plan
 
@@ -186,7 +205,10 @@ def run_cmd(
             need = ("base", "lora") if cfg.pose_video else ("base", "lora", "pose")
             weights.resolve(cfg.weights_dir, cfg.resolution, need=need)
             source = checked.pose_frames or checked.driving.approx_frames
-            plan = make_plan(cfg.frames, cfg.width, cfg.height, source, cfg.steps, cfg.seed).to_dict()
+            plan = {
+                **make_plan(cfg.frames, cfg.width, cfg.height, source, cfg.steps, cfg.seed).to_dict(),
+                "canvas": canvas_dict(cfg),
+            }
             if not json_out:
                 _print_plan(cfg, plan)
             return {"dry_run": True, "output": str(cfg.out), "plan": plan}
@@ -194,10 +216,11 @@ def run_cmd(
             summary = pipeline.run(cfg, reporter, fresh=fresh)
         if not json_out:
             err_console().print(f"wrote {summary.output} ({summary.frames} frames, {summary.frames / C.FPS:.2f} s, "
-                                f"{summary.size[0]}x{summary.size[1]}) in {summary.timings_s.get('total', 0):.1f} s", markup=False)  # fmt: skip
+                                f"{summary.size[0]}x{summary.size[1]}, reference {cfg.fit}) in "
+                                f"{summary.timings_s.get('total', 0):.1f} s", markup=False)  # fmt: skip
         return {"output": str(summary.output), "frames": summary.frames, "fps": summary.fps, "size": list(summary.size),
                 "chunks": summary.chunks, "resumed_from_chunk": summary.resumed_from_chunk, "steps": steps, "seed": seed,
                 "lora_modules": summary.lora_modules, "device": summary.device, "timings_s": summary.timings_s,
-                "pose": summary.pose}  # fmt: skip
+                "pose": summary.pose, "canvas": canvas_dict(cfg)}  # fmt: skip
 
     run_command("everanimate.run/1", json_out, body)

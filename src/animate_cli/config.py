@@ -103,6 +103,8 @@ class RunConfig:
     side_by_side: bool = False
     overwrite: bool = False
     state_dir: Path | None = None  # resume state; default <out>.everanimate-state next to the output
+    fit: str = "pad"  # how the reference (and views) go onto width x height: pad | crop | stretch (canvas.py)
+    canvas_rule: str = ""  # one line for the plan: where width x height came from
     extra: dict = field(default_factory=dict)  # test hooks only (never set from the CLI)
 
     @property

@@ -244,11 +244,11 @@ def _rollout(cfg, plan: ChunkPlan, checked, models, text, pose_video, face_video
     face_fps = media.probe(face_video).fps  # each video is read by its own timing
     face_n = media.count_frames(face_video) if face_fps != pose_fps else None
 
-    # Identity: reference (and extra views) fitted to the output size, each a single-frame latent.
-    ref_frame = media.center_crop_resize(checked.ref, cfg.width, cfg.height)
+    # Identity: reference (and extra views) fitted to the canvas (cfg.fit: pad/crop/stretch), each a single-frame latent.
+    ref_frame = media.fit_image(checked.ref, cfg.width, cfg.height, cfg.fit)
     identity = memory.IdentityInputs(
         ref_latent=encode.vae_encode(vae, ref_frame[None]),
-        view_latents=[encode.vae_encode(vae, media.center_crop_resize(v, cfg.width, cfg.height)[None]) for v in checked.views],
+        view_latents=[encode.vae_encode(vae, media.fit_image(v, cfg.width, cfg.height, cfg.fit)[None]) for v in checked.views],
         ref_clip=encode.clip_embed(models.image_encoder, ref_frame),
     )
     picks = memory.pick_memory_frames(cfg.seed, len(checked.views))

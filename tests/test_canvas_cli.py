@@ -23,7 +23,7 @@ def dry(media_dir, tiny_weights, tmp_path):
 
     def go(ref, *extra):
         args = ["run", str(ref), str(media_dir / "driving.mp4"), "--weights-dir", str(tiny_weights), "--out",
-                str(tmp_path / "o.mp4"), "--dry-run", *extra]  # fmt: skip
+                str(tmp_path / "o.mp4"), "--dry-run", *map(str, extra)]  # fmt: skip
         return CliRunner().invoke(app, args, env=ENV)
 
     return go
@@ -83,3 +83,10 @@ def test_extract_pose_with_a_reference_uses_runs_canvas(tmp_path):
 
     ref = photo(tmp_path / "phone.png", 1080, 1920)
     assert choose_size(None, None, tmp_path / "unused.mp4", ref) == (480, 848)
+
+
+def test_a_given_pose_video_keeps_its_own_size_as_the_canvas(dry, media_dir, tmp_path):
+    plan = plan_of(dry(photo(tmp_path / "phone.png", 1080, 1920), "--json", "--pose-video", media_dir / "pose.mp4",
+                       "--face-video", media_dir / "face.mp4"))  # fmt: skip
+    assert plan["size"] == [64, 32] and plan["canvas"]["reference_fit"] == "pad"
+    assert "pose-video size" in plan["canvas"]["rule"]

@@ -72,7 +72,15 @@ def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds
     if fit is not None and fit not in canvas.FITS:
         raise UsageError(f"--fit must be one of {', '.join(canvas.FITS)}, got {fit!r}")
     img = media.load_image(ref)
-    cv = canvas.choose_canvas(img.shape[1], img.shape[0], C.RESOLUTIONS[resolution], resolution, _size(size), fit)
+    explicit = _size(size)
+    if explicit is None and pose_video is not None and Path(pose_video).is_file():
+        # a given pose video was already fitted to its own size: keep that canvas rather than crop it
+        pv = media.probe(pose_video)
+        if pv.width % C.SIZE_MULTIPLE == 0 and pv.height % C.SIZE_MULTIPLE == 0:
+            explicit = (pv.width, pv.height)
+    cv = canvas.choose_canvas(img.shape[1], img.shape[0], C.RESOLUTIONS[resolution], resolution, explicit, fit)
+    if explicit is not None and size is None:
+        cv = canvas.Canvas(cv.width, cv.height, cv.fit, cv.rule.replace("--size", "the --pose-video size", 1))
     width, height = cv.width, cv.height
     out = out or Path.cwd() / f"{driving.stem}-everanimate.mp4"
     return C.RunConfig(

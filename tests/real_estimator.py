@@ -34,12 +34,13 @@ class YoloPoseEstimator:
 
         self.session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
         self.det_name = self.pose_name = Path(onnx_path).name
-        self._last: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._last: tuple | None = None  # (frame object, boxes, xy, conf) of the last detect()
 
-    def _run(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _run(self, frame: np.ndarray, reuse: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         import cv2
 
-        if self._last is not None and self._last[0] == id(frame):
+        # estimate() reuses detect()'s result for the same frame object (held here, so its id cannot be reused)
+        if reuse and self._last is not None and self._last[0] is frame:
             return self._last[1:]
         h, w = frame.shape[:2]
         s = min(SIZE / w, SIZE / h)
@@ -56,7 +57,7 @@ class YoloPoseEstimator:
         boxes, kp = boxes[keep], out[keep, 5:].reshape(-1, 17, 3)
         boxes = (boxes - [px, py, px, py]) / s
         xy = (kp[..., :2] - [px, py]) / s
-        self._last = (id(frame), boxes.astype(np.float64), xy.astype(np.float64), kp[..., 2].astype(np.float64))
+        self._last = (frame, boxes.astype(np.float64), xy.astype(np.float64), kp[..., 2].astype(np.float64))
         return self._last[1:]
 
     def detect(self, frame: np.ndarray) -> np.ndarray:
@@ -65,7 +66,7 @@ class YoloPoseEstimator:
     def estimate(self, frame: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from animate_cli.pose.track import iou
 
-        boxes, xy, conf = self._run(frame)
+        boxes, xy, conf = self._run(frame, reuse=True)
         kpts, scores = np.zeros((133, 2)), np.zeros(133)
         if len(boxes):
             i = int(np.argmax(iou(np.asarray(box, float), boxes)))

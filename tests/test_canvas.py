@@ -83,3 +83,11 @@ def test_person_placement_shrinks_for_a_wide_extent_but_never_below_letterbox():
 def test_person_placement_of_a_person_who_fits_is_the_centre_crop():
     extent = CV.person_extent(np.array([[600, 100], [700, 600]]))
     assert CV.person_placement(1280, 720, 832, 480, extent) == CV.image_placement(1280, 720, 832, 480, "crop")
+
+
+def test_person_placement_never_moves_the_window_past_the_frame_edge():
+    # a person walking out at the right edge: their extent (+ margin) reaches past the frame; keeping the
+    # margin would only shift in black from beyond the edge, so the centre crop's full frame is kept
+    extent = CV.person_extent(np.array([[700, 300], [767, 412]]))
+    pl = CV.person_placement(768, 576, 832, 624, extent)
+    assert pl == CV.image_placement(768, 576, 832, 624, "crop")

@@ -156,7 +156,7 @@ def test_two_people_crossing_in_real_footage(real, estimator):
     d = out_dir(real, "crossing")
     video = vtest_clip(real, d / "crossing.mp4", 35.0, 8.0)
     r, npz, meta = extract(estimator, video, d, 832, 624)
-    assert r.detected > 100 and meta["tracking"]["multi_person_frames"] > 100
+    assert r.detected > 100 and meta["tracking"]["multi_person_frames"] > 50
     assert_nothing_bridges_segments(npz)
     # within a segment the followed box never jumps by more than its own height between two frames
     boxes, seg = npz["det_boxes"], npz["segment"]

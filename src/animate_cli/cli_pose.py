@@ -26,8 +26,8 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def choose_size(size: str | None, resolution: str | None, driving: Path, ref: Path | None) -> tuple[int, int]:
-    """--size as given; otherwise the resolution preset, portrait when the subject is portrait: the reference
-    image when given (as `run` decides), else the driving video."""
+    """--size as given; otherwise with a reference image the canvas `run` would choose for it (its aspect at
+    about the preset's pixel count, animate_cli.canvas), else the preset, portrait for a portrait video."""
     if size and resolution:
         raise UsageError("use either --size or --resolution, not both")
     if size:
@@ -38,11 +38,12 @@ def choose_size(size: str | None, resolution: str | None, driving: Path, ref: Pa
     from animate_cli import media
 
     if ref is not None:
+        from animate_cli.canvas import canvas_size
+
         h, w = media.load_image(ref).shape[:2]
-    else:
-        info = media.probe(driving)
-        w, h = info.width, info.height
-    return C.portrait_size(C.RESOLUTIONS[resolution], portrait=h > w)
+        return canvas_size(w, h, C.RESOLUTIONS[resolution])
+    info = media.probe(driving)
+    return C.portrait_size(C.RESOLUTIONS[resolution], portrait=info.height > info.width)
 
 
 def _refuse_clobbering_inputs(out_dir: Path, driving: Path, ref: Path | None, keypoints: bool, overlay: bool) -> None:
@@ -62,7 +63,7 @@ def extract_pose_cmd(
     driving: Annotated[Path, typer.Argument(help="Driving video (one person).", show_default=False)],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder [default: ./<video name>-pose].")] = None,
     size: Annotated[str | None, typer.Option(help="Pose video size WxH (multiples of 16).", rich_help_panel="Geometry")] = None,
-    resolution: Annotated[str | None, typer.Option(help="480p (832x480) or 720p (1280x720); portrait subjects swap them. [default: 480p]", rich_help_panel="Geometry")] = None,
+    resolution: Annotated[str | None, typer.Option(help="480p (~832x480 px) or 720p (~1280x720 px): with --ref, the reference's aspect at that pixel count (as run); otherwise the preset, swapped for portrait videos. [default: 480p]", rich_help_panel="Geometry")] = None,
     fps: Annotated[float, typer.Option(help="Output frame rate; the driving video is resampled by timestamps.", rich_help_panel="Geometry")] = float(C.FPS),
     start: Annotated[float, typer.Option(help="Start this many seconds into the driving video.", rich_help_panel="Geometry")] = 0.0,
     seconds: Annotated[float | None, typer.Option(help="Use at most this many seconds [default: to the end].", rich_help_panel="Geometry")] = None,

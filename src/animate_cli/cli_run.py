@@ -62,9 +62,10 @@ def _frames(minutes: float | None, seconds: float | None, frames: int | None, dr
 
 def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds, frames, ref_view, pose_video, face_video,
                  weights_dir, device, dtype, resolution, size, steps, seed, prompt, lora, no_audio, side_by_side,
-                 overwrite, state_dir, offload="auto", weights_dtype="bf16", attention="auto", compile_=False) -> C.RunConfig:  # fmt: skip
+                 overwrite, state_dir, offload="auto", weights_dtype="bf16", attention="auto", compile_=False,
+                 fit: str | None = None) -> C.RunConfig:  # fmt: skip
     """Turn flags into a frozen RunConfig (no torch, no models)."""
-    from animate_cli import media
+    from animate_cli import canvas, media
     from animate_cli.runtime import check_attention_installed
 
     for flag, value, valid in (("--offload", offload, C.OFFLOAD_MODES), ("--weights-dtype", weights_dtype, C.WEIGHTS_DTYPES),
@@ -78,12 +79,19 @@ def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds
         raise UsageError("--steps must be between 1 and 1000")
     info = media.probe(driving)
     n = _frames(minutes, seconds, frames, info.duration)
+    if fit is not None and fit not in canvas.FITS:
+        raise UsageError(f"--fit must be one of {', '.join(canvas.FITS)}, got {fit!r}")
+    img = media.load_image(ref)
     explicit = _size(size)
-    if explicit:
-        width, height = explicit
-    else:
-        img = media.load_image(ref)
-        width, height = C.portrait_size(C.RESOLUTIONS[resolution], img.shape[0] > img.shape[1])
+    if explicit is None and pose_video is not None and Path(pose_video).is_file():
+        # a given pose video was already fitted to its own size: keep that canvas rather than crop it
+        pv = media.probe(pose_video)
+        if pv.width % C.SIZE_MULTIPLE == 0 and pv.height % C.SIZE_MULTIPLE == 0:
+            explicit = (pv.width, pv.height)
+    cv = canvas.choose_canvas(img.shape[1], img.shape[0], C.RESOLUTIONS[resolution], resolution, explicit, fit)
+    if explicit is not None and size is None:
+        cv = canvas.Canvas(cv.width, cv.height, cv.fit, cv.rule.replace("--size", "the --pose-video size", 1))
+    width, height = cv.width, cv.height
     out = out or Path.cwd() / f"{driving.stem}-everanimate.mp4"
     return C.RunConfig(
         ref=ref, driving=driving, out=out.expanduser().resolve(), frames=n, width=width, height=height,
@@ -91,7 +99,8 @@ def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds
         ref_views=tuple(ref_view or ()), pose_video=pose_video, face_video=face_video, resolution=resolution,
         device=device, dtype=dtype, steps=steps, seed=seed, prompt=prompt, loras=tuple(_lora(v) for v in lora or ()),
         audio=not no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir,
-        offload=offload, weights_dtype=weights_dtype, attention=attention, compile=compile_,
+        offload=offload, weights_dtype=weights_dtype, attention=attention, compile=compile_, fit=cv.fit,
+        canvas_rule=cv.rule,
     )  # fmt: skip
 
 
@@ -119,6 +128,13 @@ def _test_pause():
     return pause
 
 
+def canvas_dict(cfg: C.RunConfig) -> dict:
+    """The plan's `canvas` entry: size, where it came from, how the reference and the pose are fitted."""
+    pose_fit = ("given --pose-video: centre-cropped if its size differs" if cfg.pose_video else
+                "placed by the driving person's extent over the clip")  # fmt: skip
+    return {"size": [cfg.width, cfg.height], "rule": cfg.canvas_rule, "reference_fit": cfg.fit, "pose_fit": pose_fit}
+
+
 def _print_plan(cfg: C.RunConfig, plan_dict: dict) -> None:
     from rich.table import Table
 
@@ -127,6 +143,9 @@ def _print_plan(cfg: C.RunConfig, plan_dict: dict) -> None:
     con.print(f"{cfg.frames} frames ({plan_dict['seconds']} s at {C.FPS} fps), {cfg.width}x{cfg.height}, "
               f"{plan_dict['chunks']} chunks x {cfg.steps} steps, seed {cfg.seed}", markup=False)  # fmt: skip
     con.print(f"latent per DiT call {tuple(plan_dict['latent_shape'])}, {plan_dict['tokens_per_call']} tokens", markup=False)
+    cv = plan_dict.get("canvas") or canvas_dict(cfg)
+    con.print(f"canvas {cv['size'][0]}x{cv['size'][1]}: {cv['rule']}; reference {cv['reference_fit']}, pose {cv['pose_fit']}",
+              markup=False, highlight=False)  # fmt: skip
     con.print(f"estimate: ~{est['vram_gib']} GiB VRAM all resident, ~{est['seconds_per_step']} s/step, ~{est['total_minutes']} min "
               f"({est['assumes']})", markup=False)  # fmt: skip
     table = Table("chunk", "output frames", "noise seed")
@@ -218,7 +237,15 @@ def run_cmd(
     size: Annotated[
         str | None,
         typer.Option(
-            help="Explicit WxH, multiples of 16 (default: from --resolution and the orientation of the reference).",
+            help="Explicit WxH, multiples of 16 (default: the reference's aspect at about --resolution's pixel count).",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
+    fit: Annotated[
+        str | None,
+        typer.Option(
+            help="How the reference goes onto a --size of another aspect: pad (default; whole picture, black bars), "
+            "crop (centre) or stretch.",
             rich_help_panel=MODEL,
         ),
     ] = None,
@@ -281,14 +308,18 @@ def run_cmd(
                            pose_video=pose_video, face_video=face_video, weights_dir=weights_dir, device=device, dtype=dtype,
                            resolution=resolution, size=size, steps=steps, seed=seed, prompt=prompt, lora=lora,
                            no_audio=no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir,
-                           offload=offload, weights_dtype=weights_dtype, attention=attention, compile_=compile_)  # fmt: skip
+                           offload=offload, weights_dtype=weights_dtype, attention=attention, compile_=compile_,
+                           fit=fit)  # fmt: skip
         from animate_cli import pipeline, readiness
         from animate_cli.plan import make_plan
 
         if dry_run:  # the plan and the estimate always; then whether a real run could start now
             checked = pipeline.check_inputs(cfg)
             source = checked.pose_frames or checked.driving.approx_frames
-            plan = make_plan(cfg.frames, cfg.width, cfg.height, source, cfg.steps, cfg.seed).to_dict()
+            plan = {
+                **make_plan(cfg.frames, cfg.width, cfg.height, source, cfg.steps, cfg.seed).to_dict(),
+                "canvas": canvas_dict(cfg),
+            }
             from animate_cli.device import memory_report
 
             memory = memory_report((cfg.width, cfg.height), cfg.device, cfg.offload, cfg.weights_dtype)  # fmt: skip
@@ -309,12 +340,12 @@ def run_cmd(
                       "chunks": summary.chunks, "resumed_from_chunk": summary.resumed_from_chunk, "steps": steps, "seed": seed,
                       "lora_modules": summary.lora_modules, "device": summary.device, "timings_s": summary.timings_s,
                       "pose": summary.pose, "weights": weights_manifest.installed(cfg.weights_dir),
-                      "memory_mode": summary.memory_mode, "runtime": summary.runtime}  # fmt: skip
+                      "memory_mode": summary.memory_mode, "runtime": summary.runtime, "canvas": canvas_dict(cfg)}  # fmt: skip
             if progress == "json":
                 reporter.emit("done", **result)
         if not json_out and progress != "json":
             err_console().print(f"wrote {summary.output} ({summary.frames} frames, {summary.frames / C.FPS:.2f} s, "
-                                f"{summary.size[0]}x{summary.size[1]}) in {summary.timings_s.get('total', 0):.1f} s; "
+                                f"{summary.size[0]}x{summary.size[1]}, reference {cfg.fit}) in {summary.timings_s.get('total', 0):.1f} s; "
                                 f"weights: {weights_manifest.short(result['weights'])}", markup=False)  # fmt: skip
             mm = summary.memory_mode
             if mm.get("measured_peak_gpu_gib") is not None:

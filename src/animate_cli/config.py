@@ -118,6 +118,8 @@ class RunConfig:
     weights_dtype: str = "bf16"  # WEIGHTS_DTYPES
     attention: str = "auto"  # ATTENTION_CHOICES
     compile: bool = False  # regional torch.compile of the repeated transformer blocks
+    fit: str = "pad"  # how the reference (and views) go onto width x height: pad | crop | stretch (canvas.py)
+    canvas_rule: str = ""  # one line for the plan: where width x height came from
     extra: dict = field(default_factory=dict)  # test hooks only (never set from the CLI)
 
     @property

@@ -182,6 +182,23 @@ def center_crop_resize(frame: np.ndarray, width: int, height: int) -> np.ndarray
     return resize(frame[y0 : y0 + ch, x0 : x0 + cw], width, height)
 
 
+def fit_image(frame: np.ndarray, width: int, height: int, fit: str) -> np.ndarray:
+    """The reference (or a view) on the canvas: stretch, crop (centre, as center_crop_resize) or pad (whole
+    picture, centred, black bars like Wan's padding_resize). Boxes from animate_cli.canvas."""
+    from animate_cli import canvas
+
+    if fit == "stretch":
+        return resize(frame, width, height)
+    if fit == "crop":
+        return center_crop_resize(frame, width, height)
+    if fit != "pad":
+        raise ValueError(f"fit must be one of {canvas.FITS}, got {fit!r}")
+    x0, y0, w, h = canvas.pad_box(frame.shape[1], frame.shape[0], width, height)
+    out = np.zeros((height, width, 3), np.uint8)
+    out[y0 : y0 + h, x0 : x0 + w] = resize(frame, w, h)
+    return out
+
+
 class VideoWriter:
     """Write RGB frames to an H.264 yuv420p mp4 at `fps`, atomically: frames go to `<path>.partial.mp4`
     and the file appears under its real name only after `close()` succeeds."""

@@ -86,8 +86,12 @@ def check_inputs(cfg: RunConfig) -> CheckedInputs:
         face_frames = media.count_frames(cfg.face_video)
         if pose_frames == 0:
             raise BadInputError(f"pose video {cfg.pose_video} has no frames")
-        if pose_frames != face_frames:
-            raise BadInputError(f"pose video has {pose_frames} frames but face video has {face_frames}; they must match")
+        # Each video is indexed by its own frame rate, so they only need to cover the same time (to a frame).
+        pose_fps, face_fps = media.probe(cfg.pose_video).fps, media.probe(cfg.face_video).fps
+        pose_s, face_s = pose_frames / pose_fps, face_frames / face_fps
+        if abs(pose_s - face_s) >= 1.0 / min(pose_fps, face_fps):
+            raise BadInputError(f"pose video lasts {pose_s:.2f} s ({pose_frames} frames at {pose_fps:g} fps) but face video "
+                                f"lasts {face_s:.2f} s ({face_frames} frames at {face_fps:g} fps); they must match")  # fmt: skip
     elif driving.approx_frames == 0:
         raise BadInputError(f"driving video {cfg.driving} has no frames")
     return CheckedInputs(ref, views, driving, pose_frames)
@@ -330,9 +334,16 @@ def _prompt_embedding(state_dir: Path, base: Path, prompt: str, options):
     return text
 
 
-def _read_chunk_frames(video: Path, indices, fps: float, width: int, height: int) -> np.ndarray:
-    """uint8 [77, height, width, 3]: the chunk's driving frames, centre-cropped/resized if needed."""
-    frames = media.read_frames_at(video, indices, fps)
+def _read_chunk_frames(video: Path, indices, fps: float, width: int, height: int, *, video_fps: float | None = None,
+                       video_frames: int | None = None) -> np.ndarray:  # fmt: skip
+    """uint8 [77, height, width, 3]: the chunk's driving frames, centre-cropped/resized if needed.
+
+    `indices` count frames at `fps` (the pose video's clock). A video with another frame rate (`video_fps`,
+    `video_frames` long) is read at the same times: index k -> its frame round(k / fps * video_fps)."""
+    if video_fps is not None and video_fps != fps:
+        last = (video_frames or 1) - 1
+        indices = [min(int(np.round(k / fps * video_fps)), last) for k in indices]
+    frames = media.read_frames_at(video, indices, video_fps or fps)
     return np.stack([media.center_crop_resize(f, width, height) for f in frames])
 
 
@@ -350,12 +361,14 @@ def _rollout(cfg, plan: ChunkPlan, checked, models, text, pose_video, face_video
     face_size = tr.config.motion_encoder_size
     pose_fps = media.probe(pose_video).fps
     sync = torch.cuda.synchronize if models.device.type == "cuda" else None
+    face_fps = media.probe(face_video).fps  # each video is read by its own timing
+    face_n = media.count_frames(face_video) if face_fps != pose_fps else None
 
-    # Identity: reference (and extra views) fitted to the output size, each a single-frame latent.
-    ref_frame = media.center_crop_resize(checked.ref, cfg.width, cfg.height)
+    # Identity: reference (and extra views) fitted to the canvas (cfg.fit: pad/crop/stretch), each a single-frame latent.
+    ref_frame = media.fit_image(checked.ref, cfg.width, cfg.height, cfg.fit)
     identity = memory.IdentityInputs(
         ref_latent=encode.vae_encode(vae, ref_frame[None]),
-        view_latents=[encode.vae_encode(vae, media.center_crop_resize(v, cfg.width, cfg.height)[None]) for v in checked.views],
+        view_latents=[encode.vae_encode(vae, media.fit_image(v, cfg.width, cfg.height, cfg.fit)[None]) for v in checked.views],
         ref_clip=encode.clip_embed(models.image_encoder, ref_frame),
     )
     picks = memory.pick_memory_frames(cfg.seed, len(checked.views))
@@ -373,7 +386,8 @@ def _rollout(cfg, plan: ChunkPlan, checked, models, text, pose_video, face_video
         laps = Laps(sync)
         # 1. Conditioning of this chunk: pose latents, face crops, CLIP image, anchors, motion latent.
         pose_px = _read_chunk_frames(pose_video, spec.driving, pose_fps, cfg.width, cfg.height)
-        face_px = _read_chunk_frames(face_video, spec.driving, pose_fps, face_size, face_size)
+        face_px = _read_chunk_frames(face_video, spec.driving, pose_fps, face_size, face_size, video_fps=face_fps,
+                                     video_frames=face_n)  # fmt: skip
         laps.mark("frame_reads")
         pose_latents = encode.vae_encode(vae, pose_px)
         laps.mark("vae_encode")

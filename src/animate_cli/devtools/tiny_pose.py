@@ -61,12 +61,14 @@ def _simcc(uv: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sx, sy
 
 
-def _save(graph, path: Path) -> Path:
+def _save(graph, path: Path, metadata: dict[str, str] | None = None) -> Path:
     import onnx
     from onnx import helper
 
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="everanimate-tiny")
     model.ir_version = 8
+    if metadata:
+        helper.set_model_props(model, dict(metadata))
     onnx.checker.check_model(model)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
@@ -75,8 +77,10 @@ def _save(graph, path: Path) -> Path:
     return path
 
 
-def write_tiny_detector(path: Path, boxes: list[tuple[float, float, float, float]] | None = None) -> Path:
-    """YOLOX-with-NMS stand-in; `boxes` in 640x640 letterbox pixels (default: one person)."""
+def write_tiny_detector(path: Path, boxes: list[tuple[float, float, float, float]] | None = None,
+                        input_dims: list | None = None, metadata: dict[str, str] | None = None) -> Path:  # fmt: skip
+    """YOLOX-with-NMS stand-in; `boxes` in 640x640 letterbox pixels (default: one person). `input_dims` overrides
+    the declared input shape (e.g. symbolic ["batch", 3, "height", "width"]); `metadata` sets ONNX metadata_props."""
     from onnx import TensorProto, helper, numpy_helper
 
     boxes = boxes or [(200.0, 40.0, 440.0, 440.0)]
@@ -98,16 +102,17 @@ def write_tiny_detector(path: Path, boxes: list[tuple[float, float, float, float
     ]
     graph = helper.make_graph(
         nodes, "tiny_yolox_nms",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, *DET_INPUT])],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, input_dims or [1, 3, *DET_INPUT])],
         [helper.make_tensor_value_info("dets", TensorProto.FLOAT, [1, n, 5]),
          helper.make_tensor_value_info("labels", TensorProto.INT64, [1, n])],
         initializer=[numpy_helper.from_array(v, k) for k, v in consts.items()],
     )  # fmt: skip
-    return _save(graph, Path(path))
+    return _save(graph, Path(path), metadata)
 
 
-def write_tiny_pose(path: Path) -> Path:
-    """RTMW-l-384x288 stand-in: constant SimCC peaks at `canonical_wholebody()` (+ 0 x mean(input))."""
+def write_tiny_pose(path: Path, input_dims: list | None = None, metadata: dict[str, str] | None = None) -> Path:
+    """RTMW-l-384x288 stand-in: constant SimCC peaks at `canonical_wholebody()` (+ 0 x mean(input)).
+    `input_dims` / `metadata` as for `write_tiny_detector`."""
     from onnx import TensorProto, helper, numpy_helper
 
     uv, sc = canonical_wholebody()
@@ -122,12 +127,12 @@ def write_tiny_pose(path: Path) -> Path:
     h, w = POSE_INPUT
     graph = helper.make_graph(
         nodes, "tiny_rtmw_simcc",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, h, w])],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, input_dims or [1, 3, h, w])],
         [helper.make_tensor_value_info("simcc_x", TensorProto.FLOAT, [1, 133, w * SIMCC_SPLIT]),
          helper.make_tensor_value_info("simcc_y", TensorProto.FLOAT, [1, 133, h * SIMCC_SPLIT])],
         initializer=[numpy_helper.from_array(v, k) for k, v in consts.items()],
     )  # fmt: skip
-    return _save(graph, Path(path))
+    return _save(graph, Path(path), metadata)
 
 
 def write_tiny_pose_models(directory: Path, det_name: str | None = None, pose_name: str | None = None) -> dict[str, Path]:

@@ -4,7 +4,8 @@ The stage only needs two calls per frame: `detect` (every person box) and `estim
 keypoints inside one chosen box), so tests can script people with a fake and the tracker decides which
 box gets the (expensive) pose model. The rtmlib adapter avoids its traps (pose spec §3): it never lets
 rtmlib download (local ONNX paths only), never lets RTMPose fall back to a whole-frame box, takes the
-model input sizes from the ONNX files, feeds BGR to YOLOX and RGB to RTMW, keeps rtmlib's prints off
+model input sizes from the ONNX files (declared shape, else metadata, else the model family's known size by
+file name; otherwise a weights error, exit 4, naming the file), feeds BGR to YOLOX and RGB to RTMW, keeps rtmlib's prints off
 stdout, and checks which onnxruntime providers really run.
 """
 
@@ -18,11 +19,59 @@ from typing import Protocol
 
 import numpy as np
 
-from animate_cli.errors import DeviceError, WeightsMissingError
+from animate_cli.errors import DeviceError, WeightsInvalidError, WeightsMissingError
 
 POSE_SUBDIR = "pose"
 DEFAULT_DET = "yolox_m_8xb8-300e_humanart-c2c7a14a.onnx"  # YOLOX-m HumanArt, NMS inside the graph (spec §3.4)
 DEFAULT_POSE = "rtmw-dw-x-l_simcc-cocktail14_270e-384x288_20231122.onnx"  # RTMW-l 384x288, 133 keypoints
+
+
+# ONNX metadata keys that exporters use for the input size (ultralytics: imgsz "[640, 640]"; others input_size).
+SIZE_METADATA_KEYS = ("imgsz", "input_size", "img_size", "input_shape")
+YOLOX_SMALL_INPUT = 416  # YOLOX-tiny / -nano are trained at 416x416, every larger YOLOX at 640x640
+YOLOX_INPUT = 640
+# mmpose whole-body models and their DWPose/ViTPose relatives, by file name, when the name has no HxW in it
+POSE_FAMILY_HW = (("dw-ll_ucoco_384", (384, 288)), ("vitpose", (256, 192)))
+
+
+def _ints(text: str) -> list[int]:
+    import re
+
+    return [int(v) for v in re.findall(r"\d+", text)]
+
+
+def model_input_hw(session, path: Path, kind: str) -> tuple[tuple[int, int], str]:
+    """(h, w) of an ONNX model's image input and where it came from: the declared shape, else the model's
+    metadata, else the model family's known size (from the file name). Symbolic sizes with none of these
+    are a WeightsInvalidError naming the file (exit 4: the weights, not the user's input, are the problem)."""
+    import re
+
+    shape = list(session.get_inputs()[0].shape)
+    if len(shape) == 4 and all(isinstance(v, int) and v > 0 for v in shape[2:]):
+        return (int(shape[2]), int(shape[3])), "the ONNX input shape"
+    meta = session.get_modelmeta().custom_metadata_map
+    for key in SIZE_METADATA_KEYS:
+        vals = _ints(meta.get(key, ""))[-2:]
+        if len(vals) == 2 or len(vals) == 1:
+            h, w = (vals[0], vals[-1])
+            if h > 0 and w > 0:
+                return (h, w), f"ONNX metadata {key}={meta[key]!r}"
+    name = Path(path).name.lower()
+    m = re.search(r"(\d{3})x(\d{3})", name)
+    if kind == "pose":
+        if m:
+            return (int(m.group(1)), int(m.group(2))), f"the model family's size in its name ({m.group(0)})"
+        for key, hw in POSE_FAMILY_HW:
+            if key in name:
+                return hw, f"the model family's known size ({key}: {hw[0]}x{hw[1]})"
+    elif "yolox" in name:
+        side = YOLOX_SMALL_INPUT if ("tiny" in name or "nano" in name) else YOLOX_INPUT
+        return (side, side), f"the model family's known size (YOLOX: {side}x{side})"
+    raise WeightsInvalidError(
+        f"{Path(path).name}: the {kind} model's input size is symbolic ({shape}) and neither its metadata nor its "
+        f"file name says which size it was trained at",
+        hint="export the ONNX with a fixed input size, or use the file download-weights fetches",
+    )
 
 
 class PoseEstimator(Protocol):
@@ -117,17 +166,18 @@ class RtmlibEstimator:
             self.det = YOLOX(str(det_onnx), det_mode="human", backend="onnxruntime", device=self.device)
             self.pose = RTMPose(str(pose_onnx), to_openpose=False, backend="onnxruntime", device=self.device)
         # Input sizes come from the files, not rtmlib's defaults (a 384x288 model given (192, 256) decodes garbage).
-        _, _, dh, dw = self.det.session.get_inputs()[0].shape
-        _, _, ph, pw = self.pose.session.get_inputs()[0].shape
-        self.det.model_input_size = (int(dh), int(dw))  # YOLOX: (h, w)
-        self.pose.model_input_size = (int(pw), int(ph))  # RTMPose: (w, h)
+        (dh, dw), det_from = model_input_hw(self.det.session, det_onnx, "detector")
+        (ph, pw), pose_from = model_input_hw(self.pose.session, pose_onnx, "pose")
+        self.det.model_input_size = (dh, dw)  # YOLOX: (h, w)
+        self.pose.model_input_size = (pw, ph)  # RTMPose: (w, h)
+        self.size_from = {"det": det_from, "pose": pose_from}
         self.det_name, self.pose_name = Path(det_onnx).name, Path(pose_onnx).name
         self.providers = {"det": self.det.session.get_providers(), "pose": self.pose.session.get_providers()}
         if self.device.startswith("cuda") and any("CUDAExecutionProvider" not in v for v in self.providers.values()):
             raise DeviceError(f"onnxruntime fell back to CPU for the pose models ({self.providers})",
                               hint="check the CUDA/cuDNN libraries onnxruntime-gpu needs, or use --device cpu")  # fmt: skip
         n_k = self.pose.session.get_outputs()[0].shape[1]
-        if n_k != 133:
+        if isinstance(n_k, int) and n_k != 133:  # a symbolic count is checked on the first real output instead
             raise WeightsMissingError(f"{self.pose_name} predicts {n_k} keypoints; a COCO-WholeBody (133) model is needed")
 
     def detect(self, frame: np.ndarray) -> np.ndarray:
@@ -139,8 +189,13 @@ class RtmlibEstimator:
         # RTMW/DWPose configs set bgr_to_rgb=True, so they want RGB; one explicit box, never the empty list
         # (rtmlib would silently run on the whole frame).
         kpts, scores = self.pose(frame, bboxes=[list(map(float, box))])
+        if kpts.shape[1] != 133:
+            raise WeightsInvalidError(
+                f"{self.pose_name} predicts {kpts.shape[1]} keypoints; a COCO-WholeBody (133) model is needed"
+            )
         return kpts[0].astype(np.float64), scores[0].astype(np.float64)
 
     def info(self) -> dict:
         return {"device": self.device, "providers": self.providers,
-                "det_input_hw": list(self.det.model_input_size), "pose_input_wh": list(self.pose.model_input_size)}  # fmt: skip
+                "det_input_hw": list(self.det.model_input_size), "pose_input_wh": list(self.pose.model_input_size),
+                "input_size_from": self.size_from}  # fmt: skip

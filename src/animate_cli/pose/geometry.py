@@ -5,9 +5,10 @@ Time (pose spec §1.6, Wan's nearest-timestamp rule for constant-frame-rate inpu
 The map is monotonic, so both decode passes can stream the source once and emit each source frame
 as many times as it is used (0, 1 or more).
 
-Space: `run` fits the reference image and every driving frame with `media.center_crop_resize`
-(centre-crop to the target aspect, then resize). The pose is drawn at the source resolution, as Wan
-does, and then fitted with the same crop box, so the skeleton lines up with what `run` feeds the DiT.
+Space: the pose is drawn at the source resolution, as Wan does, and then placed on the output canvas:
+by default (`person_fit`) scaled and moved so the driving person's extent over the whole clip stays
+inside the canvas (animate_cli.canvas.person_placement); `center_crop_fit` is the blind centre crop of
+`media.center_crop_resize` (DiffSynth's crop_and_resize), kept as the "crop" setting.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from animate_cli.canvas import Placement, person_extent, person_placement
 
 
 def output_frame_count(n_in: int, fps_in: float, fps_out: float) -> int:
@@ -85,3 +88,44 @@ def center_crop_fit(src_w: int, src_h: int, width: int, height: int) -> Fit:
     scale = max(width / src_w, height / src_h)
     cw, ch = round(width / scale), round(height / scale)
     return Fit(src_w, src_h, (src_w - cw) // 2, (src_h - ch) // 2, cw, ch, width, height)
+
+
+@dataclass(frozen=True)
+class PlacedFit:
+    """Any scale + offset onto the canvas (areas outside the source come out black)."""
+
+    src_w: int
+    src_h: int
+    place: Placement
+    extent: tuple[float, float, float, float] | None  # the person's box over the clip, source pixels
+
+    @property
+    def width(self) -> int:
+        return self.place.width
+
+    @property
+    def height(self) -> int:
+        return self.place.height
+
+    def points(self, xy: np.ndarray) -> np.ndarray:
+        return self.place.points(xy)
+
+    def apply(self, img: np.ndarray, interpolation: str = "linear") -> np.ndarray:
+        import cv2
+
+        interp = {"linear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA}[interpolation]
+        return cv2.warpAffine(img, self.place.matrix(), (self.width, self.height), flags=interp,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))  # fmt: skip
+
+    def to_dict(self) -> dict:
+        return {"rule": "scaled and placed so the driving person's keypoint extent over the whole clip (+5% of its larger side) stays "
+                        "inside the canvas; centre-crop zoom when it fits, never smaller than letterbox",
+                "source_size": [self.src_w, self.src_h],
+                "person_extent_xyxy": None if self.extent is None else [round(v, 2) for v in self.extent],
+                **self.place.to_dict()}  # fmt: skip
+
+
+def person_fit(src_w: int, src_h: int, width: int, height: int, points: np.ndarray) -> PlacedFit:
+    """The default pose fit: `points` (N, 2) are every drawn keypoint of the clip (NaN rows ignored)."""
+    extent = person_extent(points)
+    return PlacedFit(src_w, src_h, person_placement(src_w, src_h, width, height, extent), extent)

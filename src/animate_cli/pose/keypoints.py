@@ -2,7 +2,9 @@
 smoothing and face boxes (pose spec §3.5, §6.2-§6.4).
 
 All arrays are per output frame, in source pixel coordinates:
-    kpts (T, 133, 2) float, scores (T, 133) float, status (T,) int8 (EMPTY / DETECTED / INTERPOLATED).
+    kpts (T, 133, 2) float, scores (T, 133) float, status (T,) int8 (EMPTY / DETECTED / INTERPOLATED),
+    segment (T,) int: a new value wherever the tracker re-seeded or the footage has a hard cut. Nothing
+    here interpolates or smooths across a segment boundary: either side may show a different person.
 The clip's keypoints are small (~1.6 MB per 1000 frames), so they are processed as whole arrays;
 frames themselves are never held here.
 """
@@ -63,15 +65,26 @@ def valid_frames(scores: np.ndarray, has_person: np.ndarray, thr_body: float) ->
     return has_person & ((scores[:, BODY17] >= thr_body).sum(axis=1) >= MIN_BODY_POINTS)
 
 
-def fill_gaps(kpts: np.ndarray, scores: np.ndarray, valid: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def segment_starts(segment: np.ndarray | None, t: int) -> np.ndarray:
+    """(T,) bool: True at frames whose segment differs from the previous frame's."""
+    if segment is None:
+        return np.zeros(t, bool)
+    segment = np.asarray(segment)
+    return np.r_[False, segment[1:] != segment[:-1]]
+
+
+def fill_gaps(kpts: np.ndarray, scores: np.ndarray, valid: np.ndarray, max_gap: int,
+              segment: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """Linearly interpolate keypoints and scores across runs of <= max_gap invalid frames that have a valid
-    frame on both sides; everything else invalid stays EMPTY (drawn black). Returns new arrays and status."""
+    frame of the same segment on both sides; everything else invalid stays EMPTY (drawn black).
+    Returns new arrays and status."""
     kpts, scores = kpts.copy(), scores.copy()
     status = np.where(valid, DETECTED, EMPTY).astype(np.int8)
+    seg = np.zeros(len(valid), int) if segment is None else np.asarray(segment)
     idx = np.flatnonzero(valid)
     for a, b in zip(idx[:-1], idx[1:], strict=True):
         gap = b - a - 1
-        if gap == 0 or gap > max_gap:
+        if gap == 0 or gap > max_gap or seg[a] != seg[b]:
             continue
         w = (np.arange(1, gap + 1) / (gap + 1))[:, None]
         kpts[a + 1 : b] = kpts[a] * (1 - w[..., None]) + kpts[b] * w[..., None]
@@ -83,8 +96,10 @@ def fill_gaps(kpts: np.ndarray, scores: np.ndarray, valid: np.ndarray, max_gap: 
     return kpts, scores, status
 
 
-def one_euro(x: np.ndarray, active: np.ndarray, fps: float, min_cutoff: float, beta: float, d_cutoff: float) -> np.ndarray:
-    """Causal One-Euro filter over time for (T, D) signals; a column restarts wherever active[t, d] is False."""
+def one_euro(x: np.ndarray, active: np.ndarray, fps: float, min_cutoff: float, beta: float, d_cutoff: float,
+             starts: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """Causal One-Euro filter over time for (T, D) signals; a column restarts wherever active[t, d] is False,
+    and every column restarts at frames where starts[t] is True (a new segment)."""
     te = 1.0 / fps
 
     def alpha(cutoff):
@@ -96,6 +111,8 @@ def one_euro(x: np.ndarray, active: np.ndarray, fps: float, min_cutoff: float, b
     have = np.zeros(x.shape[1], bool)
     a_d = alpha(d_cutoff)
     for t in range(len(x)):
+        if starts is not None and starts[t]:
+            have = np.zeros_like(have)
         m = active[t]
         xt = x[t]
         dx = np.where(have, (xt - prev) / te, 0.0)
@@ -109,10 +126,14 @@ def one_euro(x: np.ndarray, active: np.ndarray, fps: float, min_cutoff: float, b
     return out
 
 
-def zero_phase_one_euro(x: np.ndarray, active: np.ndarray, fps: float, **params) -> np.ndarray:
-    """Forward and backward One-Euro averaged: no lag (a ramp stays a ramp), offline only."""
-    fwd = one_euro(x, active, fps, **params)
-    bwd = one_euro(x[::-1], active[::-1], fps, **params)[::-1]
+def zero_phase_one_euro(x: np.ndarray, active: np.ndarray, fps: float, starts: np.ndarray | None = None,
+                        **params) -> np.ndarray:  # fmt: skip
+    """Forward and backward One-Euro averaged: no lag (a ramp stays a ramp), offline only. `starts` (T,) bool
+    marks the first frame of each segment; neither pass carries state across one."""
+    fwd = one_euro(x, active, fps, starts=starts, **params)
+    # backwards, a segment starting at t means the filter restarts at t-1 (the last frame of the one before)
+    ends = None if starts is None else np.r_[np.asarray(starts)[1:], False]
+    bwd = one_euro(x[::-1], active[::-1], fps, starts=None if ends is None else ends[::-1], **params)[::-1]
     return np.where(active, (fwd + bwd) / 2, x)
 
 
@@ -129,10 +150,12 @@ def person_scales(kpts: np.ndarray, scores: np.ndarray, status: np.ndarray, thr:
     return body, 0.4 * body  # a hand is roughly 0.4 torso lengths across
 
 
-def smooth_keypoints(kpts: np.ndarray, scores: np.ndarray, status: np.ndarray, fps: float, thr: Thresholds) -> np.ndarray:
+def smooth_keypoints(kpts: np.ndarray, scores: np.ndarray, status: np.ndarray, fps: float, thr: Thresholds,
+                     segment: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """Zero-phase One-Euro on body, feet and hand points (face landmarks are left alone), only through
-    frames where a point is confident; resets at gaps. Returns new (T, 133, 2)."""
+    frames where a point is confident; resets at gaps and segment starts. Returns new (T, 133, 2)."""
     out = kpts.copy()
+    starts = segment_starts(segment, len(kpts))
     body_scale, hand_scale = person_scales(kpts, scores, status, thr.body)
     for idx, point_thr, scale, params in (
         (np.r_[0:23], thr.body, body_scale, BODY_FILTER),
@@ -141,7 +164,7 @@ def smooth_keypoints(kpts: np.ndarray, scores: np.ndarray, status: np.ndarray, f
         active = (status != EMPTY)[:, None] & (scores[:, idx] >= point_thr) & np.isfinite(kpts[:, idx]).all(axis=2)
         act2 = np.repeat(active, 2, axis=1)  # (T, 2P): x and y of a point share its activity
         sig = np.nan_to_num(kpts[:, idx].reshape(len(kpts), -1)) / scale
-        sm = zero_phase_one_euro(sig, act2, fps, **params) * scale
+        sm = zero_phase_one_euro(sig, act2, fps, starts=starts, **params) * scale
         out[:, idx] = np.where(act2, sm, kpts[:, idx].reshape(len(kpts), -1)).reshape(len(kpts), len(idx), 2)
     return out
 
@@ -158,7 +181,7 @@ def face_boxes(kpts: np.ndarray, scores: np.ndarray, status: np.ndarray, thr_fac
     return boxes
 
 
-def smooth_face_boxes(boxes: np.ndarray, fps: float) -> np.ndarray:
+def smooth_face_boxes(boxes: np.ndarray, fps: float, segment: np.ndarray | None = None) -> np.ndarray:
     """Zero-phase One-Euro on (cx, cy, log w, log h), scale-free via the median box size; removes the zoom
     flicker a per-frame box shows after the 512x512 resize."""
     ok = np.isfinite(boxes).all(axis=1)
@@ -169,7 +192,8 @@ def smooth_face_boxes(boxes: np.ndarray, fps: float) -> np.ndarray:
     sig = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2 / size, (boxes[:, 1] + boxes[:, 3]) / 2 / size,
                     np.log(np.maximum(w, 1e-6)), np.log(np.maximum(h, 1e-6))], axis=1)  # fmt: skip
     sig = np.nan_to_num(sig)
-    sm = zero_phase_one_euro(sig, np.repeat(ok[:, None], 4, axis=1), fps, **FACE_BOX_FILTER)
+    sm = zero_phase_one_euro(sig, np.repeat(ok[:, None], 4, axis=1), fps, starts=segment_starts(segment, len(boxes)),
+                             **FACE_BOX_FILTER)  # fmt: skip
     cx, cy, ws, hs = sm[:, 0] * size, sm[:, 1] * size, np.exp(sm[:, 2]), np.exp(sm[:, 3])
     out = np.stack([cx - ws / 2, cy - hs / 2, cx + ws / 2, cy + hs / 2], axis=1)
     out[~ok] = np.nan

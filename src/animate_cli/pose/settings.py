@@ -11,6 +11,7 @@ from animate_cli import config as C
 MAX_SIDE = 4096  # larger pose videos are almost certainly a typo (and would not fit the DiT anyway)
 MIN_SIDE = 32
 SMOOTH_MODES = ("default", "none")
+FIT_MODES = ("person", "crop")  # person: keep the driving person's extent inside the canvas; crop: blind centre crop
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class PoseSettings:
     hand_thr: float | None = None  # None: same as body
     max_gap_sec: float = 0.3  # gaps without a person up to this long are interpolated, longer ones stay black
     crf: int = 16  # H.264 quality of pose/face videos; 16 keeps the black background < 20 after decoding
+    fit: str = "person"  # how the source frame goes onto the width x height canvas (FIT_MODES)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

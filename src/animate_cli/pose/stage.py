@@ -2,10 +2,13 @@
 
 Two streamed passes over the driving video, so memory does not grow with its length (only the
 keypoints do, ~1.6 MB per 1000 frames):
-  1. decode -> detect -> track one person -> 133 keypoints, for each source frame the fps map uses;
-  2. whole-clip post-processing (thresholds, gaps, smoothing, face boxes, retarget) on the small arrays;
-  3. decode again -> draw Wan's skeleton at source resolution, crop+resize it like `run` fits frames,
-     crop the face to 512x512 -> H.264.
+  1. decode -> detect hard cuts -> detect -> track one person -> 133 keypoints, for each source frame
+     the fps map uses;
+  2. whole-clip post-processing (thresholds, gaps, smoothing, face boxes, retarget) on the small arrays,
+     never across a segment boundary (a tracker re-seed or a hard cut: the person may have changed);
+  3. decode again -> draw Wan's skeleton at source resolution, place it on the output canvas by the
+     person's extent over the clip (geometry.person_fit), crop the face to 512x512 -> H.264.
+pose.json counts output frames (at the output fps) everywhere except under "source" and "frame_map".
 Everything is written into a hidden temporary folder and moved into place at the end (pose.json last),
 so a failure never leaves files that look complete.
 """
@@ -27,17 +30,22 @@ from animate_cli import locks, media
 from animate_cli.errors import BadInputError, NoPersonDetectedError, OutputExistsError, UsageError
 from animate_cli.pose import keypoints as K
 from animate_cli.pose.estimator import PoseEstimator, default_threshold_rule, file_sha256
-from animate_cli.pose.geometry import center_crop_fit, frame_index_map, output_frame_count, source_index
-from animate_cli.pose.render import FACE_SIZE, clip_box, crop_face, draw_overlay, draw_wan_pose, to_wan_meta
-from animate_cli.pose.settings import MAX_SIDE, MIN_SIDE, SMOOTH_MODES, PoseResult, PoseSettings
+from animate_cli.pose.geometry import center_crop_fit, frame_index_map, output_frame_count, person_fit, source_index
+from animate_cli.pose.render import FACE68, FACE_SIZE, clip_box, crop_face, draw_overlay, draw_wan_pose, to_wan_meta
+from animate_cli.pose.settings import FIT_MODES, MAX_SIDE, MIN_SIDE, SMOOTH_MODES, PoseResult, PoseSettings
 from animate_cli.pose.track import Tracker
 from animate_cli.progress import NullReporter, Reporter
 
-SCHEMA = "everanimate.pose/1"
+SCHEMA = "everanimate.pose/2"  # /2: segments (no glide across re-seeds/cuts), person-extent fit
 POSE_FILE, FACE_FILE, META_FILE = "pose.mp4", "face.mp4", "pose.json"
 KEYPOINTS_FILE, OVERLAY_FILE = "keypoints.npz", "debug_overlay.mp4"
 PARTIAL_PREFIX = ".pose-partial-"  # hidden folder an extraction writes into before moving files into place
 MIN_BOX_PX = 32  # detections shorter than this are too small for a usable skeleton (spec §10)
+# Hard-cut detector on consecutive ~64 px grey thumbnails: a cut to another shot changes most of the
+# picture at once, while a person moving, entering or leaving changes only the part they cover.
+CUT_THUMB_W = 64
+CUT_PIXEL_DIFF = 30.0  # a thumbnail pixel "changed" when its grey level moved by more than this (of 255)
+CUT_CHANGED_FRACTION = 0.5  # a cut when more than this share of the thumbnail changed
 
 
 def validate_settings(settings: PoseSettings, ref: Path | None) -> None:
@@ -52,6 +60,8 @@ def validate_settings(settings: PoseSettings, ref: Path | None) -> None:
         raise UsageError("--start must be >= 0 and --seconds > 0")
     if s.smooth not in SMOOTH_MODES:
         raise UsageError(f"smooth must be one of {', '.join(SMOOTH_MODES)}, got {s.smooth!r}")
+    if s.fit not in FIT_MODES:
+        raise UsageError(f"fit must be one of {', '.join(FIT_MODES)}, got {s.fit!r}")
     if s.retarget and ref is None:
         raise UsageError("--retarget needs --ref (the reference image whose proportions to use)")
     if s.max_gap_sec < 0:
@@ -72,12 +82,22 @@ def _pick_largest_person(est: PoseEstimator, image: np.ndarray, what: str) -> tu
     return box, kpts, scores
 
 
+def _thumb(frame: np.ndarray) -> np.ndarray:
+    """A ~64 px wide grey thumbnail (float32), by striding: enough to see a hard cut, cheap on 4K frames."""
+    step = max(1, frame.shape[1] // CUT_THUMB_W)
+    return frame[::step, ::step].mean(axis=2, dtype=np.float32)
+
+
 def _infer_pass(driving: Path, s: PoseSettings, info: media.VideoInfo, est: PoseEstimator, reporter: Reporter):
-    """Pass 1. Returns (n_in, {source index: (box | None, kpts, scores, n_candidates)})."""
+    """Pass 1. Returns (n_in, {source index: (box | None, kpts, scores, n_candidates, epoch)}, cut source indices).
+
+    `epoch` changes at every hard cut and every (re-)seed of the tracker; output frames of different epochs
+    are never interpolated or smoothed into each other."""
     fps_in = info.fps
     max_lost = max(1, round(s.max_gap_sec * min(fps_in, s.fps)))
     tracker = Tracker(max_lost)
     results: dict[int, tuple] = {}
+    cuts: list[int] = []
     approx = output_frame_count(max(1, round(min(info.duration - s.start, s.seconds or 1e18) * fps_in)), fps_in, s.fps)
     reporter.stage("pose", approx or None, "detecting poses")
 
@@ -85,17 +105,23 @@ def _infer_pass(driving: Path, s: PoseSettings, info: media.VideoInfo, est: Pose
         boxes = est.detect(frame)
         boxes = boxes[(boxes[:, 3] - boxes[:, 1]) >= MIN_BOX_PX] if len(boxes) else boxes
         box = tracker.update(boxes)
+        epoch = tracker.track_id + len(cuts)  # both only grow: a new value at every seed and every cut
         if box is None:
-            results[i] = (None, None, None, len(boxes))
+            results[i] = (None, None, None, len(boxes), epoch)
         else:
             kpts, scores = est.estimate(frame, box)
-            results[i] = (box, kpts.astype(np.float32), scores.astype(np.float32), len(boxes))
+            results[i] = (box, kpts.astype(np.float32), scores.astype(np.float32), len(boxes), epoch)
 
     k = 0  # next output frame whose source frame we have not reached yet
     n_in = 0
-    last = None
+    last = prev_thumb = None
     for i, frame in enumerate(media.iter_frames(driving, start_time=s.start, duration=s.seconds)):
         n_in = i + 1
+        thumb = _thumb(frame)
+        if prev_thumb is not None and (np.abs(thumb - prev_thumb) > CUT_PIXEL_DIFF).mean() > CUT_CHANGED_FRACTION:
+            cuts.append(i)  # the picture changed almost entirely between i-1 and i: a hard cut
+            tracker.cut()
+        prev_thumb = thumb
         uses = 0
         while source_index(k, None, fps_in, s.fps) == i:
             k += 1
@@ -106,23 +132,43 @@ def _infer_pass(driving: Path, s: PoseSettings, info: media.VideoInfo, est: Pose
         last = frame
     if n_in == 0:
         raise BadInputError(f"no frames decoded from {driving}" + (" (check --start/--seconds)" if s.start or s.seconds else ""))
-    if (n_in - 1) not in results and last is not None and n_in - 1 in set(frame_index_map(n_in, fps_in, s.fps).tolist()):
-        process(n_in - 1, last)  # the clipped tail of the map points at the last frame
-    return n_in, results
+    n_out = output_frame_count(n_in, fps_in, s.fps)
+    if k < n_out:  # the map's tail is clipped to the last source frame (sources slower than the output fps)
+        if (n_in - 1) not in results:
+            process(n_in - 1, last)
+        reporter.advance("pose", n_out - k)
+    return n_in, results, cuts
 
 
-def _expand(n_in: int, fps_in: float, s: PoseSettings, results: dict):
+def _expand(n_in: int, fps_in: float, s: PoseSettings, results: dict, cuts: list[int]):
+    """Per output frame: source index, keypoints, scores, box, has-person, segment, reseed and cut flags."""
     src = frame_index_map(n_in, fps_in, s.fps)
     t = len(src)
     kpts = np.full((t, 133, 2), np.nan, np.float64)
     scores = np.zeros((t, 133), np.float64)
     boxes = np.full((t, 4), np.nan)
     has = np.zeros(t, bool)
+    segment = np.zeros(t, np.int64)
+    multi = 0
     for k, i in enumerate(src):
-        box, kp, sc, _ = results[int(i)]
+        box, kp, sc, n_cand, epoch = results[int(i)]
+        segment[k] = epoch
+        multi += n_cand > 1
         if box is not None:
             kpts[k], scores[k], boxes[k], has[k] = kp, sc, box, True
-    return src, kpts, scores, boxes, has
+    cut_src = np.asarray(cuts, np.int64)
+    # output frame k follows a cut when a cut source frame lies in (src[k-1], src[k]]
+    cut = np.r_[False, [bool(((cut_src > a) & (cut_src <= b)).any()) for a, b in zip(src[:-1], src[1:], strict=True)]]
+    # a re-seed: the first frame of a person whose segment differs from the previous person's (not after a cut)
+    reseed = np.zeros(t, bool)
+    last_seg, cut_since = None, False
+    for k in range(t):
+        cut_since |= bool(cut[k])
+        if has[k]:
+            if last_seg is not None and segment[k] != last_seg and not cut_since:
+                reseed[k] = True
+            last_seg, cut_since = segment[k], False
+    return src, kpts, scores, boxes, has, segment, reseed, cut, int(multi)
 
 
 def _thresholds(s: PoseSettings, pose_name: str, scores: np.ndarray, has: np.ndarray) -> K.Thresholds:
@@ -180,9 +226,9 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
         ref_pose = _pick_largest_person(estimator, ref_img, f"the reference image {ref}") + (ref_img.shape[:2],)
 
     # 1. detect, track, estimate (streamed)
-    n_in, results = _infer_pass(driving, s, info, estimator, reporter)
+    n_in, results, cuts = _infer_pass(driving, s, info, estimator, reporter)
     t_infer = time.monotonic() - t0
-    src, kpts, scores, det_boxes, has = _expand(n_in, info.fps, s, results)
+    src, kpts, scores, det_boxes, has, segment, reseed, cut, multi = _expand(n_in, info.fps, s, results, cuts)
     if not has.any():
         raise NoPersonDetectedError(f"no person detected in any frame of {driving}",
                                     hint="the driving video needs one clearly visible person")  # fmt: skip
@@ -195,17 +241,23 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
             f"no frame of {driving} has a usable skeleton (fewer than {K.MIN_BODY_POINTS} confident body points)"
         )
     max_gap = round(s.max_gap_sec * s.fps)
-    kpts_g, scores_g, status = K.fill_gaps(kpts, scores, valid, max_gap)
-    kpts_s = kpts_g if s.smooth == "none" else K.smooth_keypoints(kpts_g, scores_g, status, s.fps, thr)
+    kpts_g, scores_g, status = K.fill_gaps(kpts, scores, valid, max_gap, segment)
+    kpts_s = kpts_g if s.smooth == "none" else K.smooth_keypoints(kpts_g, scores_g, status, s.fps, thr, segment)
     face = K.face_boxes(kpts_s, scores_g, status, thr.face)
     if s.smooth != "none":
-        face = K.smooth_face_boxes(face, s.fps)
+        face = K.smooth_face_boxes(face, s.fps, segment)
+    warnings = _face_warnings(estimator.pose_name, scores, status, face)
+    for w in warnings:
+        reporter.log(f"warning: {w}")
     draw_kpts, retarget_info = kpts_s, None
     if s.retarget:
         from animate_cli.pose.retarget import retarget_sequence
 
         draw_kpts, retarget_info = retarget_sequence(kpts_s, scores_g, status, thr, ref_pose)
-    fit = center_crop_fit(info.width, info.height, s.width, s.height)
+    if s.fit == "crop":
+        fit = center_crop_fit(info.width, info.height, s.width, s.height)
+    else:
+        fit = person_fit(info.width, info.height, s.width, s.height, _drawn_points(draw_kpts, scores_g, status, thr))
 
     # 3. render + encode (streamed) into a hidden folder, then move into place
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -222,9 +274,12 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
                 np.savez(f, kpts=kpts.astype(np.float32), scores=scores.astype(np.float32),
                          kpts_smoothed=kpts_s.astype(np.float32), kpts_drawn=draw_kpts.astype(np.float32),
                          valid=valid, interp=status == K.INTERPOLATED, status=status, det_boxes=det_boxes.astype(np.float32),
-                         face_boxes=face.astype(np.float32), src_index=src)  # fmt: skip
+                         face_boxes=face.astype(np.float32), src_index=src, segment=segment, reseed=reseed,
+                         cut=cut)  # fmt: skip
         meta = {
             "schema": SCHEMA,
+            "frames_unit": "output frames (at output.fps), numbered from 0; only keys under 'source' and "
+                           "'frame_map' count source frames",
             "source": {"path": str(driving.resolve()), "fps": info.fps, "frames": n_in, "size": [info.width, info.height],
                        "start_s": s.start, "seconds": s.seconds},
             "output": {"fps": s.fps, "frames": written, "size": [s.width, s.height], "face_size": [FACE_SIZE, FACE_SIZE],
@@ -236,9 +291,14 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
                      "min_landmarks": K.MIN_FACE_POINTS, "frames_with_face": int(np.isfinite(face).all(axis=1).sum())},
             "models": _models_meta(estimator, det_onnx, pose_onnx),
             "thresholds": thr.to_dict(),
-            "tracking": {"rule": "seed largest (Wan strict), follow by IoU >= 0.3 of a constant-velocity prediction",
-                         "max_gap_frames": max_gap, "min_box_px": MIN_BOX_PX,
-                         "multi_person_frames": int(sum(1 for r in results.values() if r[3] > 1))},
+            "tracking": {"rule": "seed largest (Wan strict), follow by IoU >= 0.3 of a constant-velocity prediction; "
+                                 "never interpolate or smooth across a re-seed or a hard cut",
+                         "max_gap_frames": max_gap, "min_box_px": MIN_BOX_PX, "multi_person_frames": multi,
+                         "reseed_frames": np.flatnonzero(reseed).tolist(), "cut_frames": np.flatnonzero(cut).tolist(),
+                         "segments": int(len(np.unique(segment[status != K.EMPTY]))),
+                         "cut_rule": f"> {CUT_CHANGED_FRACTION:g} of a grey thumbnail changes by > {CUT_PIXEL_DIFF:g}/255 "
+                                     "between consecutive source frames"},
+            "warnings": warnings,
             "smoothing": {"mode": s.smooth, **({} if s.smooth == "none" else {
                 "keypoints": {"filter": "zero-phase one-euro", "body": K.BODY_FILTER, "hands": K.HAND_FILTER},
                 "face_box": {"filter": "zero-phase one-euro on (cx, cy, log w, log h)", **K.FACE_BOX_FILTER}})},
@@ -264,6 +324,26 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
                       counts["detected"], counts["interpolated"], counts["empty"],
                       out_dir / KEYPOINTS_FILE if save_keypoints else None,
                       out_dir / OVERLAY_FILE if debug_overlay else None)  # fmt: skip
+
+
+def _drawn_points(kpts: np.ndarray, scores: np.ndarray, status: np.ndarray, thr: K.Thresholds) -> np.ndarray:
+    """(N, 2) every keypoint the renderer will draw over the clip (body, feet, hands above threshold)."""
+    seen = status != K.EMPTY
+    body = kpts[seen][:, :23][scores[seen][:, :23] >= thr.body]
+    hands = kpts[seen][:, 91:][scores[seen][:, 91:] >= thr.hand]
+    return np.concatenate([body.reshape(-1, 2), hands.reshape(-1, 2)])
+
+
+def _face_warnings(pose_name: str, scores: np.ndarray, status: np.ndarray, face: np.ndarray) -> list[str]:
+    """Say so when face.mp4 will be black throughout, and what that does to the animation."""
+    seen = status != K.EMPTY
+    effect = ("face.mp4 will be all black, which is the model's 'no face' input: the generated face will not follow "
+              "the driving expressions (mouth, eyes), only the pose")  # fmt: skip
+    if seen.any() and not (scores[seen][:, FACE68] > 0).any():
+        return [f"the pose model {pose_name} predicts no face keypoints; {effect}"]
+    if seen.any() and not np.isfinite(face).all(axis=1).any():
+        return [f"no face was found in any frame (turned away, covered or too small); {effect}"]
+    return []
 
 
 def _render_pass(driving, s, info, src, kpts, scores, status, face, thr, fit, tmp: Path, debug_overlay: bool, reporter) -> int:

@@ -4,6 +4,10 @@ Wan keeps the largest box in every frame, so the skeleton jumps to whoever is bi
 Wan's "largest" rule, then follow that person by IoU against a constant-velocity prediction of their
 box; if they are lost we wait (frames become gaps) rather than jump to someone else, and re-seed only
 after `max_lost` frames. Boxes are (4,) xyxy pixels; candidates (N, 4).
+
+Every seed starts a new track (`track_id` counts them): the stage never interpolates or smooths across a
+change of track, because a re-seed may well be a different person (the skeleton would glide across the
+background from one to the other). `cut()` forgets the person at a hard cut in the footage.
 """
 
 from __future__ import annotations
@@ -43,6 +47,11 @@ class Tracker:
         self.prev: np.ndarray | None = None  # the box before `last`, for the velocity
         self.lost = 0
         self.reseeds = 0
+        self.track_id = -1  # incremented at every seed; -1 until the first person is seen
+
+    def cut(self) -> None:
+        """A hard cut: whoever is seen next is a new track, with no velocity carried over."""
+        self.last, self.prev, self.lost = None, None, 0
 
     def predict(self) -> np.ndarray | None:
         if self.last is None:
@@ -62,6 +71,7 @@ class Tracker:
             return None
         if pred is None:
             choice = largest(boxes)
+            self.track_id += 1
         else:
             ious = iou(pred, boxes)
             ok = np.flatnonzero(ious >= IOU_ACCEPT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -85,6 +86,38 @@ def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds
     )  # fmt: skip
 
 
+def _ranks(gpus: int | None, cfg: C.RunConfig) -> int:
+    """How many ranks split each DiT step: torchrun's WORLD_SIZE, else --gpus. Usage errors (exit 2) for an N
+    the model cannot be split into, before anything heavy happens."""
+    from animate_cli import multigpu, parallel, weights
+    from animate_cli.plan import make_plan
+
+    world = parallel.env_world_size()
+    if world > 1 and gpus not in (None, 1, world):
+        raise UsageError(f"--gpus {gpus} under torchrun with {world} processes; leave --gpus out, torchrun sets the count")
+    n = world if world > 1 else (gpus or 1)
+    if n == 1:
+        return 1
+    if cfg.device.startswith("cuda:"):
+        raise UsageError(f"--device {cfg.device} with {n} GPUs: each rank uses its own GPU; use --device auto")
+    base = cfg.weights_dir / weights.BASE_DIR
+    tokens = make_plan(1, cfg.width, cfg.height, 1).tokens_per_call
+    multigpu.check_degree(n, multigpu.heads_of(base), tokens)
+    return n
+
+
+def _check_devices(n: int, device: str) -> None:
+    if device == "cpu":
+        return  # CPU processes over gloo: the tiny test weights only (device.choose refuses the real model)
+    import torch
+
+    from animate_cli.errors import DeviceError
+
+    have = torch.cuda.device_count()
+    if have < n:
+        raise DeviceError(f"--gpus {n} but {have} CUDA device(s) visible", hint=f"use --gpus with at most {have}")
+
+
 def _print_plan(cfg: C.RunConfig, plan_dict: dict) -> None:
     from rich.table import Table
 
@@ -103,6 +136,11 @@ def _print_plan(cfg: C.RunConfig, plan_dict: dict) -> None:
         else:
             table.add_row(str(row["chunk"]), f"{row['out_frames'][0]}–{row['out_frames'][1] - 1}", str(row["seed"]))
     con.print(table)
+    mg = plan_dict.get("multi_gpu")
+    if mg:
+        con.print(f"{mg['gpus']} GPUs: {mg['tokens_per_gpu']} tokens each, all-to-all {mg['all_to_all_gb_per_gpu']} GB per GPU "
+                  f"per step (~{mg['all_to_all_ms']} ms), ~{mg['step_s']} s/step vs {mg['one_gpu_step_s']} s on one: "
+                  f"predicted {mg['speedup']}x per DiT step ({mg['assumes']})", markup=False)  # fmt: skip
 
 
 @app.command("run")
@@ -163,6 +201,14 @@ def run_cmd(
     state_dir: Annotated[
         Path | None, typer.Option(help="Resume state folder (default: <out>.everanimate-state).", rich_help_panel=IO)
     ] = None,
+    gpus: Annotated[
+        int | None,
+        typer.Option(
+            help="Split every DiT step over N GPUs of this machine (Ulysses; N divides the 40 heads: 2, 4, 5, 8, 10). "
+            "Several machines: torchrun, see README.",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate inputs and print the chunk plan; loads no model.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
 ) -> None:
@@ -178,19 +224,29 @@ def run_cmd(
                            pose_video=pose_video, face_video=face_video, weights_dir=weights_dir, device=device, dtype=dtype,
                            resolution=resolution, size=size, steps=steps, seed=seed, prompt=prompt, lora=lora,
                            no_audio=no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir)  # fmt: skip
-        from animate_cli import pipeline, weights
+        from animate_cli import multigpu, parallel, pipeline, weights
         from animate_cli.plan import make_plan
 
+        ranks = _ranks(gpus, cfg)
         if dry_run:
             checked = pipeline.check_inputs(cfg)
             need = ("base", "lora") if cfg.pose_video else ("base", "lora", "pose")
             weights.resolve(cfg.weights_dir, cfg.resolution, need=need)
             source = checked.pose_frames or checked.driving.approx_frames
             plan = make_plan(cfg.frames, cfg.width, cfg.height, source, cfg.steps, cfg.seed).to_dict()
+            if ranks > 1:
+                plan["multi_gpu"] = multigpu.predict(plan["tokens_per_call"], ranks)
             if not json_out:
                 _print_plan(cfg, plan)
             return {"dry_run": True, "output": str(cfg.out), "plan": plan}
-        with RichReporter(enabled=True) as reporter:
+        if ranks > 1 and parallel.env_world_size() == 1:  # --gpus N: check what is cheap here, then start N ranks
+            pipeline.check_inputs(cfg)
+            _check_devices(ranks, cfg.device)
+            raise typer.Exit(multigpu.launch(ranks, multigpu.strip_gpus(sys.argv[1:])))
+        if ranks > 1 and not parallel.init_world(cfg.device).is_writer:
+            parallel.run_rank(cfg)  # ranks > 0: the DiT only; they print nothing and exit with rank 0's code
+            raise typer.Exit(0)
+        with RichReporter(enabled=True) as reporter, parallel.leading():
             summary = pipeline.run(cfg, reporter, fresh=fresh)
         if not json_out:
             err_console().print(f"wrote {summary.output} ({summary.frames} frames, {summary.frames / C.FPS:.2f} s, "

@@ -48,6 +48,7 @@ def load_models(base: Path, loras: list[tuple[Path, float]], device: str, dtype:
     from diffusers import AutoencoderKLWan, WanAnimateTransformer3DModel
     from transformers import CLIPVisionModel
 
+    from animate_cli import parallel
     from animate_cli.device import torch_dtype
     from animate_cli.lora import apply_lora
 
@@ -58,6 +59,7 @@ def load_models(base: Path, loras: list[tuple[Path, float]], device: str, dtype:
     for i, (path, scale) in enumerate(loras):
         patched += apply_lora(transformer, path, scale, adapter_name=f"lora{i}")
     transformer.requires_grad_(False)
+    parallel.enable_context_parallel(transformer)  # several ranks (torchrun / --gpus N): split each DiT step; else no-op
     vae = _load(AutoencoderKLWan, base, "vae", torch_dtype=dt).to(dev).eval().requires_grad_(False)
     clip = _load(CLIPVisionModel, base, "image_encoder", torch_dtype=dt).to(dev).eval().requires_grad_(False)
     return Models(transformer, vae, clip, dev, dt, patched)

@@ -224,8 +224,8 @@ def _rollout(cfg, plan: ChunkPlan, checked, models, text, pose_video, face_video
     """The chunk loop. Reads top to bottom as the method: condition, denoise, carry the last latent, decode once."""
     import torch
 
-    from animate_cli import encode, memory, resume
-    from animate_cli.rollout import ChunkInputs, chunk_noise, denoise_chunk
+    from animate_cli import encode, memory, parallel, resume
+    from animate_cli.rollout import ChunkInputs, chunk_noise
 
     tr, vae = models.transformer, models.vae
     face_size = tr.config.motion_encoder_size
@@ -262,9 +262,10 @@ def _rollout(cfg, plan: ChunkPlan, checked, models, text, pose_video, face_video
             noise=chunk_noise(plan.latent_shape(), spec.seed),
         )
 
-        # 2. Denoise all 24 slots; keep the 20 generated latents. The last one conditions chunk c+1 as is.
+        # 2. Denoise all 24 slots (on every rank, with several GPUs); keep the 20 generated latents.
+        #    The last one conditions chunk c+1 as is.
         reporter.stage("steps", plan.steps, f"chunk {c + 1}/{len(plan.chunks)}")
-        generated = denoise_chunk(tr, inputs, plan.steps, C.SHIFT, on_step=lambda _j: reporter.advance("steps"))
+        generated = parallel.denoise(tr, inputs, plan.steps, C.SHIFT, on_step=lambda _j: reporter.advance("steps"))
         motion = generated[:, :, -C.MOTION_LATENTS :].clone()
         resume.save_chunk_latents(state_dir, c, generated.to(models.dtype))
 

@@ -61,8 +61,10 @@ def run_command(schema: str, json_mode: bool, body: Callable[[], dict]) -> None:
                 raise
             error = EverAnimateError(f"unexpected error: {type(exc).__name__}: {exc}".splitlines()[0],
                                      hint="this is a bug; set EVERANIMATE_DEBUG=1 for the full traceback")  # fmt: skip
-        console = err_console()
-        console.print(f"[bold red]error:[/] {error.message}", markup=True, highlight=False)
+        from rich.markup import escape
+
+        console = err_console()  # messages may hold brackets (paths, library errors): escape them
+        console.print(f"[bold red]error:[/] {escape(error.message)}", markup=True, highlight=False)
         if error.hint:
             console.print(f"  hint: {error.hint}", markup=False)
         if json_mode:

@@ -86,7 +86,10 @@ def init_world(device: str) -> World:
     import torch
     import torch.distributed as dist
 
+    import signal
+
     rank, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    signal.signal(signal.SIGINT, _on_sigint_writer if rank == 0 else _on_sigint_other)
     local = int(os.environ.get("LOCAL_RANK", rank))
     on_gpu = device != "cpu" and torch.cuda.is_available()
     if on_gpu:
@@ -94,6 +97,32 @@ def init_world(device: str) -> World:
     dist.init_process_group("cpu:gloo,cuda:nccl" if on_gpu else "gloo", timeout=timedelta(seconds=TIMEOUT_S))
     _WORLD = World(rank, size, local, f"cuda:{local}" if on_gpu else "cpu")
     return _WORLD
+
+
+# Ctrl-C reaches every rank as the SIGINT the launcher forwards (set explicitly: a rank started from a
+# background job would inherit SIGINT ignored). Rank 0 stops where it is, as a one-GPU run does, and
+# prints the one "interrupted" line. The other ranks only note it: raised at an arbitrary point (a
+# logging lock, a finaliser) it would print noise; they stop at their next collective, which fails
+# once rank 0 is gone, and exit 130 quietly.
+_interrupted = False
+
+
+def _on_sigint_writer(signum, frame):
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
+def _on_sigint_other(signum, frame):
+    global _interrupted
+    _interrupted = True
+
+
+def _peer_gone(exc: BaseException) -> bool:
+    """A collective failed because another rank exited (it reports its own reason)."""
+    import torch.distributed as dist
+
+    return isinstance(exc, dist.DistError) or any(w in str(exc) for w in ("gloo", "Gloo", "NCCL", "Connection"))
 
 
 def close_world() -> None:
@@ -234,8 +263,20 @@ def enable_context_parallel(transformer, world: World | None = None):
 
     for block in transformer.face_adapter:
         block.set_processor(ShardedFaceAttnProcessor())
-    with _cpu_device_count_shim():
-        transformer.enable_parallelism(config=ContextParallelConfig(ulysses_degree=world.size), cp_plan=animate_cp_plan())
+    import warnings
+
+    from diffusers.utils import logging as dlog
+
+    # Our progress bars are the only output: diffusers warns on every call that the API is experimental, and
+    # its gather hook uses a functional collective torch 2.13 calls deprecated (a FutureWarning per process).
+    warnings.filterwarnings("ignore", message=".*all_gather_tensor.*deprecated", category=FutureWarning)
+    level = dlog.get_verbosity()
+    dlog.set_verbosity_error()
+    try:
+        with _cpu_device_count_shim():
+            transformer.enable_parallelism(config=ContextParallelConfig(ulysses_degree=world.size), cp_plan=animate_cp_plan())
+    finally:
+        dlog.set_verbosity(level)
     return transformer
 
 
@@ -356,9 +397,18 @@ def denoise(transformer, inputs, steps: int, shift: float, on_step=None):
     world = current()
     if world is None or world.size == 1:
         return denoise_chunk(transformer, inputs, steps, shift, on_step=on_step)
+
+    def step(j):  # Python drops a KeyboardInterrupt raised inside a fork hook (ffmpeg starts): check again here
+        if _interrupted:
+            raise KeyboardInterrupt
+        if on_step is not None:
+            on_step(j)
+
+    if _interrupted:
+        raise KeyboardInterrupt
     _in_collective = True
     _share_chunk(inputs, steps, shift, world)
-    out = denoise_chunk(transformer, inputs, steps, shift, on_step=on_step)
+    out = denoise_chunk(transformer, inputs, steps, shift, on_step=step)
     _in_collective = False
     return out
 
@@ -390,6 +440,8 @@ def leading():
     try:
         yield
     except BaseException as exc:
+        if _interrupted and not isinstance(exc, KeyboardInterrupt):
+            raise KeyboardInterrupt from None  # a collective failed because another rank stopped on Ctrl-C
         if not (isinstance(exc, (KeyboardInterrupt, RemoteError)) or _in_collective):
             send_header(error_message(exc))
         raise
@@ -427,4 +479,10 @@ def run_rank(cfg) -> None:
         raise typer.Exit(int(exc.exit_code)) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    except Exception as exc:
+        if _interrupted:
+            raise typer.Exit(130) from None
+        if _peer_gone(exc):  # rank 0 (or another rank) failed and said why; the launcher returns its code
+            raise typer.Exit(1) from None
+        raise
     close_world()

@@ -117,7 +117,9 @@ def test_two_ranks_match_one_process_through_ctrl_c_and_resume(tiny_weights, med
 
 
 def test_gpus_that_do_not_divide_the_heads_are_a_usage_error(tiny_weights, media_dir, tmp_path):
-    r = CliRunner().invoke(app, _args(media_dir, tiny_weights, tmp_path / "o.mp4", "--gpus", "3", "--dry-run"), env={"COLUMNS": "300"})
+    r = CliRunner().invoke(
+        app, _args(media_dir, tiny_weights, tmp_path / "o.mp4", "--gpus", "3", "--dry-run"), env={"COLUMNS": "300"}
+    )
     assert r.exit_code == 2
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert lines[0] == "error: 3 GPUs cannot split the model's 2 attention heads evenly; use one of: 1, 2"

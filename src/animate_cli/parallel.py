@@ -81,12 +81,11 @@ def init_world(device: str) -> World:
     GPU runs use NCCL for tensors and gloo for the small CPU control messages; CPU runs use gloo.
     """
     global _WORLD
+    import signal
     from datetime import timedelta
 
     import torch
     import torch.distributed as dist
-
-    import signal
 
     rank, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     signal.signal(signal.SIGINT, _on_sigint_writer if rank == 0 else _on_sigint_other)

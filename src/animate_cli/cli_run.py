@@ -215,6 +215,22 @@ def run_cmd(
     """Animate REF with the motion of DRIVING (EverAnimate rollout on Wan2.2-Animate-14B)."""
 
     def body() -> dict:
+        from animate_cli import parallel
+
+        if parallel.env_world_size() > 1:  # one of several ranks (torchrun, or --gpus N's launcher)
+            if dry_run:  # rank 0 prints the plan; the others have nothing to add
+                if parallel.env_rank() > 0:
+                    raise typer.Exit(0)
+                return run_body()
+            if not parallel.init_world(device).is_writer:  # reads no input: weights, then the chunks rank 0 sends
+                loras = [_lora(v) for v in lora or ()]
+                parallel.run_rank(Path(weights_dir).expanduser() if weights_dir else C.default_weights_dir(), resolution,
+                                  loras, device, dtype)  # fmt: skip
+                raise typer.Exit(0)
+        with parallel.leading():  # rank 0 of several: afterwards tells the others stop, or the error; else nothing
+            return run_body()
+
+    def run_body() -> dict:
         for p, what in ((ref, "reference image"), (driving, "driving video")):
             if not p.exists():
                 from animate_cli.errors import BadInputError
@@ -243,10 +259,7 @@ def run_cmd(
             pipeline.check_inputs(cfg)
             _check_devices(ranks, cfg.device)
             raise typer.Exit(multigpu.launch(ranks, multigpu.strip_gpus(sys.argv[1:])))
-        if ranks > 1 and not parallel.init_world(cfg.device).is_writer:
-            parallel.run_rank(cfg)  # ranks > 0: the DiT only; they print nothing and exit with rank 0's code
-            raise typer.Exit(0)
-        with RichReporter(enabled=True) as reporter, parallel.leading():
+        with RichReporter(enabled=True) as reporter:
             summary = pipeline.run(cfg, reporter, fresh=fresh)
         if not json_out:
             err_console().print(f"wrote {summary.output} ({summary.frames} frames, {summary.frames / C.FPS:.2f} s, "

@@ -70,6 +70,10 @@ def env_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def env_rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
 def current() -> World | None:
     """The world of this process when it is one of several ranks, else None."""
     return _WORLD
@@ -448,9 +452,10 @@ def leading():
     close_world()
 
 
-def run_rank(cfg) -> None:
+def run_rank(weights_dir, resolution: str, extra_loras: list, device: str, dtype: str) -> None:
     """What ranks > 0 run instead of `pipeline.run`: load the same transformer (fused LoRAs, the same
-    context-parallel setup), then serve rank 0's chunks. Exits quietly with rank 0's code on its errors."""
+    context-parallel setup), then serve rank 0's chunks. They read no input file (on another machine
+    only the weights need to exist). Exits quietly with rank 0's code on its errors."""
     import typer
 
     from animate_cli import device as devmod
@@ -461,9 +466,9 @@ def run_rank(cfg) -> None:
     world = current()
     try:
         try:
-            paths = weights.resolve(cfg.weights_dir, cfg.resolution, need=("base", "lora"))
-            loras = [(paths.lora, 1.0), *((spec.path, spec.scale) for spec in cfg.loras)]
-            dev = devmod.choose(cfg.device, cfg.dtype, allow_cpu=_is_tiny(paths.base) or cfg.device == "cpu")
+            paths = weights.resolve(weights_dir, resolution, need=("base", "lora"))
+            loras = [(paths.lora, 1.0), *((spec.path, spec.scale) for spec in extra_loras)]
+            dev = devmod.choose(device, dtype, allow_cpu=_is_tiny(paths.base) or device == "cpu")
             models = load_models(paths.base, loras, dev.device, dev.dtype)
         except (RemoteError, Stop, KeyboardInterrupt):
             raise

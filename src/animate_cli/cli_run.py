@@ -140,7 +140,7 @@ def _print_plan(cfg: C.RunConfig, plan_dict: dict) -> None:
     if mg:
         con.print(f"{mg['gpus']} GPUs: {mg['tokens_per_gpu']} tokens each, all-to-all {mg['all_to_all_gb_per_gpu']} GB per GPU "
                   f"per step (~{mg['all_to_all_ms']} ms), ~{mg['step_s']} s/step vs {mg['one_gpu_step_s']} s on one: "
-                  f"predicted {mg['speedup']}x per DiT step ({mg['assumes']})", markup=False)  # fmt: skip
+                  f"predicted {mg['speedup']}x per DiT step of the 14B model ({mg['assumes']})", markup=False)  # fmt: skip
 
 
 @app.command("run")

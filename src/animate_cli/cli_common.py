@@ -100,8 +100,10 @@ def run_command(schema: str, json_mode: bool, body: Callable[[], dict], events: 
             JsonReporter().emit("error", code=error.code, message=error.message, hint=error.hint,
                                 exit_code=int(error.exit_code))  # fmt: skip
         else:
-            console = err_console()
-            console.print(f"[bold red]error:[/] {error.message}", markup=True, highlight=False)
+            from rich.markup import escape
+
+            console = err_console()  # messages may hold brackets (paths, library errors): escape them
+            console.print(f"[bold red]error:[/] {escape(error.message)}", markup=True, highlight=False)
             if error.hint:
                 console.print(f"  hint: {error.hint}", markup=False)
         if json_mode:

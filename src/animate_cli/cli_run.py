@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -135,6 +137,41 @@ def canvas_dict(cfg: C.RunConfig) -> dict:
     return {"size": [cfg.width, cfg.height], "rule": cfg.canvas_rule, "reference_fit": cfg.fit, "pose_fit": pose_fit}
 
 
+def _ranks(gpus: int | None, cfg: C.RunConfig) -> int:
+    """How many ranks split each DiT step: torchrun's WORLD_SIZE, else --gpus. Usage errors (exit 2) for an N
+    the model cannot be split into, before anything heavy happens."""
+    from animate_cli import multigpu, parallel, weights
+    from animate_cli.plan import make_plan
+
+    world = parallel.env_world_size()
+    if world > 1 and gpus not in (None, 1, world):
+        raise UsageError(f"--gpus {gpus} under torchrun with {world} processes; leave --gpus out, torchrun sets the count")
+    n = world if world > 1 else (gpus or 1)
+    if n == 1:
+        return 1
+    if cfg.offload == "blocks":  # not shown to compose: CP hooks and group-offload hooks both wrap the blocks
+        raise UsageError(f"--offload blocks with {n} GPUs: context parallelism keeps the whole DiT on every GPU",
+                         hint="use --offload none (or auto) with --gpus, or --offload blocks on one GPU")  # fmt: skip
+    if cfg.device.startswith("cuda:"):
+        raise UsageError(f"--device {cfg.device} with {n} GPUs: each rank uses its own GPU; use --device auto")
+    base = cfg.weights_dir / weights.BASE_DIR
+    tokens = make_plan(1, cfg.width, cfg.height, 1).tokens_per_call
+    multigpu.check_degree(n, multigpu.heads_of(base), tokens)
+    return n
+
+
+def _check_devices(n: int, device: str) -> None:
+    if device == "cpu":
+        return  # CPU processes over gloo: the tiny test weights only (device.choose refuses the real model)
+    import torch
+
+    from animate_cli.errors import DeviceError
+
+    have = torch.cuda.device_count()
+    if have < n:
+        raise DeviceError(f"--gpus {n} but {have} CUDA device(s) visible", hint=f"use --gpus with at most {have}")
+
+
 def _print_plan(cfg: C.RunConfig, plan_dict: dict) -> None:
     from rich.table import Table
 
@@ -156,6 +193,11 @@ def _print_plan(cfg: C.RunConfig, plan_dict: dict) -> None:
         else:
             table.add_row(str(row["chunk"]), f"{row['out_frames'][0]}–{row['out_frames'][1] - 1}", str(row["seed"]))
     con.print(table)
+    mg = plan_dict.get("multi_gpu")
+    if mg:
+        con.print(f"{mg['gpus']} GPUs: {mg['tokens_per_gpu']} tokens each, all-to-all {mg['all_to_all_gb_per_gpu']} GB per GPU "
+                  f"per step (~{mg['all_to_all_ms']} ms), ~{mg['step_s']} s/step vs {mg['one_gpu_step_s']} s on one: "
+                  f"predicted {mg['speedup']}x per DiT step of the 14B model ({mg['assumes']})", markup=False)  # fmt: skip
 
 
 def _print_memory_modes(report: dict) -> None:
@@ -287,6 +329,14 @@ def run_cmd(
     state_dir: Annotated[
         Path | None, typer.Option(help="Resume state folder (default: <out>.everanimate-state).", rich_help_panel=IO)
     ] = None,
+    gpus: Annotated[
+        int | None,
+        typer.Option(
+            help="Split every DiT step over N GPUs of this machine (Ulysses; N divides the 40 heads: 2, 4, 5, 8, 10). "
+            "Several machines: torchrun, see README.",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate inputs and print the chunk plan; loads no model.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
     progress: Annotated[
@@ -299,6 +349,22 @@ def run_cmd(
     """Animate REF with the motion of DRIVING (EverAnimate rollout on Wan2.2-Animate-14B)."""
 
     def body() -> dict:
+        from animate_cli import parallel
+
+        if parallel.env_world_size() > 1:  # one of several ranks (torchrun, or --gpus N's launcher)
+            if dry_run:  # rank 0 prints the plan; the others have nothing to add
+                if parallel.env_rank() > 0:
+                    raise typer.Exit(0)
+                return run_body()
+            if not parallel.init_world(device).is_writer:  # reads no input: weights, then the chunks rank 0 sends
+                loras = [_lora(v) for v in lora or ()]
+                parallel.run_rank(Path(weights_dir).expanduser() if weights_dir else C.default_weights_dir(), resolution,
+                                  loras, device, dtype, weights_dtype=weights_dtype, attention=attention, compile_=compile_)  # fmt: skip
+                raise typer.Exit(0)
+        with parallel.leading():  # rank 0 of several: afterwards tells the others stop, or the error; else nothing
+            return run_body()
+
+    def run_body() -> dict:
         for p, what in ((ref, "reference image"), (driving, "driving video")):
             if not p.exists():
                 from animate_cli.errors import BadInputError
@@ -310,9 +376,12 @@ def run_cmd(
                            no_audio=no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir,
                            offload=offload, weights_dtype=weights_dtype, attention=attention, compile_=compile_,
                            fit=fit)  # fmt: skip
-        from animate_cli import pipeline, readiness
+        from animate_cli import multigpu, parallel, pipeline, readiness
         from animate_cli.plan import make_plan
 
+        ranks = _ranks(gpus, cfg)
+        if ranks > 1:  # context parallelism keeps the whole DiT on every GPU: no block offloading (see _ranks)
+            cfg = dataclasses.replace(cfg, offload="none")
         if dry_run:  # the plan and the estimate always; then whether a real run could start now
             checked = pipeline.check_inputs(cfg)
             source = checked.pose_frames or checked.driving.approx_frames
@@ -324,6 +393,8 @@ def run_cmd(
 
             memory = memory_report((cfg.width, cfg.height), cfg.device, cfg.offload, cfg.weights_dtype)  # fmt: skip
             plan["memory_modes"], plan["auto_mode"] = memory["modes"], memory["auto_mode"]
+            if ranks > 1:
+                plan["multi_gpu"] = multigpu.predict(plan["tokens_per_call"], ranks)
             items = _readiness(cfg, plan, memory["auto_mode"])
             code = readiness.first_blocker_code(items)
             if not json_out:
@@ -332,6 +403,10 @@ def run_cmd(
                 _print_readiness(items, code)
             return {"dry_run": True, "output": str(cfg.out), "plan": plan, "ready": code == 0,
                     "readiness": [i.to_dict() for i in items], "exit_code": code}  # fmt: skip
+        if ranks > 1 and parallel.env_world_size() == 1:  # --gpus N: check what is cheap here, then start N ranks
+            pipeline.check_inputs(cfg)
+            _check_devices(ranks, cfg.device)
+            raise typer.Exit(multigpu.launch(ranks, multigpu.strip_gpus(sys.argv[1:])))
         from animate_cli import weights_manifest
 
         with make_reporter(progress) as reporter:

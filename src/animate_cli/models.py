@@ -79,7 +79,7 @@ def load_models(base: Path, loras: list[tuple[Path, float]], options: LoadOption
     from diffusers import AutoencoderKLWan, WanAnimateTransformer3DModel
     from transformers import CLIPVisionModel
 
-    from animate_cli import runtime
+    from animate_cli import parallel, runtime
     from animate_cli.device import torch_dtype
     from animate_cli.lora import apply_lora
 
@@ -99,6 +99,9 @@ def load_models(base: Path, loras: list[tuple[Path, float]], options: LoadOption
     for i, (path, scale) in enumerate(loras):
         patched += apply_lora(transformer, path, scale, adapter_name=f"lora{i}")
     transformer.requires_grad_(False)
+    # Several ranks (torchrun / --gpus N): split each DiT step (parallel.py); a no-op for one process. Before
+    # runtime.prepare, so the attention backend it sets is checked against context parallelism by diffusers.
+    parallel.enable_context_parallel(transformer)
     vae = _load(AutoencoderKLWan, base, "vae", torch_dtype=dt).to(home).eval().requires_grad_(False)
     clip = _load(CLIPVisionModel, base, "image_encoder", torch_dtype=dt).to(home).eval().requires_grad_(False)
     prepared = runtime.prepare(transformer, vae, clip, options)

@@ -353,8 +353,8 @@ def _rollout(cfg, plan: ChunkPlan, checked, models, text, pose_video, face_video
     Returns each chunk's laps (seconds per step of the loop; see timing.py)."""
     import torch
 
-    from animate_cli import encode, memory, resume
-    from animate_cli.rollout import ChunkInputs, chunk_noise, denoise_chunk
+    from animate_cli import encode, memory, parallel, resume
+    from animate_cli.rollout import ChunkInputs, chunk_noise
     from animate_cli.timing import Laps
 
     tr, vae = models.transformer, models.vae
@@ -404,9 +404,10 @@ def _rollout(cfg, plan: ChunkPlan, checked, models, text, pose_video, face_video
         )
         laps.mark("face_noise")
 
-        # 2. Denoise all 24 slots; keep the 20 generated latents. The last one conditions chunk c+1 as is.
+        # 2. Denoise all 24 slots (on every rank, with several GPUs); keep the 20 generated latents.
+        #    The last one conditions chunk c+1 as is.
         reporter.stage("steps", plan.steps, f"chunk {c + 1}/{len(plan.chunks)}")
-        generated = denoise_chunk(tr, inputs, plan.steps, C.SHIFT, on_step=lambda _j: reporter.advance("steps"))
+        generated = parallel.denoise(tr, inputs, plan.steps, C.SHIFT, on_step=lambda _j: reporter.advance("steps"))
         laps.mark("dit")
         motion = generated[:, :, -C.MOTION_LATENTS :].clone()
         resume.save_chunk_latents(state_dir, c, generated.to(models.dtype))

@@ -589,7 +589,9 @@ def main(argv: list[str] | None = None) -> dict:
     report["matmul_peak"] = matmul_peak(device, dtype)
     log(f"{dtype_name} matmul peak {report['matmul_peak']['tflops']:.1f} TFLOP/s (n={report['matmul_peak']['n']})")
 
-    # Without CUDA the memory model's predicted table (issue 8, point 3) belongs here, next to this CPU check.
+    # The memory model's prediction for each combination at the full-size presets (footprint.py, no torch): the
+    # table this benchmark prints without a GPU, and on one the figure each measured peak is compared with.
+    report["predicted"] = predicted_rows(resolutions, combos)
     models = build_models(kind, device, dtype)
     setup = prepare_models(models, combos[0], device, dtype_name)  # the first combination runs the full report
     report["models"] = {
@@ -664,8 +666,31 @@ def main(argv: list[str] | None = None) -> dict:
     return report
 
 
+def predicted_rows(resolutions: list[str], combos: list[dict]) -> list[dict]:
+    """footprint.predict for every (preset, offload, weights dtype) the run asks for: full-size 14B figures."""
+    from animate_cli import footprint
+
+    rows, seen = [], set()
+    for r in resolutions:
+        w, h = C.RESOLUTIONS[r]
+        for c in combos:
+            key = (r, c["offload"], c["weights_dtype"])
+            if key in seen:
+                continue
+            seen.add(key)
+            need = footprint.predict(w, h, c["offload"], c["weights_dtype"])
+            rows.append({"resolution": r, "offload": c["offload"], "weights_dtype": c["weights_dtype"],
+                         "gpu_gib": need.gpu_gib, "host_gib": need.host_gib, "relative_speed": need.relative_speed})  # fmt: skip
+    return rows
+
+
 def print_summary(report: dict) -> None:
     gib = 2**30
+    print("predicted by the memory model (footprint.py) for the full-size model, whatever this device is:")
+    print(f"{'res':6} {'offload':8} {'weights':7} {'peak VRAM':>10} {'host RAM':>9} {'speed':>6}")
+    for p in report.get("predicted", []):
+        print(f"{p['resolution']:6} {p['offload']:8} {p['weights_dtype']:7} {p['gpu_gib']:8.1f} G {p['host_gib']:7.1f} G "
+              f"{p['relative_speed']:5.2f}x")  # fmt: skip
     print(
         f"{report['environment']['device']} | config {report['config_kind']} | {report['dtype']} | matmul peak {report['matmul_peak']['tflops']:.1f} TFLOP/s"
     )

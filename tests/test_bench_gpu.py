@@ -71,3 +71,11 @@ def test_tiny_cpu_run_writes_a_complete_report(bench, tmp_path):
         fp8["error"] is None and fp8["dit_step_s"] > 0 and fp8["fp8_linear_layers"] > 0 and fp8["attention_backend"] == "native"
     )
     assert all("needs a CUDA device" in rows[("blocks", w)]["error"] for w in ("bf16", "fp8"))
+    # without a GPU it still reports the memory model's full-size prediction for every combination
+    from animate_cli import footprint
+
+    pred = {(p["offload"], p["weights_dtype"]): p for p in r["predicted"] if p["resolution"] == "480p"}
+    assert list(pred) == list(rows)
+    blocks = footprint.predict(832, 480, "blocks", "bf16")
+    assert pred[("blocks", "bf16")]["gpu_gib"] == blocks.gpu_gib and pred[("blocks", "bf16")]["host_gib"] == blocks.host_gib
+    assert pred[("blocks", "bf16")]["gpu_gib"] < pred[("none", "bf16")]["gpu_gib"]

@@ -7,12 +7,12 @@ printed (performance is measured in benchmarks/bench_gpu.py, not asserted here).
 prediction is not compared here yet (it lives on another branch; see the report of wip/offload).
 """
 
-import importlib.util
 import statistics
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import load_bench_gpu
 
 pytestmark = pytest.mark.gpu
 
@@ -22,10 +22,7 @@ WIDTH, HEIGHT, STEPS = 832, 480, 2
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_gpu", ROOT / "benchmarks" / "bench_gpu.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench_gpu()
 
 
 def _chunk(bench, offload: str) -> dict:

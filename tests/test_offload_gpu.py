@@ -8,7 +8,6 @@ prediction is not compared here yet (it lives on another branch; see the report 
 """
 
 import statistics
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +15,6 @@ from helpers import load_bench_gpu
 
 pytestmark = pytest.mark.gpu
 
-ROOT = Path(__file__).resolve().parents[1]
 WIDTH, HEIGHT, STEPS = 832, 480, 2
 
 

@@ -132,6 +132,18 @@ def test_gpus_that_do_not_divide_the_heads_are_a_usage_error(tiny_weights, media
         multigpu.check_degree(n, 40, 86400)
 
 
+def test_gpus_with_block_offload_are_refused(tiny_weights, media_dir, tmp_path):
+    """Context parallelism keeps the whole DiT on every GPU; --offload blocks is not shown to compose with it."""
+    args = _args(media_dir, tiny_weights, tmp_path / "o.mp4", "--gpus", "2", "--offload", "blocks", "--dry-run")
+    r = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+    assert r.exit_code == 2
+    assert r.output.splitlines()[0].startswith("error: --offload blocks with 2 GPUs: context parallelism keeps the whole DiT")
+    assert "Traceback" not in r.output
+    r = CliRunner().invoke(app, [*args[:-3], "--dry-run"], env={"COLUMNS": "300"})  # --offload auto under CP: resident
+    assert r.exit_code == 0, r.output
+    assert "--offload blocks with" not in r.output
+
+
 def test_prediction_model():
     p8 = multigpu.predict(37440, 8)
     # Ulysses: 4 all-to-alls of [4680, 5120] bf16 per block, 7/8 of it leaves the GPU, 40 blocks

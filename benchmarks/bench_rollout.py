@@ -214,7 +214,8 @@ def scope_table(name: str, scope_s: float, r: dict) -> None:
             print(f"    {label:<30} {work[key] / n:7.3f} s/chunk")
             if key != "dit":
                 rest -= work[key]
-    print(f"    {'the rest (state save, glue)':<30} {rest / n:7.3f} s/chunk  (negative: work hidden on another thread)")
+    note = "  (negative: work hidden on another thread)" if rest < 0 else ""
+    print(f"    {'the rest (state save, glue)':<30} {rest / n:7.3f} s/chunk{note}")
 
 
 def main() -> None:

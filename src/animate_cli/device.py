@@ -145,16 +145,28 @@ def torch_dtype(name: str):
     return {"bf16": torch.bfloat16, "fp32": torch.float32}[name]
 
 
-def _visible_index(device: str) -> int:
-    """The nvidia-smi index of the GPU `--device` names (cuda = cuda:0), through CUDA_VISIBLE_DEVICES when it
-    lists plain indices (nvidia-smi ignores that variable; torch numbers only the visible GPUs)."""
+def visible_gpus(gpus: list[GpuInfo]) -> list[GpuInfo]:
+    """The GPUs torch numbers cuda:0, cuda:1, ...: nvidia-smi lists every GPU in physical order and ignores
+    CUDA_VISIBLE_DEVICES, which (as indices) picks and orders them for CUDA; CUDA stops at its first invalid
+    entry (UUIDs are not mapped here)."""
     import os
 
-    n = int(device.split(":", 1)[1]) if device.startswith("cuda:") and device[5:].isdigit() else 0
-    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
-    if visible and all(v.isdigit() for v in visible) and n < len(visible):
-        return int(visible[n])
-    return n
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is None:
+        return gpus
+    by_index = {g.index: g for g in gpus}
+    picked = []
+    for tok in env.split(","):
+        tok = tok.strip()
+        if not tok.isdigit() or int(tok) not in by_index:
+            break
+        picked.append(by_index[int(tok)])
+    return picked
+
+
+def cuda_ordinal(device: str) -> int:
+    """N of --device cuda:N (0 for auto and cuda)."""
+    return int(device.split(":", 1)[1]) if device.startswith("cuda:") and device[5:].isdigit() else 0
 
 
 def memory_report(size: tuple[int, int], device: str = "auto", offload: str = "auto", weights_dtype: str = "bf16",
@@ -176,7 +188,8 @@ def memory_report(size: tuple[int, int], device: str = "auto", offload: str = "a
     all_modes = footprint.modes(*size)
     gpu = None
     if device != "cpu" and gpus:
-        gpu = next((g for g in gpus if g.index == _visible_index(device)), None)
+        visible = visible_gpus(gpus)
+        gpu = visible[cuda_ordinal(device)] if cuda_ordinal(device) < len(visible) else None
     free = gpu.free_gib if gpu else None
     modes = [{**m.to_dict(), "fits": gpu is not None and m.fits(free, host)} for m in all_modes]
     auto = {"offload": None, "weights_dtype": None, "reason": "", "host_available_gib": None if host is None else round(host, 2),

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from animate_cli import config as C
-from animate_cli.device import GpuInfo, nvidia_smi_gpus
+from animate_cli.device import GpuInfo, cuda_ordinal, nvidia_smi_gpus, visible_gpus
 from animate_cli.errors import ExitCode
 
 # --- disk estimate -------------------------------------------------------------------------------
@@ -80,21 +80,6 @@ def weights_item(weights_dir: Path, resolution: str, need: tuple[str, ...]) -> I
 Gpu = GpuInfo  # one nvidia-smi reader for the whole package: device.nvidia_smi_gpus
 
 
-def _visible(gpus: list[Gpu]) -> list[Gpu]:
-    """The GPUs torch would number cuda:0, cuda:1, ...: CUDA_VISIBLE_DEVICES (as indices) picks and orders them."""
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is None:
-        return gpus
-    by_index = {g.index: g for g in gpus}
-    picked = []
-    for tok in env.split(","):
-        tok = tok.strip()
-        if not tok.isdigit() or int(tok) not in by_index:
-            break  # CUDA stops at the first invalid entry (UUIDs are not mapped here)
-        picked.append(by_index[int(tok)])
-    return picked
-
-
 def gpu_item(device: str, need_gib: float | None, tiny: bool, query: Callable[[], list[Gpu] | None] = nvidia_smi_gpus,
              mode: dict | None = None) -> Item:  # fmt: skip
     """Which GPU a run would use and whether its free memory covers `need_gib` (None: no requirement).
@@ -109,7 +94,7 @@ def gpu_item(device: str, need_gib: float | None, tiny: bool, query: Callable[[]
             return Item("gpu", True, "--device cpu (tiny test weights)")
         return Item("gpu", True, "--device cpu: the 14B model on the CPU takes days per chunk", fix="use a CUDA GPU")
     gpus = query()
-    visible = _visible(gpus) if gpus else []
+    visible = visible_gpus(gpus) if gpus else []
     if not visible:
         seen = "no GPU visible (nvidia-smi not found or no NVIDIA driver)" if gpus is None else "no GPU visible"
         if tiny and device == "auto":
@@ -117,7 +102,7 @@ def gpu_item(device: str, need_gib: float | None, tiny: bool, query: Callable[[]
         size = f" with ~{need_gib:.0f} GiB free" if need_gib is not None else ""
         return Item("gpu", False, seen, exit_code=int(ExitCode.DEVICE),
                     fix=f"run on a machine with an NVIDIA GPU{size}; --device cpu is for tiny test weights only")  # fmt: skip
-    ordinal = int(device.split(":", 1)[1]) if device.startswith("cuda:") and device[5:].isdigit() else 0
+    ordinal = cuda_ordinal(device)
     if ordinal >= len(visible):
         return Item("gpu", False, f"{device} does not exist: {len(visible)} GPU(s) visible", exit_code=int(ExitCode.DEVICE),
                     fix="pick an existing --device cuda:N")  # fmt: skip

@@ -38,3 +38,21 @@ def load_bench_gpu():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def cli_in_fresh_interpreter(args: list[str]) -> tuple[list[str], dict]:
+    """Run the CLI with `args` in a new Python process; (its stdout lines, a probe of what it imported and its
+    exit code) -- for checking that a command (e.g. `run --dry-run`) never imports torch or diffusers."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, json\nfrom animate_cli.cli import app\ntry:\n    app(sys.argv[1:])\n"
+            "except SystemExit as e:\n    code = e.code\n"
+            "print(json.dumps({'torch': 'torch' in sys.modules, 'diffusers': 'diffusers' in sys.modules, 'code': code}))\n")  # fmt: skip
+    env = {**os.environ, "COLUMNS": "300", "NO_COLOR": "1"}
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env)
+    lines = proc.stdout.strip().splitlines()
+    assert lines, proc.stderr
+    return lines[:-1], json.loads(lines[-1])

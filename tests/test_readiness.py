@@ -2,10 +2,8 @@
 with the exit code of the first blocker; the checks themselves on fake GPUs and disks."""
 
 import json
-import os
-import subprocess
-import sys
 
+from helpers import cli_in_fresh_interpreter
 from typer.testing import CliRunner
 
 from animate_cli import readiness as R
@@ -58,20 +56,10 @@ def test_dry_run_with_pose_videos_needs_no_pose_models_and_is_ready_on_tiny_weig
 
 
 def test_dry_run_without_weights_does_not_import_torch(media_dir, tmp_path):
-    code = (
-        "import sys, json\n"
-        "from animate_cli.cli import app\n"
-        "try:\n"
-        f"    app(['run', {str(media_dir / 'ref.png')!r}, {str(media_dir / 'driving.mp4')!r}, '--dry-run', '--json',"
-        f" '--weights-dir', {str(tmp_path / 'none')!r}, '--out', {str(tmp_path / 'x.mp4')!r}])\n"
-        "except SystemExit as e:\n"
-        "    code = e.code\n"
-        "print(json.dumps({'torch': 'torch' in sys.modules, 'code': code}))\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **ENV})
-    lines = proc.stdout.strip().splitlines()
-    assert json.loads(lines[-1]) == {"torch": False, "code": 4}, proc.stderr
-    assert json.loads(lines[0])["plan"]["frames"] == 40
+    out, probe = cli_in_fresh_interpreter(["run", str(media_dir / "ref.png"), str(media_dir / "driving.mp4"), "--dry-run",
+                                           "--json", "--weights-dir", str(tmp_path / "none"), "--out", str(tmp_path / "x.mp4")])  # fmt: skip
+    assert probe == {"torch": False, "diffusers": False, "code": 4}
+    assert json.loads(out[0])["plan"]["frames"] == 40
 
 
 def fake_gpus(*gpus):

@@ -1,12 +1,12 @@
 """Every bad input of `everanimate run` gets one line, its exit code, no traceback, and touches nothing."""
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 from conftest import write_video
+from helpers import cli_in_fresh_interpreter
 from typer.testing import CliRunner
 
 from animate_cli.cli import app
@@ -143,21 +143,10 @@ def test_json_error_envelope(base_args, tmp_path):
 
 
 def test_dry_run_prints_plan_without_torch(media_dir, tiny_weights, tmp_path):
-    code = (
-        "import sys, json\n"
-        "from animate_cli.cli import app\n"
-        "try:\n"
-        f"    app(['run', {str(media_dir / 'ref.png')!r}, {str(media_dir / 'driving.mp4')!r}, '--minutes', '2', '--dry-run', '--json',"
-        f" '--weights-dir', {str(tiny_weights)!r}, '--out', {str(tmp_path / 'x.mp4')!r}])\n"
-        "except SystemExit as e:\n"
-        "    code = e.code\n"
-        "print(json.dumps({'torch': 'torch' in sys.modules, 'diffusers': 'diffusers' in sys.modules, 'code': code}))\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **ENV})
-    lines = proc.stdout.strip().splitlines()
-    plan = json.loads(lines[0])
-    probe = json.loads(lines[-1])
-    assert probe == {"torch": False, "diffusers": False, "code": 0}, proc.stderr
+    out, probe = cli_in_fresh_interpreter(["run", str(media_dir / "ref.png"), str(media_dir / "driving.mp4"), "--minutes", "2",
+                                           "--dry-run", "--json", "--weights-dir", str(tiny_weights), "--out", str(tmp_path / "x.mp4")])  # fmt: skip
+    assert probe == {"torch": False, "diffusers": False, "code": 0}
+    plan = json.loads(out[0])
     assert plan["ok"] and plan["dry_run"]
     assert plan["plan"]["frames"] == 3000 and plan["plan"]["chunks"] == 42
     assert plan["plan"]["size"] == [800, 480]  # the 80x48 (5:3) reference's aspect at ~832x480 pixels

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch.multiprocessing.reductions import StorageWeakRef
 
-from animate_cli import models, runtime
+from animate_cli import dit_stream, models, runtime
 from animate_cli.models import LoadOptions
 
 
@@ -139,14 +139,39 @@ def test_resident_bf16_on_cuda_loads_the_dit_straight_to_the_gpu(tiny_weights, m
     monkeypatch.setattr(WanAnimateTransformer3DModel, "from_pretrained", classmethod(fake_from_pretrained))
     monkeypatch.setattr(torch.nn.Module, "to", lambda self, *a, **k: self)
     monkeypatch.setattr(runtime, "prepare", lambda *a: None)
-    for wd, want in (("bf16", {"device_map": torch.device("cuda:0")}), ("fp8", {})):
-        calls.clear()
-        models.load_models(paths.base, [], LoadOptions(device="cuda:0", dtype="bf16", weights_dtype=wd))
-        (name, kw), = calls  # fmt: skip
-        assert {k: v for k, v in kw.items() if k == "device_map"} == want, wd
+    streamed = []
+    real_load_dit = dit_stream.load_dit
+
+    def fake_load_dit(base, loras, dtype, *, fp8, home, work=None):
+        streamed.append((fp8, str(home), str(work)))
+        return real_load_dit(base, loras, dtype, fp8=fp8, home=torch.device("cpu"))
+
+    monkeypatch.setattr(dit_stream, "load_dit", fake_load_dit)
+    models.load_models(paths.base, [], LoadOptions(device="cuda:0", dtype="bf16", weights_dtype="bf16"))
+    (name, kw), = calls  # fmt: skip
+    assert kw.get("device_map") == torch.device("cuda:0") and not streamed
     calls.clear()
+    # FP8: never from_pretrained (it would build the bf16 DiT); each tensor goes to the GPU as it is cast
+    models.load_models(paths.base, [], LoadOptions(device="cuda:0", dtype="bf16", weights_dtype="fp8"))
+    assert not calls and streamed == [(True, "cuda:0", "cuda:0")]
+    streamed.clear()
+    models.load_models(paths.base, [], LoadOptions(device="cuda:0", dtype="bf16", offload="blocks", weights_dtype="fp8"))
+    assert not calls and streamed == [(True, "cpu", "cuda:0")]  # offloaded: kept in host RAM, fused on the GPU
     models.load_models(paths.base, [], LoadOptions(device="cuda:0", dtype="bf16", offload="blocks"))
-    assert "device_map" not in calls[0][1]  # offloaded: built in host RAM, then pinned
+    assert "device_map" not in calls[0][1]  # offloaded bf16: built in host RAM, then pinned
+
+
+def test_streamed_tensors_go_to_their_home_one_by_one(tiny_weights):
+    """home=meta stands in for the GPU: every tensor is moved there as it is read, none stays on the CPU
+    (the RoPE tables and other non-persistent buffers are built on the CPU; load_models moves them)."""
+    from animate_cli import weights
+
+    paths = weights.resolve(tiny_weights, "480p", need=("base", "lora"))
+    model, _ = dit_stream.load_dit(paths.base, [(paths.lora, 1.0)], torch.bfloat16, fp8=True,
+                                   home=torch.device("meta"), work=torch.device("cpu"))  # fmt: skip
+    sd = model.state_dict()
+    assert sd and all(t.is_meta for t in sd.values())
+    assert {t.dtype for t in sd.values()} >= {torch.float8_e4m3fn, torch.bfloat16, torch.float32}
 
 
 class _Stop(Exception):

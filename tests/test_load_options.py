@@ -51,7 +51,9 @@ class OffloadRecorder:
         self.calls, self.real_fn = [], real_fn
 
     def __call__(self, module, **kw):
-        linears = [m for n, m in module.named_modules() if n.startswith("blocks.") and isinstance(m, torch.nn.Linear)]
+        linears = [
+            m for n, m in module.named_modules() if n.startswith(("blocks.", "face_adapter.")) and isinstance(m, torch.nn.Linear)
+        ]
         self.calls.append({
             "cls": type(module).__name__, "module": module, "kw": kw,
             "fp8_linears": sum(m.weight.dtype == torch.float8_e4m3fn for m in linears),
@@ -87,19 +89,29 @@ def test_blocks_mode_wires_group_offloading_after_lora_and_fp8(tiny_weights, mon
     dit = rec.by_class("WanAnimateTransformer3DModel")
     assert dit["module"] is m.transformer
     want = dict(offload_type="block_level", num_blocks_per_group=1, use_stream=True, non_blocking=True, low_cpu_mem_usage=False)
-    for name in ("WanAnimateTransformer3DModel", "AutoencoderKLWan", "CLIPVisionModel"):
+    for name in ("WanAnimateTransformer3DModel", "AutoencoderKLWan"):
         call = rec.by_class(name)
         assert {k: call["kw"][k] for k in want} == want, name
         assert call["kw"]["onload_device"] == torch.device("cpu") and call["kw"]["offload_device"] == torch.device("cpu")
-    assert rec.by_class("CLIPVisionModel")["kw"]["block_modules"] == ["vision_model", "encoder"]  # reaches its 32 layers
+    # blocks + FP8: CLIP stays resident (footprint.clip_resident: host RAM is what that mode is for)
+    assert not any(c["cls"] == "CLIPVisionModel" for c in rec.calls)
     assert settings == ["pinned_max_round_threshold_mb:1"]  # pinned copies at their exact size, not powers of two
     # Order: the LoRA was fused and unloaded (no peft layers left) and FP8 casting done before offloading.
-    n_linear = sum(isinstance(x, torch.nn.Linear) for n, x in m.transformer.named_modules() if n.startswith("blocks."))
+    n_linear = sum(isinstance(x, torch.nn.Linear) for n, x in m.transformer.named_modules()
+                   if n.startswith(("blocks.", "face_adapter.")))  # fmt: skip
     assert dit["peft_layers"] == 0 and dit["fp8_linears"] == n_linear > 0
     assert m.lora_modules == 20
     # Offloaded models stay in host memory; the execution device is recorded for the chunk loop.
     assert all(devmod.execution_device(x) == torch.device("cpu") for x in (m.transformer, m.vae, m.image_encoder))
     assert m.summary()["offload"] == "blocks" and m.summary()["weights_dtype"] == "fp8"
+
+    # blocks + bf16: CLIP is offloaded too, down to its 32 layers (its 1.2 GiB decide 720p on a 16 GB card)
+    rec_bf16 = OffloadRecorder()
+    monkeypatch.setattr(diffusers.hooks, "apply_group_offloading", rec_bf16)
+    m16 = models.load_models(paths.base, loras, LoadOptions(device="cpu", dtype="fp32", offload="blocks"))
+    assert rec_bf16.by_class("CLIPVisionModel")["module"] is m16.image_encoder
+    assert rec_bf16.by_class("CLIPVisionModel")["kw"]["block_modules"] == ["vision_model", "encoder"]
+    monkeypatch.setattr(diffusers.hooks, "apply_group_offloading", rec)
 
     # umT5: its encoder stack, block level, no streams (runs once; pinning 10.6 GiB would cost more than it saves).
     models.encode_prompt(paths.base, "a person dancing", opts, 8)
@@ -186,21 +198,24 @@ def test_inputs_go_to_the_execution_device_not_the_first_parameters(resident, ti
 
 
 # --- FP8 -------------------------------------------------------------------------------------------
-def test_fp8_casts_exactly_the_block_linears(tiny_weights):
+def test_fp8_casts_exactly_the_linears_of_blocks_and_face_adapters(tiny_weights):
     paths, loras = _loras(tiny_weights)
     m = models.load_models(paths.base, loras, LoadOptions(device="cpu", dtype="bf16", weights_dtype="fp8"))
     cast, kept = set(), set()
     for name, mod in m.transformer.named_modules():
         for pname, p in mod.named_parameters(recurse=False):
             (cast if p.dtype == torch.float8_e4m3fn else kept).add((name, type(mod).__name__, pname))
-    assert cast and all(re.match(r"blocks\.\d+\.", n) and cls == "Linear" for n, cls, _ in cast)
-    block_linears = {(n, "Linear", p) for n, mod in m.transformer.named_modules() if n.startswith("blocks.")
-                     and isinstance(mod, torch.nn.Linear) for p, _ in mod.named_parameters(recurse=False)}  # fmt: skip
-    assert cast == block_linears  # every Linear weight and bias inside the blocks, nothing else
-    for outside in ("motion_encoder", "face_encoder", "face_adapter", "patch_embedding", "pose_patch_embedding",
+    assert cast and all(re.match(r"(blocks|face_adapter)\.\d+\.", n) and cls == "Linear" for n, cls, _ in cast)
+    repeated = {(n, "Linear", p) for n, mod in m.transformer.named_modules() if n.startswith(("blocks.", "face_adapter."))
+                and isinstance(mod, torch.nn.Linear) for p, _ in mod.named_parameters(recurse=False)}  # fmt: skip
+    assert cast == repeated  # every Linear weight and bias inside the blocks and face adapters, nothing else
+    assert any(n.startswith("face_adapter.") for n, _, _ in cast)
+    for outside in ("motion_encoder", "face_encoder", "patch_embedding", "pose_patch_embedding",
                     "condition_embedder", "proj_out"):  # fmt: skip
         assert any(n == outside or n.startswith(outside + ".") for n, _, _ in kept), outside
         assert not any(n == outside or n.startswith(outside + ".") for n, _, _ in cast), outside
+    # the face adapters' norms (pre_norm_q/kv have no weights; norm_q/norm_k RMSNorms do) stay in bf16
+    assert any(n.startswith("face_adapter.") and cls == "RMSNorm" for n, cls, _ in kept)
     assert m.transformer.dtype == torch.bfloat16  # compute dtype, seen by the chunk loop
     assert m.summary()["fp8_linear_layers"] == len({n for n, _, _ in cast})
 

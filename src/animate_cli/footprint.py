@@ -4,7 +4,7 @@ No torch: `run --dry-run` and the device check read a shipped table, `footprint_
 `scripts/make_footprint_table.py` measures by running the real diffusers modules at full size on fake
 tensors (animate_cli.devtools.measure_footprint; a test re-measures it and compares). The table holds
 
-    weights      bytes per model (size-independent): the DiT in bf16 and with FP8 block linears, split
+    weights      bytes per model (size-independent): the DiT in bf16 and with FP8 linears (blocks, face adapters), split
                  into diffusers' block-level offload groups (with their pinned-host sizes); VAE, CLIP, umT5
     activations  peak bytes per phase (prompt, clip, vae_encode_pose, dit_step, decode) at a few measured
                  sizes (MEASURED_SIZES)
@@ -15,8 +15,8 @@ attention every activation of the DiT, and every VAE activation (pixels = 256 x 
 linearly with the token count. Weights do not depend on the size.
 
 A mode is (offload, weights_dtype): offload "none" = every model resident on the GPU; "blocks" = the DiT
-under diffusers group offloading (block level, CUDA stream prefetch, pinned host copies), and umT5, CLIP
-and the VAE on the GPU only while they run. GPU figures: the allocated peak of each phase (`phases`, what
+under diffusers group offloading (block level, CUDA stream prefetch, pinned host copies), umT5 and the VAE
+on the GPU only while they run, CLIP too except with FP8 weights (clip_resident). GPU figures: the allocated peak of each phase (`phases`, what
 torch.cuda.max_memory_allocated reports), and `gpu_gib` = the largest one plus allocator slack and the
 CUDA context: what must be free. `host_gib` is the available host RAM the run needs at its peak.
 """
@@ -75,10 +75,17 @@ PIN_WHILE_PAGEABLE = False
 # one after the other. Not modelled: diffusers reads one checkpoint shard at a time on the CPU
 # (safetensors load_file, a file mapping: page cache the kernel can reclaim) before copying it to the GPU.
 LOAD_VIA_HOST_BF16 = False
-# FP8 (either offload mode): the DiT is materialised in bf16 on the host, its LoRA fused there, and the block
-# linears cast one layer at a time (each bf16 layer freed as it is cast), so the bf16 DiT is on the host at
-# the start of the cast. Avoiding it needs a per-shard fuse-and-cast loader (not written): True is the truth.
-FP8_CAST_ON_HOST = True
+# FP8 (either offload mode): the DiT used to be materialised in bf16 on the host, its LoRA fused there and the
+# Linears cast afterwards, so the whole bf16 DiT was on the host at the start of the cast. dit_stream.load_dit
+# now reads it tensor by tensor, fusing and casting each weight on its way to its home: the transient is one
+# read bf16 tensor and its FP8 copy (the fuse itself runs on the GPU).
+FP8_CAST_ON_HOST = False
+# `blocks` + FP8: CLIP would be offloaded like the VAE (1.2 GiB of host RAM for the whole run); it stays on the
+# GPU instead (clip_resident says why).
+CLIP_OFFLOADED = False
+# The EverAnimate LoRA is read whole (bf16, rank 32: 0.29 GiB) while the DiT's weights are fused with it
+# (an upper bound: dit_stream frees each pair once fused).
+LORA_RANK = 32  # the released files (spec §5.2)
 
 # --- speed ---------------------------------------------------------------------------------------
 H2D_PINNED_GBPS = 24.0  # PCIe 4.0 x16, pinned host->device: ~24-26 GB/s measured of 32 GB/s nominal
@@ -155,42 +162,72 @@ def _gpu_phases(tab: dict, tokens: int, offload: str, wd: str) -> dict:
     act = {p: activation_bytes(p, tokens, tab) for p in PHASES}
     dit, vae, clip, umt5 = w["dit"][wd], w["vae"]["bf16"], w["clip"]["bf16"], w["umt5"]["bf16"]
     cast = w["dit"]["fp8_cast_transient"] if wd == "fp8" else 0
-    # umT5 encodes the prompt before the DiT is loaded (pipeline.run step 4), alone on the GPU in both modes.
+    # umT5 encodes the prompt before the other models are loaded (pipeline.run step 4), alone on the GPU.
     if offload == "none":
         resident = dit + vae + clip
         return {"prompt": umt5 + act["prompt"], "clip": resident + act["clip"],
                 "vae_encode_pose": resident + act["vae_encode_pose"], "dit_step": resident + act["dit_step"] + cast,
                 "decode": resident + act["decode"]}  # fmt: skip
-    return {"prompt": umt5 + act["prompt"], "clip": clip + act["clip"], "vae_encode_pose": vae + act["vae_encode_pose"],
-            "dit_step": _dit_resident_blocks(tab, wd) + act["dit_step"] + cast, "decode": vae + act["decode"]}  # fmt: skip
+    # blocks: umT5 one layer at a time beside its shared embedding; the VAE only while it runs; CLIP for the
+    # whole run or only while it runs (clip_resident); the DiT's resident groups only during its step.
+    held = clip if clip_resident(offload, wd) else 0
+    return {"prompt": w["umt5"]["offloaded_peak"] + act["prompt"], "clip": clip + act["clip"],
+            "vae_encode_pose": held + vae + act["vae_encode_pose"],
+            "dit_step": held + _dit_resident_blocks(tab, wd) + act["dit_step"] + cast,
+            "decode": held + vae + act["decode"]}  # fmt: skip
+
+
+def clip_resident(offload: str, weights_dtype: str) -> bool:
+    """Whether CLIP stays on the GPU for the whole run rather than visiting it only while it runs.
+
+    `none`: as everything. `blocks` + FP8: yes; that mode is the one for machines short of host RAM (issue 8:
+    <= 22 GB), CLIP runs every chunk anyway, and its 1.2 GiB still leave 720p within a 16 GB card. `blocks` +
+    bf16: no; it needs ~36 GiB of host RAM either way, and on the GPU those 1.2 GiB decide whether 720p fits a
+    16 GB card. models.load_models places CLIP by this rule; the memory model counts it the same way."""
+    return offload == "none" or (weights_dtype == "fp8" and not CLIP_OFFLOADED)
+
+
+def lora_bytes(tab: dict) -> int:
+    """Bytes of a bf16 LoRA of rank LORA_RANK on the 10 Linears of every block (q, k, v, o of both attentions;
+    the FFN's two): A [r, in] and B [out, r] each."""
+    d, f = tab["dit"]["dim"], tab["dit"]["ffn_dim"]
+    per_block = 8 * LORA_RANK * (d + d) + 2 * LORA_RANK * (d + f)
+    return tab["dit"]["num_layers"] * per_block * 2
 
 
 def _host_phases(tab: dict, offload: str, wd: str) -> dict:
-    """Host bytes beyond the process baseline, per phase (they do not overlap: umT5 is freed before the DiT
-    loads).
+    """Host bytes beyond the process baseline, per phase (they do not overlap: umT5 is freed before the other
+    models load).
 
     prompt: `none`: umT5 loads straight to the GPU (unless LOAD_VIA_HOST_BF16); `blocks`: umT5 lives in
             host RAM and visits the GPU layer by layer.
-    load:   `none`: the DiT only when it passes through the host (FP8: cast there, FP8_CAST_ON_HOST), plus the
-            larger of VAE and CLIP (each loaded on the CPU, then moved). `blocks`: the bf16 DiT on the host
-            (as loaded; for FP8 before its cast), or while pinning the DiT in its storage dtype plus the
-            pinned copies (PIN_WHILE_PAGEABLE) or one tensor; plus VAE and CLIP.
+    load:   models.load_models loads the VAE, then CLIP, then the DiT. `none`: VAE and CLIP each pass through
+            the host; the DiT does not (bf16: device_map; FP8: dit_stream, one tensor at a time) unless a
+            switch says so; the LoRA file is held while the DiT's weights are fused. `blocks`: the VAE stays
+            (offloaded), CLIP passes through to the GPU or stays (clip_resident); the DiT in its host
+            dtype (bf16 as loaded, or FP8 as streamed) plus the LoRA while fusing, then while pinning one
+            tensor (or the whole pinned copy: PIN_WHILE_PAGEABLE).
     run:    `blocks`: the streamed groups' pinned copies (exact, or per-tensor powers of two: PINNED_POW2),
-            the unmatched group (pageable) and the offloaded VAE and CLIP.
+            the unmatched group (pageable), the offloaded VAE (and CLIP unless clip_resident).
     """
     w, dit = tab["weights"], tab["dit"]
     dit_bf16, vae, clip, umt5 = w["dit"]["bf16"], w["vae"]["bf16"], w["clip"]["bf16"], w["umt5"]["bf16"]
+    lora = lora_bytes(tab)
+    largest = dit["dim"] * dit["ffn_dim"]  # elements of the largest DiT weight (an FFN matrix)
+    # FP8 streamed: one bf16 tensor as read plus its FP8 copy; the old path: the bf16 DiT, then cast in place
+    stream = 3 * largest
+    fp8_via_bf16 = wd == "fp8" and FP8_CAST_ON_HOST
     if offload == "none":
-        via_host = LOAD_VIA_HOST_BF16 or (wd == "fp8" and FP8_CAST_ON_HOST)
-        return {"prompt": umt5 if LOAD_VIA_HOST_BF16 else 0, "load": (dit_bf16 if via_host else 0) + max(vae, clip),
-                "run": 0}  # fmt: skip
+        via_host = LOAD_VIA_HOST_BF16 or fp8_via_bf16
+        return {"prompt": umt5 if LOAD_VIA_HOST_BF16 else 0,
+                "load": max(vae, clip, (dit_bf16 if via_host else (stream if wd == "fp8" else 0)) + lora), "run": 0}  # fmt: skip
     g = _groups(tab)
     pinned = sum(v[f"pinned_{wd}" if PINNED_POW2 else wd] for k, v in g.items() if k != "unmatched")
-    run = pinned + g["unmatched"][wd] + vae + clip
-    largest_tensor = dit["dim"] * dit["ffn_dim"] * 2  # a bf16 FFN weight: the most pin_in_place holds twice
-    pinning = w["dit"][wd] + (pinned if PIN_WHILE_PAGEABLE else largest_tensor)
-    as_loaded = dit_bf16 if wd == "bf16" or FP8_CAST_ON_HOST else w["dit"]["fp8"]
-    load = max(as_loaded, pinning) + vae + clip
+    kept = vae + (0 if clip_resident(offload, wd) else clip)  # host-resident beside the DiT from its load on
+    run = pinned + g["unmatched"][wd] + kept
+    as_loaded = dit_bf16 if wd == "bf16" or fp8_via_bf16 else w["dit"]["fp8"] + stream
+    pinning = w["dit"][wd] + (pinned if PIN_WHILE_PAGEABLE else largest * (2 if wd == "bf16" else 1))
+    load = max(vae + clip, kept + as_loaded + lora, kept + pinning)
     return {"prompt": umt5, "load": load, "run": run}
 
 
@@ -210,7 +247,7 @@ def _step_seconds(tab: dict, tokens: int, offload: str, wd: str) -> float:
 
     def compute(name: str) -> float:
         s = (block if name.startswith("blocks.") else face) / (ASSUMED_TFLOPS * 1e12)
-        if wd == "fp8" and name.startswith("blocks."):
+        if g[name]["fp8"] != g[name]["bf16"] and wd == "fp8":  # a group with FP8 linears (blocks, face adapters)
             s += (g[name]["fp8"] + g[name]["bf16"]) / (HBM_GBPS * 1e9)  # read fp8, write bf16, per linear
         return s
 

@@ -24,7 +24,7 @@ class LoadOptions:
     device: str = "cpu"  # "cuda:0" or "cpu": where the models compute
     dtype: str = "bf16"  # compute dtype ("bf16" | "fp32")
     offload: str = "none"  # "none": resident; "blocks": diffusers group offloading (never "auto" here)
-    weights_dtype: str = "bf16"  # "fp8": e4m3 storage of the DiT blocks' Linear weights
+    weights_dtype: str = "bf16"  # "fp8": e4m3 storage of the Linear weights of the DiT blocks and face adapters
     attention: str = "native"  # diffusers attention backend name (never "auto" here)
     compile: bool = False  # regional compile of the repeated transformer blocks
 
@@ -71,9 +71,9 @@ def _load(loader, base: Path, sub: str, **kw):
 def load_models(base: Path, loras: list[tuple[Path, float]], options: LoadOptions) -> Models:
     """Transformer (+ fused LoRAs), VAE and CLIP vision encoder, set up as `options` says.
 
-    Resident bf16 models go to the device first (the LoRA fuse is then fast); an FP8 DiT is fused and
-    cast on the CPU and moved by `runtime.prepare`; offloaded ones stay in host memory, where group
-    offloading keeps them. Then `runtime.prepare`: FP8, offload (or move), attention, compile.
+    Resident models go to the device (an FP8 DiT tensor by tensor, fused and cast on the way: dit_stream);
+    offloaded ones (`blocks`: the DiT, the VAE, CLIP with bf16) stay in host memory, where group offloading keeps them. Then `runtime.prepare`: FP8
+    hooks (already set up by dit_stream), offload (or move), attention, compile.
     """
     import torch
     from diffusers import AutoencoderKLWan, WanAnimateTransformer3DModel
@@ -81,29 +81,37 @@ def load_models(base: Path, loras: list[tuple[Path, float]], options: LoadOption
 
     from animate_cli import parallel, runtime
     from animate_cli.device import torch_dtype
+    from animate_cli.dit_stream import load_dit
+    from animate_cli.footprint import clip_resident
     from animate_cli.lora import apply_lora
 
     dt = torch_dtype(options.dtype)
     dev = torch.device(options.device)
     home = dev if options.offload == "none" else torch.device("cpu")
-    # Where the DiT is materialised (host RAM is the scarce resource, footprint._host_phases models this):
-    # resident bf16 on CUDA loads shard by shard straight into GPU memory (device_map), so the 32 GiB bf16
-    # DiT never sits in host RAM; its LoRA is then fused on the GPU. FP8 stays on the CPU until
-    # runtime.prepare has cast the block linears (one layer at a time), so the GPU never holds the bf16 DiT
-    # (`none`) and the pinned copies are FP8 (`blocks`); `blocks` needs it in host RAM anyway.
-    direct = options.offload == "none" and options.weights_dtype == "bf16"
-    kw = {"device_map": dev} if direct and dev.type == "cuda" else {}
-    transformer = _load(WanAnimateTransformer3DModel, base, "transformer", torch_dtype=dt, **kw)
-    transformer = transformer.to(home if direct else torch.device("cpu")).eval()
-    patched = 0
-    for i, (path, scale) in enumerate(loras):
-        patched += apply_lora(transformer, path, scale, adapter_name=f"lora{i}")
+    # VAE and CLIP first: each passes through host RAM on its way to the GPU before the DiT takes its share.
+    # With `blocks` the VAE is offloaded, CLIP only where footprint.clip_resident says (not with FP8).
+    clip_home = dev if clip_resident(options.offload, options.weights_dtype) else home
+    vae = _load(AutoencoderKLWan, base, "vae", torch_dtype=dt).to(home).eval().requires_grad_(False)
+    clip = _load(CLIPVisionModel, base, "image_encoder", torch_dtype=dt).to(clip_home).eval().requires_grad_(False)
+    # Where the DiT is materialised (host RAM is the scarce resource, footprint._host_phases models this).
+    # FP8: built tensor by tensor (dit_stream), each weight fused with its LoRA and cast as it is read, on its
+    # way to `home`: neither host nor GPU ever holds the bf16 DiT. bf16 resident on CUDA: from_pretrained with
+    # device_map loads shard by shard straight into GPU memory, and peft fuses the LoRA there. bf16 offloaded:
+    # the bf16 DiT is what group offloading keeps in host RAM anyway.
+    if options.weights_dtype == "fp8":
+        transformer, patched = load_dit(base, loras, dt, fp8=True, home=home, work=dev)
+        transformer = transformer.to(home)  # the non-persistent buffers (RoPE tables) were built on the CPU
+    else:
+        kw = {"device_map": dev} if home.type == "cuda" else {}
+        transformer = _load(WanAnimateTransformer3DModel, base, "transformer", torch_dtype=dt, **kw)
+        transformer = transformer.to(home).eval()
+        patched = 0
+        for i, (path, scale) in enumerate(loras):
+            patched += apply_lora(transformer, path, scale, adapter_name=f"lora{i}")
     transformer.requires_grad_(False)
     # Several ranks (torchrun / --gpus N): split each DiT step (parallel.py); a no-op for one process. Before
     # runtime.prepare, so the attention backend it sets is checked against context parallelism by diffusers.
     parallel.enable_context_parallel(transformer)
-    vae = _load(AutoencoderKLWan, base, "vae", torch_dtype=dt).to(home).eval().requires_grad_(False)
-    clip = _load(CLIPVisionModel, base, "image_encoder", torch_dtype=dt).to(home).eval().requires_grad_(False)
     prepared = runtime.prepare(transformer, vae, clip, options)
     return Models(transformer, vae, clip, dev, dt, patched, options, prepared)
 

@@ -3,7 +3,9 @@ regional compile. Set up once, by `models.load_models` (and the GPU benchmark), 
 
     LoRA fused (models.py) -> FP8 layerwise casting -> group offloading -> attention backend -> compile
 
-LoRA first, because fusing into FP8 or offloaded weights would lose precision or fail; casting before
+LoRA first, because fusing into FP8 or offloaded weights would lose precision or fail (an FP8 DiT is
+fused and cast weight by weight as it is read, dit_stream.py, which sets the casting up on the empty
+model: the same order, one tensor at a time, and `cast_blocks_fp8` then only counts); casting before
 offloading, so the pinned host copies are FP8 too (half the host RAM and half the bytes streamed per
 block). The chunk loop never sees any of this: it asks `device.execution_device(module)` where to
 put its inputs, and diffusers' hooks do the rest.
@@ -37,11 +39,12 @@ APPROXIMATE_BACKENDS = {"sage"}  # 8-bit QK^T: not equal to exact attention
 # with FP8; counted on the real config). Allocations above this size are made exact instead.
 PINNED_ROUND_THRESHOLD_MB = 1
 
-# FP8 storage only for the Linear layers inside the transformer blocks (the bulk: 40 x ~0.4 B params).
-# diffusers' default skip list (patch_embed, norm, proj_in/out, plus this class's patch_embedding,
-# condition_embedder, norm) would still cast the motion encoder, face encoder and face adapters;
-# this pattern skips every module whose name does not start with `blocks` instead.
-FP8_SKIP_OUTSIDE_BLOCKS = r"^(?!blocks\b)\w"
+# FP8 storage for the Linear layers of the repeated parts of the DiT: the 40 transformer blocks (40 x ~0.4 B
+# params) and the 8 face-adapter cross-attentions (8 x ~0.1 B), 98 % of its weight bytes. diffusers' default skip
+# list (patch_embed, norm, proj_in/out, plus this class's patch_embedding, condition_embedder, norm) would
+# still cast the motion encoder, face encoder and embeddings, which are small and run once per step at the
+# model's input; this pattern skips every module whose name does not start with `blocks` or `face_adapter`.
+FP8_SKIP_PATTERN = r"^(?!(?:blocks|face_adapter)\b)\w"
 
 
 def _installed(module: str) -> bool:
@@ -133,20 +136,29 @@ class Prepared:
 
 
 def cast_blocks_fp8(transformer, compute_dtype) -> int:
-    """FP8 (e4m3) storage for the Linear layers inside the transformer blocks; computed in `compute_dtype`.
+    """FP8 (e4m3) storage for the Linear layers of the blocks and face adapters; computed in `compute_dtype`.
 
-    Returns the number of cast layers. Each layer is upcast just before its forward and cast back after.
+    Returns the number of FP8 layers. Each layer is upcast just before its forward and cast back after.
+    A model already set up (dit_stream.load_dit casts as it loads) keeps its hooks and is only counted.
     """
     import torch
 
-    transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=compute_dtype,
-                                         skip_modules_pattern=(FP8_SKIP_OUTSIDE_BLOCKS,))  # fmt: skip
+    if not fp8_layers(transformer):
+        transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=compute_dtype,
+                                             skip_modules_pattern=(FP8_SKIP_PATTERN,))  # fmt: skip
+    return fp8_layers(transformer)
+
+
+def fp8_layers(transformer) -> int:
+    """How many Linear layers of `transformer` store their weight in FP8."""
+    import torch
+
     return sum(1 for m in transformer.modules() if isinstance(m, torch.nn.Linear) and m.weight.dtype == torch.float8_e4m3fn)
 
 
 def offload_blocks(transformer, vae, image_encoder, device) -> None:
-    """diffusers group offloading: each model's weights live in pinned host memory and are on the GPU
-    only while their part runs.
+    """diffusers group offloading: each model's weights live in pinned host memory and are on the GPU only
+    while their part runs. `image_encoder` None: CLIP stays resident (footprint.clip_resident).
 
     Block level everywhere, one block per group, on a side CUDA stream that prefetches the next block
     while the current one computes (non-blocking copies from pinned memory). Block level rather than
@@ -164,7 +176,10 @@ def offload_blocks(transformer, vae, image_encoder, device) -> None:
     kw = dict(onload_device=torch.device(device), offload_device=torch.device("cpu"), offload_type="block_level",
               num_blocks_per_group=1, use_stream=True, non_blocking=True, low_cpu_mem_usage=False)  # fmt: skip
     # VAE: block_modules from AutoencoderKLWan._group_offload_block_modules (diffusers' default when none given)
-    for module, extra in ((transformer, {}), (vae, {}), (image_encoder, {"block_modules": ["vision_model", "encoder"]})):
+    models = [(transformer, {}), (vae, {})]
+    if image_encoder is not None:
+        models.append((image_encoder, {"block_modules": ["vision_model", "encoder"]}))
+    for module, extra in models:
         blocks = extra.get("block_modules", getattr(module, "_group_offload_block_modules", None))
         if kw["onload_device"].type == "cuda":  # pinned memory is CUDA's (the tests offload onto the CPU)
             pin_in_place(streamed_tensors(module, blocks))  # before diffusers builds its groups: see pin_in_place
@@ -258,20 +273,22 @@ def set_attention(transformer, backend: str) -> None:
 def prepare(transformer, vae, image_encoder, options) -> Prepared:
     """Set up `options` (a models.LoadOptions with resolved offload and attention) on loaded models.
 
-    Resident (`offload == "none"`) VAE and CLIP must already be on options.device, the DiT there or on the
-    CPU (it is moved after the FP8 cast); offloaded models on the CPU.
+    Resident models (all with `offload == "none"`; CLIP where footprint.clip_resident says) must already be
+    on options.device, offloaded ones on the CPU.
     """
     import torch
 
     from animate_cli.device import EXECUTION_DEVICE_ATTR, torch_dtype
+    from animate_cli.footprint import clip_resident
 
     fp8 = 0
     if options.weights_dtype == "fp8":
         fp8 = cast_blocks_fp8(transformer, torch_dtype(options.dtype))
     if options.offload == "none":
-        transformer.to(options.device)  # an FP8 DiT is cast on the CPU (models.load_models); no-op otherwise
+        transformer.to(options.device)  # a no-op: models.load_models put it there
     else:
-        offload_blocks(transformer, vae, image_encoder, options.device)
+        resident = clip_resident(options.offload, options.weights_dtype)
+        offload_blocks(transformer, vae, None if resident else image_encoder, options.device)
     for module in (transformer, vae, image_encoder):
         setattr(module, EXECUTION_DEVICE_ATTR, torch.device(options.device))
     set_attention(transformer, options.attention)

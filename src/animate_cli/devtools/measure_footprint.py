@@ -35,7 +35,6 @@ CUDA_BLOCK = 512  # the CUDA caching allocator rounds every allocation up to a m
 # in the Python binding and fails with "not linked with support for cuda devices". Memory is the same on either
 # device; the one CUDA-specific choice that matters, the attention kernel, is made explicitly (flash_attention_mode).
 FAKE_DEVICE = "cpu"
-FP8_SCOPE = "blocks."  # FP8 storage applies to nn.Linear layers whose qualified name starts with this
 
 
 def _round_cuda(n: int) -> int:
@@ -204,15 +203,16 @@ def fake_model(kind: str):
 
 
 # --- weights, structurally ------------------------------------------------------------------------
-def _fp8_names(model) -> set[str]:
-    """Qualified names of the parameters stored in FP8: weight and bias of every nn.Linear under `blocks.`."""
+def _fp8_names(kind: str) -> set[str]:
+    """Qualified names of the parameters stored in FP8: what runtime.cast_blocks_fp8 (diffusers' layerwise
+    casting with our skip pattern) casts, read off a meta model it was applied to."""
     import torch
 
-    names = set()
-    for mname, mod in model.named_modules():
-        if isinstance(mod, torch.nn.Linear) and mname.startswith(FP8_SCOPE):
-            names.update(f"{mname}.{p}" for p, _ in mod.named_parameters(recurse=False))
-    return names
+    from animate_cli.runtime import cast_blocks_fp8
+
+    model = meta_model(kind)
+    cast_blocks_fp8(model, torch.bfloat16)
+    return {n for n, p in model.named_parameters() if p.dtype == torch.float8_e4m3fn}
 
 
 def _tensor_bytes(t, fp8: bool) -> int:
@@ -252,7 +252,7 @@ def weight_table(kind: str) -> dict:
     model = meta_model(kind)
     tensors = dict([*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)])
     seen: set[int] = set()  # tied weights (umT5's shared embedding = encoder.embed_tokens) count once
-    fp8 = _fp8_names(model) if kind == "dit" else set()
+    fp8 = _fp8_names(kind) if kind == "dit" else set()
     out = {"bf16": 0, "fp8": 0, "groups": []}
     for gname, names in offload_groups(model):
         g = {"name": gname, "bf16": 0, "fp8": 0, "pinned_bf16": 0, "pinned_fp8": 0}
@@ -273,11 +273,23 @@ def weight_table(kind: str) -> dict:
         # layerwise casting upcasts one Linear to bf16 for its forward and casts it back after: the largest
         # such Linear in bf16 plus its fresh fp8 copy is the transient the FP8 modes add to a DiT step.
         sizes = [sum(_tensor_bytes(p, False) for p in m.parameters(recurse=False))
-                 for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n.startswith(FP8_SCOPE)]  # fmt: skip
+                 for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and f"{n}.weight" in fp8]  # fmt: skip
         out["fp8_cast_transient"] = _round_cuda(max(sizes)) + _round_cuda(max(sizes) // 2)
     else:
         out["groups"] = [g for g in out["groups"] if g["bf16"]]
+    if kind == "umt5":
+        out["offloaded_peak"] = _umt5_offloaded_peak(model)
     return out
+
+
+def _umt5_offloaded_peak(model) -> int:
+    """GPU weight bytes of umT5 under runtime.offload_text_encoder (block level on `encoder`, no stream): the
+    encoder's unmatched group (the shared token embedding, the final norm) plus its largest block, the one
+    on the GPU while it runs."""
+    tensors = dict([*model.encoder.named_parameters(), *model.encoder.named_buffers()])  # shared weight once
+    sizes = {g: sum(_round_cuda(_tensor_bytes(tensors[n], False)) for n in names if n in tensors)
+             for g, names in offload_groups(model.encoder)}  # fmt: skip
+    return sizes.pop("unmatched") + max(sizes.values())
 
 
 # --- activations, by running our code on fake tensors ---------------------------------------------

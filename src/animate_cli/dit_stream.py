@@ -1,0 +1,189 @@
+"""The DiT built tensor by tensor from its safetensors shards, LoRA fused and FP8 cast as each weight is read.
+
+Why not `from_pretrained` + peft (lora.apply_lora) + layerwise casting, as the bf16 modes do: that path
+holds the whole bf16 DiT (32.2 GiB) before a single weight is cast, so `--weights-dtype fp8` needed 36 GiB
+of host RAM to end up with a 17 GiB model. Here the model is first built without weights (meta
+parameters; real non-persistent buffers such as the RoPE tables), diffusers' layerwise casting is set up
+on that empty model, which gives every parameter its storage dtype by diffusers' own rules, and each
+checkpoint tensor then goes through
+
+    read (bf16 from the file) -> dtype from_pretrained would give it (bf16, or fp32 for the modules the
+    class keeps in fp32) -> + every LoRA delta, in order -> storage dtype (fp8 for cast Linears) -> home
+
+so at most one tensor, in its bf16 and fused forms, exists beside the finished part of the model
+(footprint._host_phases: `load`). The result is the same tensors, bit for bit, that the bf16 path followed
+by runtime.cast_blocks_fp8 produces (tests/test_dit_stream.py compares every parameter and buffer).
+
+The LoRA delta is peft's arithmetic on the CPU: (B @ A) in fp32 times the scale, rounded to the weight's
+dtype, then added in that dtype; A and B are first rounded to the model dtype, as lora.apply_lora does.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from animate_cli.errors import WeightsInvalidError
+
+SINGLE_FILE = "diffusion_pytorch_model.safetensors"
+INDEX_FILE = "diffusion_pytorch_model.safetensors.index.json"
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One LoRA's update of one Linear weight: W += scale * (B @ A). B [out, r], A [r, in]."""
+
+    a: object
+    b: object
+    scale: float
+
+
+def shard_files(folder: Path) -> list[Path]:
+    """The checkpoint files of a diffusers model folder, in the index's order (one file when unsharded)."""
+    index = folder / INDEX_FILE
+    if index.is_file():
+        try:
+            names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (ValueError, KeyError, TypeError) as e:
+            raise WeightsInvalidError(f"unreadable checkpoint index {index}: {e}") from None
+        missing = [n for n in names if not (folder / n).is_file()]
+        if missing:
+            raise WeightsInvalidError(f"{folder} lacks checkpoint shard {missing[0]}",
+                                      hint="re-run `everanimate download-weights` to repair the folder")  # fmt: skip
+        return [folder / n for n in names]
+    if (folder / SINGLE_FILE).is_file():
+        return [folder / SINGLE_FILE]
+    raise WeightsInvalidError(f"{folder} has no {SINGLE_FILE} or {INDEX_FILE}",
+                              hint="re-run `everanimate download-weights` to repair the folder")  # fmt: skip
+
+
+def lora_deltas(loras: list[tuple[Path, float]], dtype) -> tuple[dict[str, list[Delta]], int]:
+    """{base weight name: [Delta, ...] in LoRA order} and the number of patched modules (summed over files).
+
+    Key names go through lora.convert_keys (official/DiffSynth/diffusers naming, alpha folded into B);
+    A and B are rounded to `dtype`, the model dtype peft would hold them in."""
+    from animate_cli.lora import convert_keys, read_lora
+
+    deltas: dict[str, list[Delta]] = {}
+    patched = 0
+    for path, scale in loras:
+        state = convert_keys(read_lora(path))
+        modules = sorted({k.rsplit(".lora_", 1)[0] for k in state})
+        if not modules:
+            raise WeightsInvalidError(f"LoRA file {path} contains no tensors")
+        for m in modules:
+            a, b = state.get(f"{m}.lora_A.weight"), state.get(f"{m}.lora_B.weight")
+            if a is None or b is None or a.shape[0] != b.shape[1]:
+                raise WeightsInvalidError(f"LoRA {path.name}: module {m} lacks a matching lora_A/lora_B pair")
+            deltas.setdefault(f"{m}.weight", []).append(Delta(a.to(dtype), b.to(dtype), float(scale)))
+        patched += len(modules)
+    return deltas, patched
+
+
+def fuse(weight, deltas: list[Delta]):
+    """weight + sum of the deltas, each added as peft merges on the CPU (fp32 product, rounded, then added)."""
+    import torch
+
+    for d in deltas:
+        a, b = d.a.to(weight.device, torch.float32), d.b.to(weight.device, torch.float32)
+        if (b.shape[0], a.shape[1]) != tuple(weight.shape):
+            raise WeightsInvalidError(f"a LoRA delta of shape {(b.shape[0], a.shape[1])} does not fit a weight of "
+                                      f"shape {tuple(weight.shape)}")  # fmt: skip
+        weight = weight + ((b @ a) * d.scale).to(weight.dtype)
+    return weight
+
+
+def _loaded_dtype(name: str, keep_fp32: list[str], dtype):
+    """The dtype from_pretrained(torch_dtype=dtype) gives a floating tensor: fp32 inside `_keep_in_fp32_modules`."""
+    import torch
+
+    return torch.float32 if any(k in name.split(".") for k in keep_fp32) else dtype
+
+
+def _empty_model(folder: Path, dtype):
+    """The class built from config.json with meta parameters and real (CPU) non-persistent buffers."""
+    from accelerate import init_empty_weights
+    from diffusers import WanAnimateTransformer3DModel
+
+    try:
+        config = WanAnimateTransformer3DModel.load_config(str(folder))
+    except (OSError, ValueError) as e:
+        raise WeightsInvalidError(f"cannot read {folder / 'config.json'}: {str(e).splitlines()[0]}") from None
+    with init_empty_weights(include_buffers=False):
+        model = WanAnimateTransformer3DModel.from_config(config)
+    keep = list(model._keep_in_fp32_modules or [])
+    for name, p in model.named_parameters():
+        if p.is_floating_point():
+            p.data = p.data.to(_loaded_dtype(name, keep, dtype))
+    for name, buf in model.named_buffers():  # from_pretrained leaves these as built, except the dtype cast
+        if buf.is_floating_point():
+            buf.data = buf.data.to(_loaded_dtype(name, keep, dtype))
+    return model.eval().requires_grad_(False), keep
+
+
+def _assign(model, name: str, tensor) -> None:
+    import torch
+
+    owner, _, leaf = name.rpartition(".")
+    module = model.get_submodule(owner)
+    if leaf in module._parameters:
+        module._parameters[leaf] = torch.nn.Parameter(tensor, requires_grad=False)
+    else:
+        module._buffers[leaf] = tensor
+
+
+def load_dit(base: Path, loras: list[tuple[Path, float]], dtype, *, fp8: bool, home, work=None):
+    """WanAnimateTransformer3DModel from `base/transformer`, every LoRA fused, eval, no grad.
+
+    dtype: compute dtype (torch.bfloat16 / float32). fp8: set up runtime.cast_blocks_fp8's layerwise casting
+    and store those Linears in FP8 as they are read. home: device every tensor ends on (the GPU for a resident
+    model, the CPU for an offloaded one). work: device the LoRA fuse runs on (default: home).
+    Returns (model, number of LoRA-patched modules). Raises WeightsInvalidError on a checkpoint or LoRA that
+    does not fit the config.
+    """
+    import torch
+    from safetensors import safe_open
+
+    from animate_cli import runtime
+
+    folder = base / "transformer"
+    files = shard_files(folder)
+    model, keep = _empty_model(folder, dtype)
+    if fp8:
+        runtime.cast_blocks_fp8(model, dtype)  # on the empty model: only dtypes and hooks, no data yet
+    slots = {n: t.dtype for n, t in model.state_dict(keep_vars=True).items()}
+    ignored = tuple(getattr(model, "_keys_to_ignore_on_load_unexpected", None) or ())
+    deltas, patched = lora_deltas(loras, dtype)
+    unknown = sorted(set(deltas) - set(slots))
+    if unknown:
+        raise WeightsInvalidError(f"LoRA targets {unknown[0]}, which this transformer does not have",
+                                  hint="the LoRA's key names do not match the Wan2.2-Animate transformer")  # fmt: skip
+    work = torch.device(work or home)
+    with torch.no_grad():
+        for path in files:
+            try:
+                handle = safe_open(str(path), framework="pt", device="cpu")
+            except Exception as e:  # safetensors raises several types for a bad header
+                raise WeightsInvalidError(f"cannot read {path}: {e}",
+                                          hint="re-run `everanimate download-weights` to repair the folder") from None  # fmt: skip
+            with handle:
+                for key in handle.keys():  # noqa: SIM118 (a safetensors handle, not a dict)
+                    if key not in slots:
+                        if any(p in key for p in ignored):
+                            continue
+                        raise WeightsInvalidError(f"{path.name} holds {key!r}, which this transformer does not have",
+                                                  hint="the transformer folder does not match its config.json")  # fmt: skip
+                    t = handle.get_tensor(key)
+                    if t.is_floating_point():
+                        t = t.to(_loaded_dtype(key, keep, dtype))
+                        if key in deltas:
+                            t = fuse(t.to(work), deltas.pop(key))  # each LoRA pair is freed once fused
+                        t = t.to(slots[key])
+                    _assign(model, key, t.to(home))
+                    del slots[key]
+    missing = sorted(slots)  # every key is removed from `slots` as it is assigned
+    if missing:
+        raise WeightsInvalidError(f"the transformer checkpoint lacks {len(missing)} tensors (first: {missing[0]})",
+                                  hint="re-run `everanimate download-weights` to repair the folder")  # fmt: skip
+    return model, patched

@@ -438,6 +438,7 @@ def prepare_models(models: dict, combo: dict, device, dtype_name: str) -> dict:
 
     from animate_cli import runtime
     from animate_cli.errors import UsageError
+    from animate_cli.footprint import clip_resident
     from animate_cli.models import LoadOptions
 
     if combo["offload"] == "blocks" and not _cuda(device):
@@ -445,7 +446,8 @@ def prepare_models(models: dict, combo: dict, device, dtype_name: str) -> dict:
     cap = tuple(torch.cuda.get_device_capability(device)) if _cuda(device) else None
     attention = runtime.resolve_attention(combo["attention"], str(device), dtype_name, cap)
     if combo["offload"] == "blocks":  # offloaded weights start in host memory, as load_models leaves them
-        for k in ("transformer", "vae", "clip"):
+        resident_clip = clip_resident(combo["offload"], combo["weights_dtype"])
+        for k in ("transformer", "vae") if resident_clip else ("transformer", "vae", "clip"):
             models[k].to("cpu")
         torch.cuda.empty_cache()
     opts = LoadOptions(device=str(device), dtype=dtype_name, offload=combo["offload"], weights_dtype=combo["weights_dtype"],

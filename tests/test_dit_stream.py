@@ -201,3 +201,23 @@ def test_lora_that_does_not_fit_is_one_clear_error(base, tmp_path):
     save_file({"blocks.0.self_attn.q.lora_A.default.weight": torch.zeros(2, 24)}, str(half))
     with pytest.raises(WeightsInvalidError, match="lacks a matching lora_A/lora_B pair"):
         dit_stream.load_dit(base / "base", [(half, 1.0)], torch.bfloat16, fp8=True, home=torch.device("cpu"))
+
+
+@pytest.mark.gpu
+def test_streaming_onto_the_gpu_equals_streaming_onto_the_cpu(base):
+    """GPU only: each tensor fused on the GPU and stored there (`none` + FP8) equals the CPU build; the fuse's
+    fp32 product may round differently in the last bit, so the FP8 weights are compared within one FP8 step."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    cpu, _ = dit_stream.load_dit(base / "base", _loras(base), torch.bfloat16, fp8=True, home=torch.device("cpu"))
+    gpu, _ = dit_stream.load_dit(base / "base", _loras(base), torch.bfloat16, fp8=True, home=torch.device("cuda"))
+    gpu = gpu.to("cuda")
+    a, b = _tensors(cpu), _tensors(gpu)
+    assert a.keys() == b.keys()
+    for name in a:
+        assert b[name].device.type == "cuda" and a[name].dtype == b[name].dtype, name
+        x, y = a[name].float(), b[name].float().cpu()
+        if a[name].dtype == FP8:
+            torch.testing.assert_close(x, y, rtol=0.13, atol=2**-9)  # e4m3: 3 mantissa bits
+        else:
+            torch.testing.assert_close(x, y, rtol=2**-7, atol=1e-6)

@@ -172,6 +172,16 @@ def test_checkpoint_with_a_foreign_tensor_is_one_clear_error(base, tmp_path):
         dit_stream.load_dit(dst, [], torch.bfloat16, fp8=True, home=torch.device("cpu"))
 
 
+def test_checkpoint_tensor_of_another_shape_is_one_clear_error(base, tmp_path):
+    dst = _copy_base(base, tmp_path)
+    f = dst / "transformer" / dit_stream.SINGLE_FILE
+    sd = load_file(str(f))
+    sd["blocks.0.attn1.to_q.weight"] = sd["blocks.0.attn1.to_q.weight"][:, :12].contiguous()
+    save_file(sd, str(f))
+    with pytest.raises(WeightsInvalidError, match=r"blocks.0.attn1.to_q.weight has shape \(24, 12\), the config says \(24, 24\)"):
+        dit_stream.load_dit(dst, [], torch.bfloat16, fp8=True, home=torch.device("cpu"))
+
+
 def test_missing_shard_and_no_checkpoint_are_clear_errors(base, tmp_path):
     dst = _copy_base(base, tmp_path)
     (dst / "transformer" / dit_stream.INDEX_FILE).write_text(json.dumps({"weight_map": {"x": "part-2.safetensors"}}))

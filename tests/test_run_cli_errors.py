@@ -104,6 +104,26 @@ def test_missing_weights(base_args, tmp_path):
     assert_clean_error(invoke(base_args(weights=tmp_path / "empty-weights")), 4, "download-weights")
 
 
+def test_fp8_run_on_a_damaged_transformer_checkpoint(base_args, tiny_weights, tmp_path):
+    """--weights-dtype fp8 builds the DiT tensor by tensor (dit_stream): a checkpoint lacking a tensor is exit 4,
+    one line naming it and the repair command, and no output file."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    weights = tmp_path / "w"
+    shutil.copytree(tiny_weights, weights, ignore=shutil.ignore_patterns("pose"))
+    f = next(weights.rglob("transformer/diffusion_pytorch_model.safetensors"))
+    sd = load_file(str(f))
+    sd.pop("blocks.1.attn2.to_k.weight")
+    save_file({k: v.to(torch.bfloat16) for k, v in sd.items()}, str(f))
+    out = tmp_path / "never.mp4"
+    r = invoke(base_args(weights=weights, out=out, extra=["--weights-dtype", "fp8"]))
+    assert_clean_error(r, 4, "lacks 1 tensors (first: blocks.1.attn2.to_k.weight)")
+    assert "download-weights" in r.output and not out.exists()
+
+
 def test_cuda_requested_without_cuda(base_args, monkeypatch):
     import torch
 

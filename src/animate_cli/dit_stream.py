@@ -21,6 +21,7 @@ dtype, then added in that dtype; A and B are first rounded to the model dtype, a
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,7 +153,7 @@ def load_dit(base: Path, loras: list[tuple[Path, float]], dtype, *, fp8: bool, h
     model, keep = _empty_model(folder, dtype)
     if fp8:
         runtime.cast_blocks_fp8(model, dtype)  # on the empty model: only dtypes and hooks, no data yet
-    slots = {n: t.dtype for n, t in model.state_dict(keep_vars=True).items()}
+    slots = {n: (t.dtype, tuple(t.shape)) for n, t in model.state_dict(keep_vars=True).items()}
     ignored = tuple(getattr(model, "_keys_to_ignore_on_load_unexpected", None) or ())
     deltas, patched = lora_deltas(loras, dtype)
     unknown = sorted(set(deltas) - set(slots))
@@ -170,16 +171,20 @@ def load_dit(base: Path, loras: list[tuple[Path, float]], dtype, *, fp8: bool, h
             with handle:
                 for key in handle.keys():  # noqa: SIM118 (a safetensors handle, not a dict)
                     if key not in slots:
-                        if any(p in key for p in ignored):
+                        if any(re.search(p, key) for p in ignored):  # as from_pretrained filters them
                             continue
                         raise WeightsInvalidError(f"{path.name} holds {key!r}, which this transformer does not have",
                                                   hint="the transformer folder does not match its config.json")  # fmt: skip
+                    storage, shape = slots[key]
                     t = handle.get_tensor(key)
+                    if tuple(t.shape) != shape:
+                        raise WeightsInvalidError(f"{path.name}: {key} has shape {tuple(t.shape)}, the config says {shape}",
+                                                  hint="the transformer folder does not match its config.json")  # fmt: skip
                     if t.is_floating_point():
                         t = t.to(_loaded_dtype(key, keep, dtype))
                         if key in deltas:
                             t = fuse(t.to(work), deltas.pop(key))  # each LoRA pair is freed once fused
-                        t = t.to(slots[key])
+                        t = t.to(storage)
                     _assign(model, key, t.to(home))
                     del slots[key]
     missing = sorted(slots)  # every key is removed from `slots` as it is assigned

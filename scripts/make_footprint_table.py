@@ -22,9 +22,9 @@ from animate_cli import config as C
 ROOT = Path(__file__).resolve().parents[1]
 
 
-# Cards people own, by the memory nvidia-smi reports (MiB): RTX 4080/4070 Ti Super, 3090/4090, 5090,
+# Cards people own, by the memory nvidia-smi reports (MiB): RTX 3060/4070, 4080/4070 Ti Super, 3090/4090, 5090,
 # L40S/RTX 6000 Ada, H100; ~400 MiB are taken by the driver/display on an idle card.
-CARDS = {"16 GB": 16376, "24 GB": 24564, "32 GB": 32607, "48 GB": 46068, "80 GB": 81559}
+CARDS = {"12 GB": 12288, "16 GB": 16376, "24 GB": 24564, "32 GB": 32607, "48 GB": 46068, "80 GB": 81559}
 IDLE_MIB = 400
 
 

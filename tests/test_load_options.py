@@ -155,6 +155,31 @@ def test_offload_configured_run_equals_resident(resident, tiny_weights, media_di
     assert np.array_equal(frames_r, frames_of(out))
 
 
+def test_offload_configured_fp8_run_equals_resident_fp8(tiny_weights, media_dir, tmp_path, monkeypatch):
+    """`--offload blocks --weights-dtype fp8` (DiT streamed in already cast, then offloaded through diffusers'
+    real hooks; CLIP resident) writes the same frames and latents as resident FP8."""
+    import diffusers.hooks
+
+    cfg_r = make_cfg(media_dir, tiny_weights, tmp_path / "r.mp4", frames=FRAMES, weights_dtype="fp8")
+    pipeline.run(cfg_r)
+    rec = OffloadRecorder(real_fn=diffusers.hooks.apply_group_offloading)
+    monkeypatch.setattr(diffusers.hooks, "apply_group_offloading", rec)
+    real_choose = devmod.choose
+
+    def choose_blocks(*args, **kwargs):
+        return dataclasses.replace(real_choose(*args, **{**kwargs, "offload": "none"}), offload="blocks")
+
+    monkeypatch.setattr(devmod, "choose", choose_blocks)
+    cfg = make_cfg(media_dir, tiny_weights, tmp_path / "o.mp4", frames=FRAMES, offload="blocks", weights_dtype="fp8")
+    summary = pipeline.run(cfg)
+    assert {c["cls"] for c in rec.calls} == {"WanAnimateTransformer3DModel", "AutoencoderKLWan", "UMT5Stack"}
+    assert rec.by_class("WanAnimateTransformer3DModel")["fp8_linears"] > 0  # cast before offloading
+    assert summary.runtime["offload"] == "blocks" and summary.runtime["weights_dtype"] == "fp8"
+    for a, b in zip(_latents(cfg_r), _latents(cfg), strict=True):
+        assert torch.equal(a, b)
+    assert np.array_equal(frames_of(tmp_path / "r.mp4"), frames_of(tmp_path / "o.mp4"))
+
+
 # --- the execution device ---------------------------------------------------------------------------
 def _park_between_forwards(part):
     """Mimic group offloading with the meta device as 'host memory': `part`'s parameters are empty meta

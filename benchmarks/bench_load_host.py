@@ -1,6 +1,6 @@
 """Host RAM the FP8 DiT loader needs, old path vs streamed, against the memory model's `load` prediction (CPU).
 
-    python benchmarks/bench_load_host.py [--dir .bench-load] [--blocks 5] [--paths old,streamed,bf16,streamed-nolora]
+    python benchmarks/bench_load_host.py [--dir .bench-load] [--blocks 5] [--paths old,streamed,...] [--out JSON]
 
 Issue 8 sets a host-RAM target for `--offload blocks --weights-dtype fp8`. Until c588578 an FP8 DiT was built
 by from_pretrained(bf16) + lora.apply_lora (peft fuse) + runtime.cast_blocks_fp8: the whole bf16 DiT sat in host
@@ -23,12 +23,13 @@ is read. footprint._host_phases predicts the host bytes of that load; this measu
 3. The prediction for the same reduced config comes from footprint._host_phases itself, called on a table
    built for this checkpoint (see `reduced_table`).
 
-Why anonymous RSS: safetensors maps each shard into memory, and a tensor read at the dtype it is stored in is
-a view of that mapping, not a copy. Those pages count in RSS as RssFile, but they are clean file pages: the
-kernel can drop them and read them again, and MemAvailable counts them as available. What a load really takes
-from the machine is its anonymous memory (copies, casts, fused weights), which is what the model predicts. VmHWM
-(the peak of anon + file, reset after the imports) is printed beside it, and so are the model bytes that are
-still views of the file at the end of the load.
+Why not plain RSS: safetensors maps each shard into memory, and a tensor read at the dtype it is stored in is a
+view of that mapping, not a copy. Those pages count in RSS as RssFile, but they are clean file pages: the kernel
+can drop them and read them again, and MemAvailable counts them as available (after a streamed load RSS shows
+the whole checkpoint). What a load takes from the machine is its anonymous memory (copies, casts, fused weights,
+pages of a view written in place) plus the model's own bytes that are still clean views of the file (`views`,
+found through /proc/self/maps and /proc/self/pagemap). Both `anon peak` and `anon peak + views` are compared
+with the prediction; VmHWM (peak of anon + file, reset after the imports) is printed beside them.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@
 Issue 8 sets a host-RAM target for `--offload blocks --weights-dtype fp8`. Until c588578 an FP8 DiT was built
 by from_pretrained(bf16) + lora.apply_lora (peft fuse) + runtime.cast_blocks_fp8: the whole bf16 DiT sat in host
 RAM before being cast. dit_stream.load_dit reads the shards tensor by tensor, fuses and casts each weight as it
-is read. footprint._host_phases predicts the host bytes of that load; this measures them.
+is read; models.load_models now builds the DiT that way in every mode (this benchmark showed why for bf16 too:
+peft's in-place fuse strands copy-on-write pages of the mapped shards). footprint._host_phases predicts the
+host bytes of that load; this measures them.
 
 1. A checkpoint, written once and reused (`<dir>/.complete` marks it finished): the real Wan2.2-Animate-14B
    transformer config (devtools.full_configs.FULL_TRANSFORMER) at full width with `--blocks` blocks (face
@@ -142,17 +144,21 @@ def reduced_table(cfg: dict, sizes: dict) -> dict:
 
 
 def predicted_load(tab: dict, path: str) -> int:
-    """footprint._host_phases(tab, "blocks", dtype)["load"] for a load path: `old` is the model with its
-    FP8_CAST_ON_HOST switch back on (the bf16 DiT on the host, then cast); `streamed-nolora` drops the LoRA term.
-    For `bf16` the model's `load` also counts pinning one tensor, which this CPU run does not do."""
+    """footprint's `load` term (`--offload blocks`) for a path's loader. The streamed paths are what
+    models.load_models does now: footprint._host_phases as it is (one tensor in flight; the LoRA is freed pair
+    by pair, so it is no term). `old` is the model with its FP8_CAST_ON_HOST switch back on (the bf16 DiT on
+    the host, then cast). The peft bf16 paths (`bf16`, `bf16-pin`: the bf16 loader before dit_stream took over)
+    have no switch any more: the bf16 DiT plus the larger of the LoRA and one bf16 tensor being pinned."""
     from unittest import mock
 
     from animate_cli import footprint
 
+    if path in ("bf16", "bf16-pin"):
+        largest = tab["dit"]["dim"] * tab["dit"]["ffn_dim"]
+        return tab["weights"]["dit"]["bf16"] + max(footprint.lora_bytes(tab), 2 * largest)
     wd = "bf16" if "bf16" in path else "fp8"
     with mock.patch.object(footprint, "FP8_CAST_ON_HOST", path == "old"):
-        load = footprint._host_phases(tab, "blocks", wd)["load"]
-    return load - (footprint.lora_bytes(tab) if path == "streamed-nolora" else 0)
+        return footprint._host_phases(tab, "blocks", wd)["load"]
 
 
 # --- the child: one load, sampled -------------------------------------------------------------------------------

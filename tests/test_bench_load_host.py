@@ -30,11 +30,13 @@ def test_prediction_per_path(bench):
     lora = footprint.lora_bytes(tab)
     assert lora == 3 * (8 * footprint.LORA_RANK * 16 + 2 * footprint.LORA_RANK * 24) * 2
     largest = 8 * 16
-    assert bench.predicted_load(tab, "streamed") == 6_000 + 3 * largest + lora
+    # streamed: the DiT as stored plus one tensor in flight (read bf16 + its stored copy); LoRA freed as fused
+    assert bench.predicted_load(tab, "streamed") == 6_000 + 3 * largest
     assert bench.predicted_load(tab, "streamed-nolora") == 6_000 + 3 * largest
+    assert bench.predicted_load(tab, "streamed-bf16-pin") == 10_000 + 4 * largest
     assert bench.predicted_load(tab, "old") == 10_000 + lora
-    # bf16: the model's `load` is the larger of the DiT + LoRA and the DiT + one bf16 tensor being pinned
-    assert bench.predicted_load(tab, "bf16") == 10_000 + max(lora, 2 * largest)
+    # peft bf16: the larger of the DiT + LoRA and the DiT + one bf16 tensor being pinned
+    assert bench.predicted_load(tab, "bf16") == bench.predicted_load(tab, "bf16-pin") == 10_000 + max(lora, 2 * largest)
     assert footprint.FP8_CAST_ON_HOST is False  # the switch is put back
 
 

@@ -1,5 +1,5 @@
-"""Host-RAM behaviour of the loader (issue 8): pin in place before group offloading, resident bf16 DiT
-loaded straight to the GPU.
+"""Host-RAM behaviour of the loader (issue 8): pin in place before group offloading, the DiT streamed
+tensor by tensor to its home (the GPU when resident), umT5 loaded straight to the GPU.
 
 This machine's torch is a CPU build: `Tensor.pin_memory()` needs a CUDA host allocator, and there is no
 CUDA device to load to. So `FakePinning` replaces `torch.Tensor.pin_memory` / `is_pinned` with a fake that
@@ -122,21 +122,18 @@ def test_offload_blocks_pins_before_group_offloading(tiny_weights, monkeypatch):
     assert fake.copies == sum(n for _, n, _ in seen)
 
 
-def test_resident_bf16_on_cuda_loads_the_dit_straight_to_the_gpu(tiny_weights, monkeypatch):
-    """No CUDA here: from_pretrained is recorded and the `.to()` moves are no-ops; the device is CUDA."""
+def test_every_mode_streams_the_dit_to_its_home(tiny_weights, monkeypatch):
+    """No CUDA here: load_dit is recorded and the `.to()` moves are no-ops; the device is CUDA. The DiT never
+    goes through from_pretrained (which would build it whole on the host, and whose in-place peft fuse leaves
+    copy-on-write pages of the mapped checkpoint behind): it streams to the GPU when resident, to host RAM
+    when offloaded, and its LoRA is fused on the GPU either way."""
     from diffusers import WanAnimateTransformer3DModel
 
     from animate_cli import weights
 
     paths = weights.resolve(tiny_weights, "480p", need=("base",))
     calls = []
-    real = WanAnimateTransformer3DModel.from_pretrained.__func__
-
-    def fake_from_pretrained(cls, path, **kw):
-        calls.append((cls.__name__, kw))
-        return real(cls, path, torch_dtype=kw["torch_dtype"])  # built on the CPU: this machine has no GPU
-
-    monkeypatch.setattr(WanAnimateTransformer3DModel, "from_pretrained", classmethod(fake_from_pretrained))
+    monkeypatch.setattr(WanAnimateTransformer3DModel, "from_pretrained", classmethod(lambda cls, *a, **k: calls.append(k)))
     monkeypatch.setattr(torch.nn.Module, "to", lambda self, *a, **k: self)
     monkeypatch.setattr(runtime, "prepare", lambda *a: None)
     streamed = []
@@ -147,18 +144,12 @@ def test_resident_bf16_on_cuda_loads_the_dit_straight_to_the_gpu(tiny_weights, m
         return real_load_dit(base, loras, dtype, fp8=fp8, home=torch.device("cpu"))
 
     monkeypatch.setattr(dit_stream, "load_dit", fake_load_dit)
-    models.load_models(paths.base, [], LoadOptions(device="cuda:0", dtype="bf16", weights_dtype="bf16"))
-    (name, kw), = calls  # fmt: skip
-    assert kw.get("device_map") == torch.device("cuda:0") and not streamed
-    calls.clear()
-    # FP8: never from_pretrained (it would build the bf16 DiT); each tensor goes to the GPU as it is cast
-    models.load_models(paths.base, [], LoadOptions(device="cuda:0", dtype="bf16", weights_dtype="fp8"))
-    assert not calls and streamed == [(True, "cuda:0", "cuda:0")]
-    streamed.clear()
-    models.load_models(paths.base, [], LoadOptions(device="cuda:0", dtype="bf16", offload="blocks", weights_dtype="fp8"))
-    assert not calls and streamed == [(True, "cpu", "cuda:0")]  # offloaded: kept in host RAM, fused on the GPU
-    models.load_models(paths.base, [], LoadOptions(device="cuda:0", dtype="bf16", offload="blocks"))
-    assert "device_map" not in calls[0][1]  # offloaded bf16: built in host RAM, then pinned
+    for offload, wd, want in (("none", "bf16", (False, "cuda:0", "cuda:0")), ("none", "fp8", (True, "cuda:0", "cuda:0")),
+                              ("blocks", "bf16", (False, "cpu", "cuda:0")), ("blocks", "fp8", (True, "cpu", "cuda:0"))):  # fmt: skip
+        streamed.clear()
+        models.load_models(paths.base, [], LoadOptions(device="cuda:0", dtype="bf16", offload=offload, weights_dtype=wd))
+        assert streamed == [want], (offload, wd)
+    assert calls == []
 
 
 def test_streamed_tensors_go_to_their_home_one_by_one(tiny_weights):

@@ -1,18 +1,22 @@
-"""The DiT built tensor by tensor from its safetensors shards, LoRA fused and FP8 cast as each weight is read.
+"""The DiT built tensor by tensor from its safetensors shards, LoRAs fused and FP8 cast as each weight is read.
 
-Why not `from_pretrained` + peft (lora.apply_lora) + layerwise casting, as the bf16 modes do: that path
-holds the whole bf16 DiT (32.2 GiB) before a single weight is cast, so `--weights-dtype fp8` needed 36 GiB
-of host RAM to end up with a 17 GiB model. Here the model is first built without weights (meta
-parameters; real non-persistent buffers such as the RoPE tables), diffusers' layerwise casting is set up
-on that empty model, which gives every parameter its storage dtype by diffusers' own rules, and each
-checkpoint tensor then goes through
+Why not `from_pretrained` + peft (lora.apply_lora) + layerwise casting: that path holds the whole bf16 DiT
+(32.2 GiB) before a single weight is cast, so `--weights-dtype fp8` needed 36 GiB of host RAM to end up with
+a 17 GiB model; and in host RAM (`--offload blocks`) safetensors' tensors are views of a private mapping of
+the checkpoint, so peft's in-place fuse turns them into copy-on-write pages that stay allocated as long as any
+other tensor of the shard is alive -- after they were pinned, too (measured: `make bench-load`). Here the
+model is first built without weights (meta parameters; real non-persistent buffers such as the RoPE
+tables), diffusers' layerwise casting is set up on that empty model when FP8 is asked for, which gives every
+parameter its storage dtype by diffusers' own rules, and each checkpoint tensor then goes through
 
-    read (bf16 from the file) -> dtype from_pretrained would give it (bf16, or fp32 for the modules the
-    class keeps in fp32) -> + every LoRA delta, in order -> storage dtype (fp8 for cast Linears) -> home
+    read (a view of the mapped file) -> dtype from_pretrained would give it (bf16, or fp32 for the modules
+    the class keeps in fp32) -> + every LoRA delta, in order, on the `work` device (a new tensor) ->
+    storage dtype (fp8 for cast Linears) -> home
 
-so at most one tensor, in its bf16 and fused forms, exists beside the finished part of the model
-(footprint._host_phases: `load`). The result is the same tensors, bit for bit, that the bf16 path followed
-by runtime.cast_blocks_fp8 produces (tests/test_dit_stream.py compares every parameter and buffer).
+so at most one tensor, in its read and fused forms, exists beside the finished part of the model
+(footprint._host_phases: `load`). The result is the same tensors, bit for bit, that from_pretrained + peft
+fuse (+ runtime.cast_blocks_fp8) produce on the CPU (tests/test_dit_stream.py compares every parameter and
+buffer). Tensors that need no change stay views of the mapped file: clean, file-backed pages.
 
 The LoRA delta is peft's arithmetic on the CPU: (B @ A) in fp32 times the scale, rounded to the weight's
 dtype, then added in that dtype; A and B are first rounded to the model dtype, as lora.apply_lora does.

@@ -70,10 +70,10 @@ PINNED_POW2 = False
 # tensors one at a time before that (diffusers then reuses the pinned storage): the transient is one tensor,
 # the largest being a 5120x13824 FFN weight (dim x ffn_dim in bf16, computed from the table).
 PIN_WHILE_PAGEABLE = False
-# `none` + bf16: the DiT (from_pretrained(device_map=cuda), shard by shard) and umT5 load straight into GPU
-# memory instead of being materialised on the host first. VAE and CLIP still load on the CPU and are moved,
-# one after the other. Not modelled: diffusers reads one checkpoint shard at a time on the CPU
-# (safetensors load_file, a file mapping: page cache the kernel can reclaim) before copying it to the GPU.
+# `none`: the DiT (dit_stream.load_dit with the GPU as home, tensor by tensor) and umT5 (from_pretrained with
+# device_map) load straight into GPU memory instead of being materialised on the host first. VAE and CLIP
+# still load on the CPU and are moved, one after the other. Not modelled: the checkpoint's file mapping
+# (page cache the kernel can reclaim) that each tensor is read from.
 LOAD_VIA_HOST_BF16 = False
 # FP8 (either offload mode): the DiT used to be materialised in bf16 on the host, its LoRA fused there and the
 # Linears cast afterwards, so the whole bf16 DiT was on the host at the start of the cast. dit_stream.load_dit
@@ -83,8 +83,8 @@ FP8_CAST_ON_HOST = False
 # `blocks` + FP8: CLIP would be offloaded like the VAE (1.2 GiB of host RAM for the whole run); it stays on the
 # GPU instead (clip_resident says why).
 CLIP_OFFLOADED = False
-# The EverAnimate LoRA is read whole (bf16, rank 32: 0.29 GiB) while the DiT's weights are fused with it
-# (an upper bound: dit_stream frees each pair once fused).
+# The EverAnimate LoRA is read whole (bf16, rank 32: 0.29 GiB) before the DiT's weights are fused with it;
+# dit_stream frees each pair once fused.
 LORA_RANK = 32  # the released files (spec §5.2)
 
 # --- speed ---------------------------------------------------------------------------------------
@@ -204,9 +204,9 @@ def _host_phases(tab: dict, offload: str, wd: str) -> dict:
     load:   models.load_models loads the VAE, then CLIP, then the DiT. `none`: VAE and CLIP each pass through
             the host; the DiT does not (bf16: device_map; FP8: dit_stream, one tensor at a time) unless a
             switch says so; the LoRA file is held while the DiT's weights are fused. `blocks`: the VAE stays
-            (offloaded), CLIP passes through to the GPU or stays (clip_resident); the DiT in its host
-            dtype (bf16 as loaded, or FP8 as streamed) plus the LoRA while fusing, then while pinning one
-            tensor (or the whole pinned copy: PIN_WHILE_PAGEABLE).
+            (offloaded), CLIP passes through to the GPU or stays (clip_resident); the DiT in its storage
+            dtype as streamed, one tensor in flight (the LoRA is freed pair by pair as it is fused), then
+            while pinning one tensor (or the whole pinned copy: PIN_WHILE_PAGEABLE).
     run:    `blocks`: the streamed groups' pinned copies (exact, or per-tensor powers of two: PINNED_POW2),
             the unmatched group (pageable), the offloaded VAE (and CLIP unless clip_resident).
     """
@@ -214,8 +214,9 @@ def _host_phases(tab: dict, offload: str, wd: str) -> dict:
     dit_bf16, vae, clip, umt5 = w["dit"]["bf16"], w["vae"]["bf16"], w["clip"]["bf16"], w["umt5"]["bf16"]
     lora = lora_bytes(tab)
     largest = dit["dim"] * dit["ffn_dim"]  # elements of the largest DiT weight (an FFN matrix)
-    # FP8 streamed: one bf16 tensor as read plus its FP8 copy; the old path: the bf16 DiT, then cast in place
-    stream = 3 * largest
+    # dit_stream: one tensor in flight, as read (bf16) and as stored (its fused bf16 or FP8 copy); the fuse's
+    # fp32 product is on the GPU. The old FP8 path: the bf16 DiT, then cast in place (FP8_CAST_ON_HOST).
+    stream = (2 + (1 if wd == "fp8" else 2)) * largest
     fp8_via_bf16 = wd == "fp8" and FP8_CAST_ON_HOST
     if offload == "none":
         via_host = LOAD_VIA_HOST_BF16 or fp8_via_bf16
@@ -225,9 +226,10 @@ def _host_phases(tab: dict, offload: str, wd: str) -> dict:
     pinned = sum(v[f"pinned_{wd}" if PINNED_POW2 else wd] for k, v in g.items() if k != "unmatched")
     kept = vae + (0 if clip_resident(offload, wd) else clip)  # host-resident beside the DiT from its load on
     run = pinned + g["unmatched"][wd] + kept
-    as_loaded = dit_bf16 if wd == "bf16" or fp8_via_bf16 else w["dit"]["fp8"] + stream
+    # streamed, each LoRA pair is freed once fused: the LoRA shrinks as the DiT grows and is gone by the end
+    as_loaded = dit_bf16 + lora if fp8_via_bf16 else w["dit"][wd] + stream
     pinning = w["dit"][wd] + (pinned if PIN_WHILE_PAGEABLE else largest * (2 if wd == "bf16" else 1))
-    load = max(vae + clip, kept + as_loaded + lora, kept + pinning)
+    load = max(vae + clip, kept + as_loaded, kept + pinning)
     return {"prompt": umt5, "load": load, "run": run}
 
 

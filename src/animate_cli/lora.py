@@ -1,11 +1,11 @@
-"""EverAnimate LoRA loading: official key names -> diffusers module names -> peft -> fuse -> unload.
+"""EverAnimate LoRA files: official key names -> diffusers module names; and the peft route to fuse them.
 
 The released files use DiffSynth's WanModel names (`blocks.N.self_attn.q.lora_A.default.weight`).
 diffusers does not recognise them and, given them raw, silently loads nothing (spec §5.5). We
-rename every key ourselves, load the adapter with peft through diffusers, check that every tensor
-landed on a module, fuse at the requested scale and remove the peft layers again, leaving plain
-Linear layers with merged weights (what DiffSynth does with `alpha=1`).
-"""
+rename every key ourselves (`convert_keys`, used by dit_stream, which fuses each weight as it is
+read). `apply_lora` is the route diffusers users take -- load the adapter with peft, check that
+every tensor landed on a module, fuse at the requested scale, remove the peft layers -- kept as the
+reference dit_stream is tested against bit for bit (what DiffSynth does with `alpha=1`)."""
 
 from __future__ import annotations
 

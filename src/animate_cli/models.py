@@ -71,19 +71,19 @@ def _load(loader, base: Path, sub: str, **kw):
 def load_models(base: Path, loras: list[tuple[Path, float]], options: LoadOptions) -> Models:
     """Transformer (+ fused LoRAs), VAE and CLIP vision encoder, set up as `options` says.
 
-    Resident models go to the device (an FP8 DiT tensor by tensor, fused and cast on the way: dit_stream);
-    offloaded ones (`blocks`: the DiT, the VAE, CLIP with bf16) stay in host memory, where group offloading keeps them. Then `runtime.prepare`: FP8
-    hooks (already set up by dit_stream), offload (or move), attention, compile.
+    Resident models go to the device (the DiT tensor by tensor, fused and cast on the way: dit_stream);
+    offloaded ones (`blocks`: the DiT, the VAE, CLIP with bf16) stay in host memory, where group
+    offloading keeps them. Then `runtime.prepare`: FP8 hooks (already set up by dit_stream), offload
+    (or move), attention, compile.
     """
     import torch
-    from diffusers import AutoencoderKLWan, WanAnimateTransformer3DModel
+    from diffusers import AutoencoderKLWan
     from transformers import CLIPVisionModel
 
     from animate_cli import parallel, runtime
     from animate_cli.device import torch_dtype
     from animate_cli.dit_stream import load_dit
     from animate_cli.footprint import clip_resident
-    from animate_cli.lora import apply_lora
 
     dt = torch_dtype(options.dtype)
     dev = torch.device(options.device)
@@ -93,21 +93,14 @@ def load_models(base: Path, loras: list[tuple[Path, float]], options: LoadOption
     clip_home = dev if clip_resident(options.offload, options.weights_dtype) else home
     vae = _load(AutoencoderKLWan, base, "vae", torch_dtype=dt).to(home).eval().requires_grad_(False)
     clip = _load(CLIPVisionModel, base, "image_encoder", torch_dtype=dt).to(clip_home).eval().requires_grad_(False)
-    # Where the DiT is materialised (host RAM is the scarce resource, footprint._host_phases models this).
-    # FP8: built tensor by tensor (dit_stream), each weight fused with its LoRA and cast as it is read, on its
-    # way to `home`: neither host nor GPU ever holds the bf16 DiT. bf16 resident on CUDA: from_pretrained with
-    # device_map loads shard by shard straight into GPU memory, and peft fuses the LoRA there. bf16 offloaded:
-    # the bf16 DiT is what group offloading keeps in host RAM anyway.
-    if options.weights_dtype == "fp8":
-        transformer, patched = load_dit(base, loras, dt, fp8=True, home=home, work=dev)
-        transformer = transformer.to(home)  # the non-persistent buffers (RoPE tables) were built on the CPU
-    else:
-        kw = {"device_map": dev} if home.type == "cuda" else {}
-        transformer = _load(WanAnimateTransformer3DModel, base, "transformer", torch_dtype=dt, **kw)
-        transformer = transformer.to(home).eval()
-        patched = 0
-        for i, (path, scale) in enumerate(loras):
-            patched += apply_lora(transformer, path, scale, adapter_name=f"lora{i}")
+    # The DiT is built tensor by tensor from its checkpoint (dit_stream), each weight fused with its LoRAs on
+    # the compute device and stored in its storage dtype on its way to `home`: the GPU for a resident model
+    # (the host never holds it), host RAM for an offloaded one (where group offloading keeps it). Neither
+    # host nor GPU ever holds the bf16 DiT of an FP8 run, and every mode fuses with the same arithmetic, so
+    # `--offload` never changes the weights. (from_pretrained + peft, lora.apply_lora, would also leave the
+    # fused weights as copy-on-write pages of the mapped checkpoint, which are not freed once pinned.)
+    transformer, patched = load_dit(base, loras, dt, fp8=options.weights_dtype == "fp8", home=home, work=dev)
+    transformer = transformer.to(home)  # the non-persistent buffers (RoPE tables) were built on the CPU
     transformer.requires_grad_(False)
     # Several ranks (torchrun / --gpus N): split each DiT step (parallel.py); a no-op for one process. Before
     # runtime.prepare, so the attention backend it sets is checked against context parallelism by diffusers.

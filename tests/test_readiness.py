@@ -33,6 +33,17 @@ def test_dry_run_without_weights_plans_then_lists_blockers(media_dir, tmp_path, 
     assert items["disk"]["status"] == "ok" and items["disk"]["detail"]["state_bytes"] > 42 * R.state_bytes_per_chunk(
         832, 480, "bf16"
     )
+    # no GPU seen: the GPU it asks for is the least the flags allow (--offload blocks), not the resident 41 GiB
+    least = min(m["gpu_gib"] for m in out["plan"]["memory_modes"] if m["weights_dtype"] == "bf16")
+    assert least < 10 and items["gpu"]["fix"].startswith(f"run on a machine with an NVIDIA GPU with ~{least:.0f} GiB free")
+    r = dry_run(media_dir, tmp_path / "no-weights", tmp_path / "o.mp4", "--json", "--offload", "none", "--weights-dtype", "fp8")
+    fp8_none = next(
+        m["gpu_gib"]
+        for m in json.loads(r.stdout)["plan"]["memory_modes"]
+        if m["offload"] == "none" and m["weights_dtype"] == "fp8"
+    )
+    gpu = next(i for i in json.loads(r.stdout)["readiness"] if i["name"] == "gpu")
+    assert f"with ~{fp8_none:.0f} GiB free" in gpu["fix"]
     human = dry_run(media_dir, tmp_path / "no-weights", tmp_path / "o.mp4")
     assert human.exit_code == 4 and human.stdout == ""
     err = human.stderr

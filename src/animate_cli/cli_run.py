@@ -226,9 +226,12 @@ def _readiness(cfg: C.RunConfig, plan_dict: dict, auto_mode: dict) -> list:
     need = ("base", "lora") if cfg.pose_video else ("base", "lora", "pose")
     w = readiness.weights_item(cfg.weights_dir, cfg.resolution, need)
     tiny = w.ok and _is_tiny(Path(cfg.weights_dir) / weights.BASE_DIR)
-    chosen = next((m for m in plan_dict.get("memory_modes", [])
+    modes = plan_dict.get("memory_modes", [])
+    chosen = next((m for m in modes
                    if (m["offload"], m["weights_dtype"]) == (auto_mode["offload"], auto_mode["weights_dtype"])), None)  # fmt: skip
-    need = None if tiny else (chosen["gpu_gib"] if chosen else plan_dict["estimate"]["vram_gib"])
+    # No mode chosen (no GPU seen): the least the flags allow, so a 16 GB card is not told it needs 41 GiB.
+    allowed = [m["gpu_gib"] for m in modes if m["weights_dtype"] == cfg.weights_dtype and cfg.offload in ("auto", m["offload"])]
+    need = None if tiny else (chosen["gpu_gib"] if chosen else min(allowed, default=plan_dict["estimate"]["vram_gib"]))
     gpu = readiness.gpu_item(cfg.device, need, tiny, mode=None if tiny else auto_mode)
     disk = readiness.disk_item(cfg.out, cfg.resume_dir, cfg.width * (2 if cfg.side_by_side else 1), cfg.height, cfg.frames,
                                plan_dict["chunks"], cfg.dtype, extract_pose=cfg.pose_video is None)  # fmt: skip

@@ -22,8 +22,9 @@ model (no memory, no device time). The bf16 matmul peak is measured in the same 
 
 Memory/speed axes (issue 8): `--offload none,blocks`, `--weights-dtype bf16,fp8`, `--attention auto,sdpa,
 flash,sage` and `--compile` (each combination also compiled). The first combination runs the full
-report above; every other one is set up on freshly built models through `runtime.prepare` (the path
-`models.load_models` uses) and times one chunk at the first resolution: s/step and peak VRAM per
+report above; every other one is set up on freshly built models through `runtime.prepare` (as
+`models.load_models` does after loading; here the random DiT is built in bf16 and cast afterwards, with no
+LoRA, where the loader streams the checkpoint in already cast) and times one chunk at the first resolution: s/step and peak VRAM per
 combination in `combos`. A combination the machine cannot run (blocks or flash on a CPU, an
 uninstalled attention package) gets its error in its row.
 

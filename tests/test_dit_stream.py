@@ -162,13 +162,29 @@ def test_checkpoint_lacking_a_tensor_is_one_clear_error(base, tmp_path):
         dit_stream.load_dit(dst, [], torch.bfloat16, fp8=True, home=torch.device("cpu"))
 
 
-def test_checkpoint_with_a_foreign_tensor_is_one_clear_error(base, tmp_path):
+def test_checkpoint_with_a_foreign_tensor_loads_as_from_pretrained_does_unless_one_is_missing(base, tmp_path):
     dst = _copy_base(base, tmp_path)
     f = dst / "transformer" / dit_stream.SINGLE_FILE
     sd = load_file(str(f))
     sd["blocks.9.attn1.to_q.weight"] = torch.zeros(2, 2, dtype=torch.bfloat16)
     save_file(sd, str(f))
-    with pytest.raises(WeightsInvalidError, match="blocks.9.attn1.to_q.weight"):
+    model, _ = dit_stream.load_dit(dst, [], torch.bfloat16, fp8=True, home=torch.device("cpu"))  # skipped
+    assert "blocks.9.attn1.to_q.weight" not in model.state_dict()
+    sd.pop("blocks.0.ffn.net.0.proj.weight")  # renamed tensors: one missing, one foreign -> both named
+    save_file(sd, str(f))
+    with pytest.raises(WeightsInvalidError, match=r"lacks 1 tensors .* holds 1 the config does not \(first: blocks.9"):
+        dit_stream.load_dit(dst, [], torch.bfloat16, fp8=True, home=torch.device("cpu"))
+
+
+def test_malformed_index_and_config_are_one_clear_error(base, tmp_path):
+    dst = _copy_base(base, tmp_path)
+    (dst / "transformer" / dit_stream.INDEX_FILE).write_text(json.dumps({"weight_map": ["a", "b"]}))
+    with pytest.raises(WeightsInvalidError, match="weight_map is not a map"):
+        dit_stream.load_dit(dst, [], torch.bfloat16, fp8=True, home=torch.device("cpu"))
+    (dst / "transformer" / dit_stream.INDEX_FILE).unlink()
+    cfg = json.loads((dst / "transformer" / "config.json").read_text())
+    (dst / "transformer" / "config.json").write_text(json.dumps({**cfg, "num_attention_heads": "x"}))
+    with pytest.raises(WeightsInvalidError, match="cannot build the transformer from"):
         dit_stream.load_dit(dst, [], torch.bfloat16, fp8=True, home=torch.device("cpu"))
 
 
@@ -205,7 +221,7 @@ def test_lora_that_does_not_fit_is_one_clear_error(base, tmp_path):
     wide = tmp_path / "wide.safetensors"  # right module, wrong width (a LoRA for another model size)
     save_file({"blocks.0.self_attn.q.lora_A.default.weight": torch.zeros(2, 48),
                "blocks.0.self_attn.q.lora_B.default.weight": torch.zeros(48, 2)}, str(wide))  # fmt: skip
-    with pytest.raises(WeightsInvalidError, match="does not fit a weight"):
+    with pytest.raises(WeightsInvalidError, match=r"does not fit blocks.0.attn1.to_q.weight of shape \(24, 24\)"):
         dit_stream.load_dit(base / "base", [(wide, 1.0)], torch.bfloat16, fp8=True, home=torch.device("cpu"))
     half = tmp_path / "half.safetensors"
     save_file({"blocks.0.self_attn.q.lora_A.default.weight": torch.zeros(2, 24)}, str(half))

@@ -341,6 +341,16 @@ def test_resume_fingerprint_counts_weights_dtype_not_offload_or_compile(resident
         pipeline.run(replace(cfg, overwrite=True, weights_dtype="fp8"))
 
 
+def test_resume_refuses_fp8_chunks_made_with_another_fp8_scope(media_dir, tiny_weights, tmp_path, monkeypatch):
+    """FP8 chunks saved when FP8 covered the blocks only (before the face adapters) are not mixed with new ones."""
+    cfg = make_cfg(media_dir, tiny_weights, tmp_path / "f.mp4", frames=40, weights_dtype="fp8")  # one chunk
+    monkeypatch.setattr(runtime, "FP8_SKIP_PATTERN", r"^(?!blocks\b)\w")  # the earlier scope
+    pipeline.run(cfg)
+    monkeypatch.undo()
+    with pytest.raises(ResumeMismatchError, match="weights_dtype"):
+        pipeline.run(dataclasses.replace(cfg, overwrite=True))
+
+
 # --- bad flag values: exit 2, one line, no traceback --------------------------------------------------
 @pytest.mark.parametrize(
     ("flags", "text"),

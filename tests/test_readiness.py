@@ -36,6 +36,8 @@ def test_dry_run_without_weights_plans_then_lists_blockers(media_dir, tmp_path, 
     # no GPU seen: the GPU it asks for is the least the flags allow (--offload blocks), not the resident 41 GiB
     least = min(m["gpu_gib"] for m in out["plan"]["memory_modes"] if m["weights_dtype"] == "bf16")
     assert least < 10 and items["gpu"]["fix"].startswith(f"run on a machine with an NVIDIA GPU with ~{least:.0f} GiB free")
+    host = next(m["host_gib"] for m in out["plan"]["memory_modes"] if m["gpu_gib"] == least)
+    assert f"(and ~{host:.0f} GiB of host RAM)" in items["gpu"]["fix"]
     r = dry_run(media_dir, tmp_path / "no-weights", tmp_path / "o.mp4", "--json", "--offload", "none", "--weights-dtype", "fp8")
     fp8_none = next(
         m["gpu_gib"]

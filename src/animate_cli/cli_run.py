@@ -230,9 +230,11 @@ def _readiness(cfg: C.RunConfig, plan_dict: dict, auto_mode: dict) -> list:
     chosen = next((m for m in modes
                    if (m["offload"], m["weights_dtype"]) == (auto_mode["offload"], auto_mode["weights_dtype"])), None)  # fmt: skip
     # No mode chosen (no GPU seen): the least the flags allow, so a 16 GB card is not told it needs 41 GiB.
-    allowed = [m["gpu_gib"] for m in modes if m["weights_dtype"] == cfg.weights_dtype and cfg.offload in ("auto", m["offload"])]
-    need = None if tiny else (chosen["gpu_gib"] if chosen else min(allowed, default=plan_dict["estimate"]["vram_gib"]))
-    gpu = readiness.gpu_item(cfg.device, need, tiny, mode=None if tiny else auto_mode)
+    allowed = [m for m in modes if m["weights_dtype"] == cfg.weights_dtype and cfg.offload in ("auto", m["offload"])]
+    least = min(allowed, key=lambda m: m["gpu_gib"], default=None)
+    need = None if tiny else (chosen or least or {"gpu_gib": plan_dict["estimate"]["vram_gib"]})["gpu_gib"]
+    host = None if tiny or chosen or least is None else least["host_gib"]
+    gpu = readiness.gpu_item(cfg.device, need, tiny, mode=None if tiny else auto_mode, host_gib=host)
     disk = readiness.disk_item(cfg.out, cfg.resume_dir, cfg.width * (2 if cfg.side_by_side else 1), cfg.height, cfg.frames,
                                plan_dict["chunks"], cfg.dtype, extract_pose=cfg.pose_video is None)  # fmt: skip
     return [w, gpu, disk]
@@ -309,7 +311,8 @@ def run_cmd(
     weights_dtype: Annotated[
         str,
         typer.Option(
-            help="bf16 or fp8 (e4m3 storage of the DiT block weights; changes the output slightly).", rich_help_panel=SPEED
+            help="bf16 or fp8 (e4m3 storage of the DiT's block and face-adapter weights; changes the output slightly).",
+            rich_help_panel=SPEED,
         ),
     ] = "bf16",
     attention: Annotated[

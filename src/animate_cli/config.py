@@ -52,7 +52,7 @@ LORA_BY_RESOLUTION = {
 
 # --- memory and speed options (set up once, where the models are loaded: models.load_models) ----
 OFFLOAD_MODES = ("auto", "none", "blocks")  # auto: device.choose picks the fastest mode the memory model fits (footprint.py)
-WEIGHTS_DTYPES = ("bf16", "fp8")  # fp8: e4m3 storage of the DiT blocks' Linear weights, bf16 compute
+WEIGHTS_DTYPES = ("bf16", "fp8")  # fp8: e4m3 storage of the Linears of the DiT blocks and face adapters, bf16 compute
 ATTENTION_CHOICES = ("auto", "sdpa", "flash", "sage")  # auto: fastest *exact* backend installed, never sage
 
 WEIGHTS_ENV = "EVERANIMATE_WEIGHTS_DIR"

@@ -16,7 +16,8 @@ parameter its storage dtype by diffusers' own rules, and each checkpoint tensor 
 so at most one tensor, in its read and fused forms, exists beside the finished part of the model
 (footprint._host_phases: `load`). The result is the same tensors, bit for bit, that from_pretrained + peft
 fuse (+ runtime.cast_blocks_fp8) produce on the CPU (tests/test_dit_stream.py compares every parameter and
-buffer). Tensors that need no change stay views of the mapped file: clean, file-backed pages.
+buffer; on the GPU the fuse's fp32 product may round differently in the last bit). Tensors that need no
+change stay views of the mapped file: clean, file-backed pages.
 
 The LoRA delta is peft's arithmetic on the CPU: (B @ A) in fp32 times the scale, rounded to the weight's
 dtype, then added in that dtype; A and B are first rounded to the model dtype, as lora.apply_lora does.
@@ -49,9 +50,12 @@ def shard_files(folder: Path) -> list[Path]:
     index = folder / INDEX_FILE
     if index.is_file():
         try:
-            names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (ValueError, KeyError, TypeError) as e:
-            raise WeightsInvalidError(f"unreadable checkpoint index {index}: {e}") from None
+            weight_map = json.loads(index.read_text())["weight_map"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise WeightsInvalidError(f"unreadable checkpoint index {index}: {e!r}") from None
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise WeightsInvalidError(f"checkpoint index {index}: weight_map is not a map of tensor names to files")
+        names = sorted(set(weight_map.values()))
         missing = [n for n in names if not (folder / n).is_file()]
         if missing:
             raise WeightsInvalidError(f"{folder} lacks checkpoint shard {missing[0]}",
@@ -113,10 +117,12 @@ def _empty_model(folder: Path, dtype):
 
     try:
         config = WanAnimateTransformer3DModel.load_config(str(folder))
-    except (OSError, ValueError) as e:
-        raise WeightsInvalidError(f"cannot read {folder / 'config.json'}: {str(e).splitlines()[0]}") from None
-    with init_empty_weights(include_buffers=False):
-        model = WanAnimateTransformer3DModel.from_config(config)
+        with init_empty_weights(include_buffers=False):
+            model = WanAnimateTransformer3DModel.from_config(config)
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise WeightsInvalidError(f"cannot build the transformer from {folder / 'config.json'}: {first}",
+                                  hint="re-run `everanimate download-weights` to repair the folder") from None  # fmt: skip
     keep = list(model._keep_in_fp32_modules or [])
     for name, p in model.named_parameters():
         if p.is_floating_point():
@@ -143,7 +149,8 @@ def load_dit(base: Path, loras: list[tuple[Path, float]], dtype, *, fp8: bool, h
 
     dtype: compute dtype (torch.bfloat16 / float32). fp8: set up runtime.cast_blocks_fp8's layerwise casting
     and store those Linears in FP8 as they are read. home: device every tensor ends on (the GPU for a resident
-    model, the CPU for an offloaded one). work: device the LoRA fuse runs on (default: home).
+    model, the CPU for an offloaded one). work: device the LoRA fuse and the casts run on (default: home).
+    Checkpoint tensors the config has no place for are skipped, as from_pretrained skips them.
     Returns (model, number of LoRA-patched modules). Raises WeightsInvalidError on a checkpoint or LoRA that
     does not fit the config.
     """
@@ -164,6 +171,13 @@ def load_dit(base: Path, loras: list[tuple[Path, float]], dtype, *, fp8: bool, h
     if unknown:
         raise WeightsInvalidError(f"LoRA targets {unknown[0]}, which this transformer does not have",
                                   hint="the LoRA's key names do not match the Wan2.2-Animate transformer")  # fmt: skip
+    for name, ds in deltas.items():  # before reading GiB of checkpoint
+        for d in ds:
+            if (d.b.shape[0], d.a.shape[1]) != slots[name][1]:
+                raise WeightsInvalidError(f"a LoRA delta of shape {(d.b.shape[0], d.a.shape[1])} does not fit {name} "
+                                          f"of shape {slots[name][1]}",
+                                          hint="the LoRA was made for another model size")  # fmt: skip
+    extra = []  # tensors the model does not have: skipped, as from_pretrained does (named if any is missing)
     work = torch.device(work or home)
     with torch.no_grad():
         for path in files:
@@ -175,24 +189,29 @@ def load_dit(base: Path, loras: list[tuple[Path, float]], dtype, *, fp8: bool, h
             with handle:
                 for key in handle.keys():  # noqa: SIM118 (a safetensors handle, not a dict)
                     if key not in slots:
-                        if any(re.search(p, key) for p in ignored):  # as from_pretrained filters them
-                            continue
-                        raise WeightsInvalidError(f"{path.name} holds {key!r}, which this transformer does not have",
-                                                  hint="the transformer folder does not match its config.json")  # fmt: skip
+                        if not any(re.search(p, key) for p in ignored):  # from_pretrained's known extras
+                            extra.append(key)
+                        continue
                     storage, shape = slots[key]
                     t = handle.get_tensor(key)
                     if tuple(t.shape) != shape:
                         raise WeightsInvalidError(f"{path.name}: {key} has shape {tuple(t.shape)}, the config says {shape}",
                                                   hint="the transformer folder does not match its config.json")  # fmt: skip
                     if t.is_floating_point():
-                        t = t.to(_loaded_dtype(key, keep, dtype))
+                        loaded = _loaded_dtype(key, keep, dtype)
+                        if key in deltas or storage != t.dtype:  # arithmetic on the compute device
+                            t = t.to(work)
+                        t = t.to(loaded)
                         if key in deltas:
-                            t = fuse(t.to(work), deltas.pop(key))  # each LoRA pair is freed once fused
+                            t = fuse(t, deltas.pop(key))  # each LoRA pair is freed once fused
                         t = t.to(storage)
                     _assign(model, key, t.to(home))
                     del slots[key]
     missing = sorted(slots)  # every key is removed from `slots` as it is assigned
     if missing:
-        raise WeightsInvalidError(f"the transformer checkpoint lacks {len(missing)} tensors (first: {missing[0]})",
+        also = f"; it holds {len(extra)} the config does not (first: {extra[0]})" if extra else ""
+        raise WeightsInvalidError(f"the transformer checkpoint lacks {len(missing)} tensors (first: {missing[0]}){also}",
                                   hint="re-run `everanimate download-weights` to repair the folder")  # fmt: skip
+    for name, buf in list(model.named_buffers()):  # the non-persistent ones (RoPE tables) were built on the CPU
+        _assign(model, name, buf.to(home))
     return model, patched

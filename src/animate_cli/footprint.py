@@ -235,7 +235,7 @@ def _host_phases(tab: dict, offload: str, wd: str) -> dict:
 
 def _step_seconds(tab: dict, tokens: int, offload: str, wd: str) -> float:
     """Seconds of one DiT step: per-group compute (FLOPs at plan.ASSUMED_TFLOPS, plus the FP8->bf16 cast of
-    the block weights at HBM_GBPS) and, with offload, per-group H2D transfers; the stream prefetches group i+1
+    the FP8 Linears of blocks and face adapters at HBM_GBPS) and, with offload, per-group H2D transfers; the stream prefetches group i+1
     while group i computes, so a group costs max(compute_i, transfer_i+1). The unmatched group is moved
     synchronously, without the stream: on and off once per step at the pageable rate."""
     from animate_cli.plan import ASSUMED_TFLOPS

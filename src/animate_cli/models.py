@@ -1,7 +1,8 @@
 """Loading the Wan2.2-Animate components from a weights directory (diffusers layout).
 
-Everything is loaded with `from_pretrained(..., torch_dtype=...)` so the model's own fp32-kept
-modules stay fp32, and shapes always come from the saved config.json, never from constants here.
+The VAE, CLIP and umT5 are loaded with `from_pretrained(..., torch_dtype=...)` so the model's own
+fp32-kept modules stay fp32; the DiT is built tensor by tensor by dit_stream, which follows the same
+dtype rules. Shapes always come from the saved config.json, never from constants here.
 The text encoder is loaded only to encode the prompt once and is then dropped (umT5-XXL is
 10.6 GiB in bf16; keeping it would cost a 24 GB card the run).
 
@@ -89,7 +90,7 @@ def load_models(base: Path, loras: list[tuple[Path, float]], options: LoadOption
     dev = torch.device(options.device)
     home = dev if options.offload == "none" else torch.device("cpu")
     # VAE and CLIP first: each passes through host RAM on its way to the GPU before the DiT takes its share.
-    # With `blocks` the VAE is offloaded, CLIP only where footprint.clip_resident says (not with FP8).
+    # With `blocks` the VAE is offloaded; CLIP too with bf16 weights, resident with FP8 (footprint.clip_resident).
     clip_home = dev if clip_resident(options.offload, options.weights_dtype) else home
     vae = _load(AutoencoderKLWan, base, "vae", torch_dtype=dt).to(home).eval().requires_grad_(False)
     clip = _load(CLIPVisionModel, base, "image_encoder", torch_dtype=dt).to(clip_home).eval().requires_grad_(False)
@@ -100,7 +101,6 @@ def load_models(base: Path, loras: list[tuple[Path, float]], options: LoadOption
     # `--offload` never changes the weights. (from_pretrained + peft, lora.apply_lora, would also leave the
     # fused weights as copy-on-write pages of the mapped checkpoint, which are not freed once pinned.)
     transformer, patched = load_dit(base, loras, dt, fp8=options.weights_dtype == "fp8", home=home, work=dev)
-    transformer = transformer.to(home)  # the non-persistent buffers (RoPE tables) were built on the CPU
     transformer.requires_grad_(False)
     # Several ranks (torchrun / --gpus N): split each DiT step (parallel.py); a no-op for one process. Before
     # runtime.prepare, so the attention backend it sets is checked against context parallelism by diffusers.

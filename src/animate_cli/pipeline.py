@@ -166,7 +166,7 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
         reporter.log("warning: running the 14B model on the CPU; expect days per chunk")
     # Every memory/speed choice, resolved once; loading (models.py, runtime.py) is the only consumer.
     from animate_cli.models import LoadOptions
-    from animate_cli.runtime import APPROXIMATE_BACKENDS, resolve_attention
+    from animate_cli.runtime import APPROXIMATE_BACKENDS, FP8_SKIP_PATTERN, resolve_attention
 
     attention = resolve_attention(cfg.attention, dev.device, dev.dtype, _capability(dev.device))
     options = LoadOptions(device=dev.device, dtype=dev.dtype, offload=dev.offload, weights_dtype=dev.weights_dtype,
@@ -197,7 +197,8 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
             "size": [cfg.width, cfg.height], "steps": cfg.steps, "seed": cfg.seed, "prompt": cfg.prompt, "dtype": cfg.dtype,
             "device": dev.device.split(":")[0], "side_by_side": cfg.side_by_side, "weights": _weights_identity(paths.base, loras),
             "layout": [C.CHUNK_FRAMES, C.OVERLAP_FRAMES, C.ANCHORS, C.SHIFT, C.SEED_STRIDE, C.MEMORY_SEED_OFFSET],
-            "weights_dtype": cfg.weights_dtype,  # FP8 storage changes the frames; offload and compile do not
+            # FP8 storage changes the frames (and which layers it covers); offload and compile do not
+            "weights_dtype": cfg.weights_dtype if cfg.weights_dtype == "bf16" else f"fp8 skip {FP8_SKIP_PATTERN}",
             **({"attention": attention} if attention in APPROXIMATE_BACKENDS else {}),  # exact backends: same frames
         }  # fmt: skip
         if cfg.pose_video is not None:  # given, so their digests are known now

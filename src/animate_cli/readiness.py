@@ -81,11 +81,12 @@ Gpu = GpuInfo  # one nvidia-smi reader for the whole package: device.nvidia_smi_
 
 
 def gpu_item(device: str, need_gib: float | None, tiny: bool, query: Callable[[], list[Gpu] | None] = nvidia_smi_gpus,
-             mode: dict | None = None) -> Item:  # fmt: skip
+             mode: dict | None = None, host_gib: float | None = None) -> Item:  # fmt: skip
     """Which GPU a run would use and whether its free memory covers `need_gib` (None: no requirement).
 
     `mode` is device.memory_report's `auto_mode` for this GPU: the memory mode a real run would pick, or
     (offload None) why none fits, which makes the GPU a blocker (exit 5) like the real device check.
+    `host_gib`: the host RAM the mode behind `need_gib` needs, named when no GPU is visible.
     """
     if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
         return Item("gpu", False, f"--device {device!r} is not auto, cpu, cuda or cuda:N", exit_code=int(ExitCode.USAGE))
@@ -100,6 +101,7 @@ def gpu_item(device: str, need_gib: float | None, tiny: bool, query: Callable[[]
         if tiny and device == "auto":
             return Item("gpu", True, f"{seen}; tiny test weights run on the CPU")
         size = f" with ~{need_gib:.0f} GiB free" if need_gib is not None else ""
+        size += f" (and ~{host_gib:.0f} GiB of host RAM)" if need_gib is not None and host_gib is not None else ""
         return Item("gpu", False, seen, exit_code=int(ExitCode.DEVICE),
                     fix=f"run on a machine with an NVIDIA GPU{size}; --device cpu is for tiny test weights only")  # fmt: skip
     ordinal = cuda_ordinal(device)

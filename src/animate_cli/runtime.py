@@ -1,7 +1,7 @@
 """How the loaded models store weights and compute: FP8 storage, group offloading, attention backend,
 regional compile. Set up once, by `models.load_models` (and the GPU benchmark), in this order:
 
-    LoRA fused (models.py) -> FP8 layerwise casting -> group offloading -> attention backend -> compile
+    LoRA fused (dit_stream.py) -> FP8 layerwise casting -> group offloading -> attention backend -> compile
 
 LoRA first, because fusing into FP8 or offloaded weights would lose precision or fail (an FP8 DiT is
 fused and cast weight by weight as it is read, dit_stream.py, which sets the casting up on the empty

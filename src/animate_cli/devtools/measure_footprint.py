@@ -245,7 +245,8 @@ def offload_groups(model) -> list[tuple[str, list[str]]]:
 
 
 def weight_table(kind: str) -> dict:
-    """Bytes of a model's weights (bf16 as loaded; and with FP8 block linears for the DiT), per offload group,
+    """Bytes of a model's weights (bf16 as loaded; and, for the DiT, with the Linears
+    runtime.cast_blocks_fp8 casts in FP8), per offload group,
     with the pinned-host bytes of the streamed groups."""
     import torch
 

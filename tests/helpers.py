@@ -28,13 +28,11 @@ def chunk_latents(state_dir: Path, c: int):
     return load_chunk_latents(state_dir, c)
 
 
-def load_bench_gpu():
-    """benchmarks/bench_gpu.py as a module (it is a script, not part of the package)."""
+def load_benchmark(name: str):
+    """benchmarks/<name>.py as a module (the benchmarks are scripts, not part of the package)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(
-        "bench_gpu", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gpu.py"
-    )
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -8,12 +8,12 @@ import json
 import math
 
 import pytest
-from helpers import load_bench_gpu
+from helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    return load_bench_gpu()
+    return load_benchmark("bench_gpu")
 
 
 def test_full_config_flops_per_step(bench):

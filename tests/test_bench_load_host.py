@@ -3,22 +3,15 @@ term for the DiT, and the file-view accounting tells a clean mapped tensor from 
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+from helpers import load_benchmark
 
 from animate_cli import footprint
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location(
-        "bench_load_host", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_load_host.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("bench_load_host")
 
 
 CFG = {"num_attention_heads": 2, "attention_head_dim": 4, "ffn_dim": 16, "num_layers": 3}

@@ -12,7 +12,7 @@ import statistics
 
 import numpy as np
 import pytest
-from helpers import load_bench_gpu
+from helpers import load_benchmark
 
 pytestmark = pytest.mark.gpu
 
@@ -21,7 +21,7 @@ WIDTH, HEIGHT, STEPS = 832, 480, 2
 
 @pytest.fixture(scope="module")
 def bench():
-    return load_bench_gpu()
+    return load_benchmark("bench_gpu")
 
 
 def _chunk(bench, offload: str) -> dict:

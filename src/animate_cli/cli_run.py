@@ -232,7 +232,8 @@ def _readiness(cfg: C.RunConfig, plan_dict: dict, auto_mode: dict) -> list:
     # No mode chosen (no GPU seen): the least the flags allow, so a 16 GB card is not told it needs 41 GiB.
     allowed = [m for m in modes if m["weights_dtype"] == cfg.weights_dtype and cfg.offload in ("auto", m["offload"])]
     least = min(allowed, key=lambda m: m["gpu_gib"], default=None)
-    need = None if tiny else (chosen or least or {"gpu_gib": plan_dict["estimate"]["vram_gib"]})["gpu_gib"]
+    pick = chosen or least
+    need = None if tiny else (pick["gpu_gib"] if pick else plan_dict["estimate"]["vram_gib"])
     host = None if tiny or chosen or least is None else least["host_gib"]
     gpu = readiness.gpu_item(cfg.device, need, tiny, mode=None if tiny else auto_mode, host_gib=host)
     disk = readiness.disk_item(cfg.out, cfg.resume_dir, cfg.width * (2 if cfg.side_by_side else 1), cfg.height, cfg.frames,

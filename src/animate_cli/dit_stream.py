@@ -91,14 +91,12 @@ def lora_deltas(loras: list[tuple[Path, float]], dtype) -> tuple[dict[str, list[
 
 
 def fuse(weight, deltas: list[Delta]):
-    """weight + sum of the deltas, each added as peft merges on the CPU (fp32 product, rounded, then added)."""
+    """weight + sum of the deltas, each added as peft merges on the CPU (fp32 product, rounded, then added).
+    Shapes were checked by load_dit before the checkpoint was read."""
     import torch
 
     for d in deltas:
         a, b = d.a.to(weight.device, torch.float32), d.b.to(weight.device, torch.float32)
-        if (b.shape[0], a.shape[1]) != tuple(weight.shape):
-            raise WeightsInvalidError(f"a LoRA delta of shape {(b.shape[0], a.shape[1])} does not fit a weight of "
-                                      f"shape {tuple(weight.shape)}")  # fmt: skip
         weight = weight + ((b @ a) * d.scale).to(weight.dtype)
     return weight
 

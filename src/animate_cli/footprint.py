@@ -221,7 +221,7 @@ def _host_phases(tab: dict, offload: str, wd: str) -> dict:
     if offload == "none":
         via_host = LOAD_VIA_HOST_BF16 or fp8_via_bf16
         return {"prompt": umt5 if LOAD_VIA_HOST_BF16 else 0,
-                "load": max(vae, clip, (dit_bf16 if via_host else (stream if wd == "fp8" else 0)) + lora), "run": 0}  # fmt: skip
+                "load": max(vae, clip, (dit_bf16 if via_host else stream) + lora), "run": 0}  # fmt: skip
     g = _groups(tab)
     pinned = sum(v[f"pinned_{wd}" if PINNED_POW2 else wd] for k, v in g.items() if k != "unmatched")
     kept = vae + (0 if clip_resident(offload, wd) else clip)  # host-resident beside the DiT from its load on

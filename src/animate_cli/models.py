@@ -101,7 +101,6 @@ def load_models(base: Path, loras: list[tuple[Path, float]], options: LoadOption
     # `--offload` never changes the weights. (from_pretrained + peft, lora.apply_lora, would also leave the
     # fused weights as copy-on-write pages of the mapped checkpoint, which are not freed once pinned.)
     transformer, patched = load_dit(base, loras, dt, fp8=options.weights_dtype == "fp8", home=home, work=dev)
-    transformer.requires_grad_(False)
     # Several ranks (torchrun / --gpus N): split each DiT step (parallel.py); a no-op for one process. Before
     # runtime.prepare, so the attention backend it sets is checked against context parallelism by diffusers.
     parallel.enable_context_parallel(transformer)

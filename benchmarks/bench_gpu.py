@@ -113,7 +113,7 @@ def counted_flops(cfg: dict, width: int, height: int, face_frames: int = C.CHUNK
     from diffusers import WanAnimateTransformer3DModel
     from torch.utils.flop_counter import FlopCounterMode
 
-    from animate_cli.rollout import everanimate_layout
+    from animate_cli.rollout.denoise import everanimate_layout
 
     with torch.device("meta"):  # fp32 on meta: FLOPs do not depend on the dtype, and nothing is cast
         tr = WanAnimateTransformer3DModel(**cfg)
@@ -261,9 +261,10 @@ def build_models(kind: str, device, dtype) -> dict:
 # --- our rollout ---------------------------------------------------------------------------------
 def bench_ours(models: dict, width: int, height: int, steps: int, chunks: int, real_steps: int, device, dtype, text) -> dict:
     """Time `chunks` chunks of the real per-chunk code path at width x height; see the module docstring."""
-    from animate_cli import encode, memory
-    from animate_cli.decode import iter_decode_frames
-    from animate_cli.rollout import ChunkInputs, chunk_noise, denoise_chunk
+    from animate_cli.rollout import encode
+    from animate_cli.rollout import memory
+    from animate_cli.rollout.decode import iter_decode_frames
+    from animate_cli.rollout.denoise import ChunkInputs, chunk_noise, denoise_chunk
 
     tr, vae, clip = models["transformer"], models["vae"], models["clip"]
     face_size = tr.config.motion_encoder_size
@@ -437,9 +438,9 @@ def prepare_models(models: dict, combo: dict, device, dtype_name: str) -> dict:
     machine cannot run (blocks or flash on a CPU, an uninstalled attention package)."""
     import torch
 
-    from animate_cli import runtime
+    from animate_cli.models import runtime
     from animate_cli.errors import UsageError
-    from animate_cli.footprint import clip_resident
+    from animate_cli.models.footprint import clip_resident
     from animate_cli.models import LoadOptions
 
     if combo["offload"] == "blocks" and not _cuda(device):
@@ -671,7 +672,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 def predicted_rows(resolutions: list[str], combos: list[dict]) -> list[dict]:
     """footprint.predict for every (preset, offload, weights dtype) the run asks for: full-size 14B figures."""
-    from animate_cli import footprint
+    from animate_cli.models import footprint
 
     rows, seen = [], set()
     for r in resolutions:

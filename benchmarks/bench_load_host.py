@@ -122,8 +122,8 @@ def dit_bytes(base: Path) -> dict:
     from the checkpoint's config on an empty model (the same construction as dit_stream)."""
     import torch
 
-    from animate_cli import runtime
-    from animate_cli.dit_stream import _empty_model
+    from animate_cli.models import runtime
+    from animate_cli.models.dit_stream import _empty_model
 
     model, _ = _empty_model(base / "transformer", torch.bfloat16)
     bf16 = model_bytes(model)
@@ -151,7 +151,7 @@ def predicted_load(tab: dict, path: str) -> int:
     have no switch any more: the bf16 DiT plus the larger of the LoRA and one bf16 tensor being pinned."""
     from unittest import mock
 
-    from animate_cli import footprint
+    from animate_cli.models import footprint
 
     if path in ("bf16", "bf16-pin"):
         largest = tab["dit"]["dim"] * tab["dit"]["ffn_dim"]
@@ -235,7 +235,7 @@ def pin_streamed(model) -> str:
     pin_memory() is unavailable, so each gets a pageable copy the same way: a new storage, the old one dropped."""
     import torch
 
-    from animate_cli import runtime
+    from animate_cli.models import runtime
 
     tensors = list(runtime.streamed_tensors(model, getattr(model, "_group_offload_block_modules", None)))
     if torch.cuda.is_available():
@@ -254,8 +254,10 @@ def child(path: str, base: Path, lora: Path, sample_ms: float) -> dict:
     import torch
     from diffusers import WanAnimateTransformer3DModel
 
-    from animate_cli import dit_stream, runtime
-    from animate_cli.lora import apply_lora
+    from animate_cli.models import dit_stream
+
+    from animate_cli.models import runtime
+    from animate_cli.models.lora import apply_lora
     from animate_cli.models import _quiet_loaders
 
     _quiet_loaders()
@@ -359,7 +361,7 @@ def report(results: dict, predicted: dict, sizes: dict, lora_file: int, lora_mod
 
 
 def full_size_note() -> None:
-    from animate_cli import footprint
+    from animate_cli.models import footprint
 
     need = footprint.predict(832, 480, "blocks", "fp8")
     print(f"\nFull size, footprint.predict(832, 480, 'blocks', 'fp8'): host {need.host_gib} GiB "
@@ -386,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     bad = [p for p in paths if p not in PATHS]
     if bad or a.blocks < 1:
         ap.error(f"unknown path {bad[0]!r}" if bad else "--blocks must be at least 1")
-    from animate_cli import footprint
+    from animate_cli.models import footprint
 
     base, lora = ensure_checkpoint(a.dir, a.blocks)
     sizes = dit_bytes(base)

@@ -30,7 +30,7 @@ IDLE_MIB = 400
 
 def readme_tables() -> str:
     """Markdown: every mode's predicted needs at 480p/720p, and what `auto` runs on each card."""
-    from animate_cli import footprint as F
+    from animate_cli.models import footprint as F
 
     sizes = {"480p": C.RESOLUTIONS["480p"], "720p": C.RESOLUTIONS["720p"]}
     lines = ["| size | mode | peak VRAM | host RAM | DiT speed |", "|---|---|---|---|---|"]
@@ -54,7 +54,7 @@ def readme_tables() -> str:
 def loader_what_if() -> str:
     """Markdown: host RAM at 480p under the loader's old host-memory costs (footprint's switches), switched off
     one by one down to what the loader does now."""
-    from animate_cli import footprint as F
+    from animate_cli.models import footprint as F
 
     names = ("PINNED_POW2", "PIN_WHILE_PAGEABLE", "LOAD_VIA_HOST_BF16", "FP8_CAST_ON_HOST", "CLIP_OFFLOADED")
     saved = {n: getattr(F, n) for n in names}
@@ -80,7 +80,7 @@ def loader_what_if() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from animate_cli import footprint
+    from animate_cli.models import footprint
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=footprint.TABLE_PATH)

@@ -23,7 +23,7 @@ def frames_of(path: Path) -> np.ndarray:
 
 
 def chunk_latents(state_dir: Path, c: int):
-    from animate_cli.resume import load_chunk_latents
+    from animate_cli.rollout.resume import load_chunk_latents
 
     return load_chunk_latents(state_dir, c)
 

@@ -66,7 +66,7 @@ def test_tiny_cpu_run_writes_a_complete_report(bench, tmp_path):
     )
     assert all("needs a CUDA device" in rows[("blocks", w)]["error"] for w in ("bf16", "fp8"))
     # without a GPU it still reports the memory model's full-size prediction for every combination
-    from animate_cli import footprint
+    from animate_cli.models import footprint
 
     pred = {(p["offload"], p["weights_dtype"]): p for p in r["predicted"] if p["resolution"] == "480p"}
     assert list(pred) == list(rows)

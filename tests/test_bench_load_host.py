@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from helpers import load_benchmark
 
-from animate_cli import footprint
+from animate_cli.models import footprint
 
 
 @pytest.fixture(scope="module")

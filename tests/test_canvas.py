@@ -1,12 +1,12 @@
 """The canvas follows the reference (multiple-of-16, ~preset pixels), --fit for a forced --size, and the
-driving person placed by their extent over the clip (animate_cli.canvas is pure numpy)."""
+driving person placed by their extent over the clip (animate_cli.media.canvas is pure numpy)."""
 
 import math
 
 import numpy as np
 import pytest
 
-from animate_cli import canvas as CV
+from animate_cli.media import canvas as CV
 
 P480, P720 = (832, 480), (1280, 720)
 

@@ -78,7 +78,7 @@ def test_fit_image_modes():
 
 
 def test_extract_pose_with_a_reference_uses_runs_canvas(tmp_path):
-    from animate_cli.cli_pose import choose_size
+    from animate_cli.cli.pose import choose_size
     from animate_cli.pose.stage import cache_key  # noqa: F401  (the size is part of PoseSettings, hence the key)
 
     ref = photo(tmp_path / "phone.png", 1080, 1920)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from animate_cli import footprint as F
+from animate_cli.models import footprint as F
 from animate_cli.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -221,7 +221,7 @@ def fake_cuda(monkeypatch):
 
 
 def test_device_choice_resolves_the_mode(fake_cuda):
-    from animate_cli.device import choose
+    from animate_cli.models.device import choose
 
     fake_cuda(24)
     dev = choose("cuda", "bf16", allow_cpu=False, size=(832, 480), host_gib=125.0)
@@ -236,7 +236,8 @@ def test_device_choice_resolves_the_mode(fake_cuda):
 
 def test_exit_5_lists_every_mode_against_the_machine(fake_cuda, monkeypatch, media_dir, tiny_weights, tmp_path):
     """Through the real CLI: tiny weights made to look full-size, a 16 GB card, 29 GiB of available RAM."""
-    from animate_cli import device, pipeline
+    from animate_cli.models import device
+    from animate_cli.runner import pipeline
 
     fake_cuda(16)
     monkeypatch.setattr(pipeline, "_is_tiny", lambda base: False)
@@ -255,7 +256,7 @@ def test_exit_5_lists_every_mode_against_the_machine(fake_cuda, monkeypatch, med
 
 
 def test_meminfo_and_nvidia_smi_parsing(tmp_path, monkeypatch):
-    from animate_cli import device
+    from animate_cli.models import device
 
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal:       65536000 kB\nMemFree:         1000 kB\nMemAvailable:   62914560 kB\n")

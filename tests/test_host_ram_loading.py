@@ -12,7 +12,11 @@ import pytest
 import torch
 from torch.multiprocessing.reductions import StorageWeakRef
 
-from animate_cli import dit_stream, models, runtime
+from animate_cli import models
+
+from animate_cli.models import dit_stream
+
+from animate_cli.models import runtime
 from animate_cli.models import LoadOptions
 
 

@@ -21,7 +21,11 @@ import numpy as np
 import pytest
 from helpers import frames_of, make_cfg
 
-from animate_cli import locks, media, pipeline
+from animate_cli import media
+
+from animate_cli.media import locks
+
+from animate_cli.runner import pipeline
 from animate_cli.errors import ExitCode, FolderBusyError
 
 HOST = socket.gethostname()

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from animate_cli.cli import app
-from animate_cli.guard import same_file
+from animate_cli.media.guard import same_file
 
 ENV = {"COLUMNS": "300", "NO_COLOR": "1"}
 

@@ -31,9 +31,9 @@ def _chunk(bench, offload: str) -> dict:
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
     from animate_cli import config as C
-    from animate_cli import encode
-    from animate_cli.decode import iter_decode_frames
-    from animate_cli.rollout import ChunkInputs, chunk_noise, denoise_chunk
+    from animate_cli.rollout import encode
+    from animate_cli.rollout.decode import iter_decode_frames
+    from animate_cli.rollout.denoise import ChunkInputs, chunk_noise, denoise_chunk
 
     dev, dt = "cuda:0", torch.bfloat16
     # 4 blocks at full width; a face adapter every 2nd block so that 2 of them run (the real model: every 5th).
@@ -86,7 +86,7 @@ def test_blocks_offload_equals_resident_on_a_full_width_model(bench):
     assert torch.equal(resident["latents"], offloaded["latents"])
     assert np.array_equal(resident["frames"], offloaded["frames"])
     assert offloaded["peak"] < resident["peak"]  # only the running block and the prefetched next one are on the GPU
-    from animate_cli import footprint
+    from animate_cli.models import footprint
 
     need = footprint.predict(WIDTH, HEIGHT, "blocks", "bf16")
     predicted = max(v for k, v in need.phases.items() if k != "prompt")  # this chunk runs no umT5

@@ -24,7 +24,11 @@ import torch
 from helpers import SIZE, make_cfg
 from typer.testing import CliRunner
 
-from animate_cli import multigpu, parallel, pipeline
+from animate_cli.runner import multigpu
+
+from animate_cli.models import parallel
+
+from animate_cli.runner import pipeline
 from animate_cli.cli import app
 from animate_cli.devtools.tiny_models import TRANSFORMER_CONFIG
 
@@ -68,7 +72,7 @@ def test_face_attention_on_shards_equals_full_sequence(shards):
 
 
 def _latents(out: Path, c: int):
-    from animate_cli.resume import load_chunk_latents
+    from animate_cli.rollout.resume import load_chunk_latents
 
     return load_chunk_latents(out.with_name(out.name + ".everanimate-state"), c)
 
@@ -78,7 +82,7 @@ def test_two_ranks_match_one_process_through_ctrl_c_and_resume(tiny_weights, med
     launcher) after chunk 0 and then resumed: same latents, same decoded frames."""
     from diffusers import AutoencoderKLWan
 
-    from animate_cli.decode import iter_decode_frames
+    from animate_cli.rollout.decode import iter_decode_frames
     from animate_cli.models import _load
 
     one = tmp_path / "one.mp4"

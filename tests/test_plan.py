@@ -3,7 +3,7 @@
 import pytest
 
 from animate_cli import config as C
-from animate_cli.plan import make_plan, num_chunks_for, pingpong
+from animate_cli.rollout.plan import make_plan, num_chunks_for, pingpong
 
 
 @pytest.mark.parametrize("frames,chunks", [(1, 1), (77, 1), (78, 2), (150, 2), (151, 3), (734, 10), (3000, 42)])

@@ -4,7 +4,7 @@ durations is in test_run_cli_errors.py)."""
 import numpy as np
 from conftest import write_video
 
-from animate_cli import pipeline
+from animate_cli.runner import pipeline
 
 
 def levels(n, size=64):

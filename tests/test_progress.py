@@ -7,9 +7,11 @@ import json
 from helpers import make_cfg
 from typer.testing import CliRunner
 
-from animate_cli import media, pipeline
+from animate_cli import media
+
+from animate_cli.runner import pipeline
 from animate_cli.cli import app
-from animate_cli.cli_common import JsonReporter
+from animate_cli.cli.common import JsonReporter
 from animate_cli.progress import StepClock, format_eta
 
 ENV = {"COLUMNS": "300", "NO_COLOR": "1"}
@@ -111,7 +113,7 @@ def test_progress_json_cli_stderr_is_only_events(tiny_weights, media_dir, tmp_pa
 def test_rich_progress_line_names_the_preview_and_the_eta(monkeypatch):
     from rich.console import Console
 
-    from animate_cli import cli_common
+    from animate_cli.cli import common as cli_common
 
     monkeypatch.setattr(cli_common, "err_console", lambda: Console(file=io.StringIO(), width=200))
     with cli_common.RichReporter() as reporter:

@@ -170,7 +170,7 @@ def test_two_people_crossing_in_real_footage(real, estimator):
 def test_portrait_phone_photo_with_a_landscape_driving_video(real, estimator, media_root=None):
     from PIL import Image
 
-    from animate_cli.canvas import canvas_size
+    from animate_cli.media.canvas import canvas_size
 
     d = out_dir(real, "portrait_photo_landscape_video")
     ball = media.load_image(real["media"]["basketball1.png"])
@@ -187,7 +187,7 @@ def test_portrait_phone_photo_with_a_landscape_driving_video(real, estimator, me
 
 
 def test_landscape_photo_with_a_portrait_driving_video(real, estimator):
-    from animate_cli.canvas import canvas_size
+    from animate_cli.media.canvas import canvas_size
 
     d = out_dir(real, "landscape_photo_portrait_video")
     w, h = canvas_size(548, 342, (832, 480))  # messi5.jpg

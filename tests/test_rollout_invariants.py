@@ -9,9 +9,12 @@ import torch
 from helpers import make_cfg
 
 from animate_cli import config as C
-from animate_cli import encode, models, pipeline, rollout
-from animate_cli.decode import iter_decode_frames
-from animate_cli.resume import load_chunk_latents
+from animate_cli import models
+from animate_cli.rollout import encode
+from animate_cli.runner import pipeline
+from animate_cli.rollout import denoise
+from animate_cli.rollout.decode import iter_decode_frames
+from animate_cli.rollout.resume import load_chunk_latents
 
 STEPS = 2
 
@@ -23,7 +26,7 @@ def trace(tiny_weights, media_dir, tmp_path_factory):
     real_load, real_prompt, real_noise, real_clip = (
         models.load_models,
         models.encode_prompt,
-        rollout.chunk_noise,
+        denoise.chunk_noise,
         encode.clip_embed,
     )
 
@@ -69,7 +72,7 @@ def trace(tiny_weights, media_dir, tmp_path_factory):
 
     mp.setattr(models, "load_models", load)
     mp.setattr(models, "encode_prompt", prompt)
-    mp.setattr(rollout, "chunk_noise", noise)
+    mp.setattr(denoise, "chunk_noise", noise)
     mp.setattr(encode, "clip_embed", clip)
     out = tmp_path_factory.mktemp("inv") / "inv.mp4"
     cfg = make_cfg(media_dir, tiny_weights, out, frames=160, ref_views=(media_dir / "view1.png",), steps=STEPS)
@@ -135,13 +138,13 @@ def test_pose_only_on_generated_slots_and_k_zero_face_frames(trace, tiny_weights
 
 
 def test_timesteps_sigmas_and_noise_seeds(trace):
-    sig = rollout.flow_sigmas(STEPS, C.SHIFT)
+    sig = denoise.flow_sigmas(STEPS, C.SHIFT)
     got = [float(call["timestep"][0]) for call in trace["dit"][:STEPS]]
     want = [float(torch.tensor(1000 * s).to(torch.bfloat16).float()) for s in sig[:STEPS]]
     assert got == want
     assert sig[0] == 1.0 and abs(sig[1] - 5 * 0.5 / (1 + 4 * 0.5)) < 1e-12
     assert trace["seeds"] == [0, 42, 84]
-    twenty = rollout.flow_sigmas(20)
+    twenty = denoise.flow_sigmas(20)
     assert [round(s, 5) for s in twenty[:3]] == [1.0, 0.98958, 0.97826] and round(twenty[19], 5) == 0.20833
 
 

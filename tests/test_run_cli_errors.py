@@ -134,7 +134,7 @@ def test_cuda_requested_without_cuda(base_args, monkeypatch):
 def test_not_enough_gpu_memory_names_the_numbers(monkeypatch):
     import torch
 
-    from animate_cli.device import choose
+    from animate_cli.models.device import choose
     from animate_cli.errors import DeviceError
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -181,7 +181,7 @@ def test_help_is_light():
 
 
 def test_ctrl_c_exits_130_without_traceback(base_args, monkeypatch):
-    from animate_cli import pipeline
+    from animate_cli.runner import pipeline
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt

@@ -14,7 +14,9 @@ import pytest
 import torch
 from helpers import frames_of, make_cfg
 
-from animate_cli import media, pipeline
+from animate_cli import media
+
+from animate_cli.runner import pipeline
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from animate_cli import weights as W
-from animate_cli.weights_convert import convert_shard, write_index
+from animate_cli.weights.convert import convert_shard, write_index
 
 TINY = {
     "patch_size": (1, 2, 2),

@@ -1,6 +1,6 @@
 """Measure the GPU memory of every stage of a run by executing the real modules at full size on fake
 tensors (torch FakeTensorMode): shapes, dtypes and storages exist, data does not, so a 14B model and a
-37k-token DiT step cost seconds of CPU and no memory. Produces the table `animate_cli.footprint` ships
+37k-token DiT step cost seconds of CPU and no memory. Produces the table `animate_cli.models.footprint` ships
 (`scripts/make_footprint_table.py` writes src/animate_cli/footprint_table.json).
 
 What is measured (fake CPU tensors, see FAKE_DEVICE; only fake tensors are counted, so the real uint8
@@ -208,7 +208,7 @@ def _fp8_names(kind: str) -> set[str]:
     casting with our skip pattern) casts, read off a meta model it was applied to."""
     import torch
 
-    from animate_cli.runtime import cast_blocks_fp8
+    from animate_cli.models.runtime import cast_blocks_fp8
 
     model = meta_model(kind)
     cast_blocks_fp8(model, torch.bfloat16)
@@ -303,7 +303,7 @@ def dit_step(tr, width: int, height: int, order: list | None = None) -> Peak:
     (K = 4 anchors, a motion latent), 77 face frames. Appends the executed group order to `order`."""
     import torch
 
-    from animate_cli.rollout import ChunkInputs, denoise_chunk
+    from animate_cli.rollout.denoise import ChunkInputs, denoise_chunk
 
     h, w = height // C.VAE_STRIDE_S, width // C.VAE_STRIDE_S
     s = tr.config.motion_encoder_size
@@ -331,7 +331,7 @@ def dit_step(tr, width: int, height: int, order: list | None = None) -> Peak:
 
 def vae_encode_pose(vae, width: int, height: int) -> Peak:
     """Peak activation bytes of encode.vae_encode on one chunk's 77 pose frames."""
-    from animate_cli.encode import vae_encode
+    from animate_cli.rollout.encode import vae_encode
 
     frames = np.zeros((C.CHUNK_FRAMES, height, width, 3), np.uint8)
     with measuring() as mem:
@@ -344,7 +344,7 @@ def decode(vae, width: int, height: int) -> Peak:
     of decode.to_uint8 (float, scale, clamp, uint8) applied to each piece before it goes to the host."""
     import torch
 
-    from animate_cli.decode import iter_decode_pixels
+    from animate_cli.rollout.decode import iter_decode_pixels
 
     h, w = height // C.VAE_STRIDE_S, width // C.VAE_STRIDE_S
     with measuring() as mem:
@@ -357,7 +357,7 @@ def decode(vae, width: int, height: int) -> Peak:
 
 def clip(image_encoder, width: int, height: int) -> Peak:
     """Peak activation bytes of encode.clip_embed on one W x H frame."""
-    from animate_cli.encode import clip_embed
+    from animate_cli.rollout.encode import clip_embed
 
     with measuring() as mem:
         clip_embed(image_encoder, np.zeros((height, width, 3), np.uint8))

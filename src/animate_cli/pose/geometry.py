@@ -7,7 +7,7 @@ as many times as it is used (0, 1 or more).
 
 Space: the pose is drawn at the source resolution, as Wan does, and then placed on the output canvas:
 by default (`person_fit`) scaled and moved so the driving person's extent over the whole clip stays
-inside the canvas (animate_cli.canvas.person_placement); `center_crop_fit` is the blind centre crop of
+inside the canvas (animate_cli.media.canvas.person_placement); `center_crop_fit` is the blind centre crop of
 `media.center_crop_resize` (DiffSynth's crop_and_resize), kept as the "crop" setting.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from animate_cli.canvas import Placement, person_extent, person_placement
+from animate_cli.media.canvas import Placement, person_extent, person_placement
 
 
 def output_frame_count(n_in: int, fps_in: float, fps_out: float) -> int:

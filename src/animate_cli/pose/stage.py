@@ -26,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from animate_cli import locks, media
+from animate_cli import media
+
+from animate_cli.media import locks
 from animate_cli.errors import BadInputError, NoPersonDetectedError, OutputExistsError, UsageError
 from animate_cli.pose import keypoints as K
 from animate_cli.pose.estimator import PoseEstimator, default_threshold_rule, file_sha256

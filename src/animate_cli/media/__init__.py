@@ -184,8 +184,8 @@ def center_crop_resize(frame: np.ndarray, width: int, height: int) -> np.ndarray
 
 def fit_image(frame: np.ndarray, width: int, height: int, fit: str) -> np.ndarray:
     """The reference (or a view) on the canvas: stretch, crop (centre, as center_crop_resize) or pad (whole
-    picture, centred, black bars like Wan's padding_resize). Boxes from animate_cli.canvas."""
-    from animate_cli import canvas
+    picture, centred, black bars like Wan's padding_resize). Boxes from animate_cli.media.canvas."""
+    from animate_cli.media import canvas
 
     if fit == "stretch":
         return resize(frame, width, height)

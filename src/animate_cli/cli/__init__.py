@@ -3,8 +3,12 @@ itself on the shared Typer app; importing this module must stay instant (no torc
 
 from __future__ import annotations
 
-from animate_cli import cli_pose, cli_run, cli_weights  # noqa: F401  (registers the commands)
-from animate_cli.cli_common import app
+from animate_cli.cli import pose as cli_pose  # noqa: F401  (registers the commands)
+
+from animate_cli.cli import run as cli_run
+
+from animate_cli.cli import weights as cli_weights
+from animate_cli.cli.common import app
 
 
 def main() -> None:

@@ -113,7 +113,7 @@ def make_plan(frames: int, width: int, height: int, source_frames: int, steps: i
     return ChunkPlan(frames, width, height, source_frames, steps, seed, tuple(chunks))
 
 
-# --- rough time estimate for --dry-run (no torch); memory comes from animate_cli.footprint --------
+# --- rough time estimate for --dry-run (no torch); memory comes from animate_cli.models.footprint --------
 # 14B-class DiT: 40 blocks, width 5120, ffn 13824 (the FLOPs of the block linears and self-attention).
 DIT_BLOCK_PARAMS = 40 * (4 * 5120 * 5120 * 2 + 2 * 5120 * 13824)  # self+cross attn q,k,v,o and the FFN
 ASSUMED_TFLOPS = 400.0  # effective bf16 throughput of one H100/H200-class GPU, used only for the ETA
@@ -124,7 +124,7 @@ def estimate(plan: ChunkPlan) -> dict:
     flops_step = 2 * DIT_BLOCK_PARAMS * tokens + 40 * 4 * tokens * tokens * 5120
     step_s = flops_step / (ASSUMED_TFLOPS * 1e12)
     total_s = step_s * plan.steps * len(plan.chunks) * 1.05  # + ~5% VAE encode/decode and CLIP
-    from animate_cli import footprint
+    from animate_cli.models import footprint
 
     return {
         "vram_gib": round(footprint.predict(plan.width, plan.height, "none", "bf16").gpu_gib, 1),  # all resident, bf16

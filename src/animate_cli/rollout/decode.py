@@ -21,7 +21,7 @@ def iter_decode_pixels(vae, latents) -> Iterator:
     """Normalised latents [1, 16, T, h, w] -> pixel pieces [1, 3, n, H, W] in [-1, 1] (n = 1, 4, 4, ...)."""
     import torch
 
-    from animate_cli.encode import latent_stats
+    from animate_cli.rollout.encode import latent_stats
 
     if vae.config.patch_size is not None:
         from animate_cli.errors import WeightsInvalidError

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from animate_cli import config as C
-from animate_cli.cli_common import RichReporter, app, run_command
+from animate_cli.cli.common import RichReporter, app, run_command
 from animate_cli.errors import UsageError
 
 SCHEMA = "everanimate.extract-pose/1"
@@ -27,7 +27,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def choose_size(size: str | None, resolution: str | None, driving: Path, ref: Path | None) -> tuple[int, int]:
     """--size as given; otherwise with a reference image the canvas `run` would choose for it (its aspect at
-    about the preset's pixel count, animate_cli.canvas), else the preset, portrait for a portrait video."""
+    about the preset's pixel count, animate_cli.media.canvas), else the preset, portrait for a portrait video."""
     if size and resolution:
         raise UsageError("use either --size or --resolution, not both")
     if size:
@@ -38,7 +38,7 @@ def choose_size(size: str | None, resolution: str | None, driving: Path, ref: Pa
     from animate_cli import media
 
     if ref is not None:
-        from animate_cli.canvas import canvas_size
+        from animate_cli.media.canvas import canvas_size
 
         h, w = media.load_image(ref).shape[:2]
         return canvas_size(w, h, C.RESOLUTIONS[resolution])
@@ -48,7 +48,7 @@ def choose_size(size: str | None, resolution: str | None, driving: Path, ref: Pa
 
 def _refuse_clobbering_inputs(out_dir: Path, driving: Path, ref: Path | None, keypoints: bool, overlay: bool) -> None:
     """--out is a folder: neither it nor any file written into it may be the driving video or the reference."""
-    from animate_cli.guard import refuse_inputs_as_outputs
+    from animate_cli.media.guard import refuse_inputs_as_outputs
     from animate_cli.pose.stage import _outputs
 
     inputs = [("driving video", driving), ("reference image", ref)]
@@ -99,7 +99,7 @@ def extract_pose_cmd(
             r = extract_pose(driving, out_dir, settings, det, pose, reporter, ref=ref, overwrite=overwrite,
                              save_keypoints=save_keypoints, debug_overlay=debug_overlay)  # fmt: skip
         if not json_mode:
-            from animate_cli.cli_common import err_console
+            from animate_cli.cli.common import err_console
 
             err_console().print(f"wrote {r.pose_video} and {r.face_video}: {r.frames} frames at {r.fps:g} fps, "
                                 f"{r.width}x{r.height}; person detected in {r.detected}, interpolated {r.interpolated}, "

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from animate_cli import config as C
-from animate_cli.cli_common import app, err_console, make_reporter, run_command
+from animate_cli.cli.common import app, err_console, make_reporter, run_command
 from animate_cli.errors import UsageError
 
 LENGTH = "Length (one of; default: the driving video's duration)"
@@ -67,8 +67,9 @@ def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds
                  overwrite, state_dir, offload="auto", weights_dtype="bf16", attention="auto", compile_=False,
                  fit: str | None = None) -> C.RunConfig:  # fmt: skip
     """Turn flags into a frozen RunConfig (no torch, no models)."""
-    from animate_cli import canvas, media
-    from animate_cli.runtime import check_attention_installed
+    from animate_cli import media
+    from animate_cli.media import canvas
+    from animate_cli.models.runtime import check_attention_installed
 
     for flag, value, valid in (("--offload", offload, C.OFFLOAD_MODES), ("--weights-dtype", weights_dtype, C.WEIGHTS_DTYPES),
                                ("--attention", attention, C.ATTENTION_CHOICES)):  # fmt: skip
@@ -140,8 +141,10 @@ def canvas_dict(cfg: C.RunConfig) -> dict:
 def _ranks(gpus: int | None, cfg: C.RunConfig) -> int:
     """How many ranks split each DiT step: torchrun's WORLD_SIZE, else --gpus. Usage errors (exit 2) for an N
     the model cannot be split into, before anything heavy happens."""
-    from animate_cli import multigpu, parallel, weights
-    from animate_cli.plan import make_plan
+    from animate_cli import weights
+    from animate_cli.runner import multigpu
+    from animate_cli.models import parallel
+    from animate_cli.rollout.plan import make_plan
 
     world = parallel.env_world_size()
     if world > 1 and gpus not in (None, 1, world):
@@ -220,8 +223,9 @@ def _print_memory_modes(report: dict) -> None:
 
 def _readiness(cfg: C.RunConfig, plan_dict: dict, auto_mode: dict) -> list:
     """weights, GPU, disk: each ok or a blocker with the exit code a real run would fail with."""
-    from animate_cli import readiness, weights
-    from animate_cli.pipeline import _is_tiny
+    from animate_cli import weights
+    from animate_cli.runner import readiness
+    from animate_cli.runner.pipeline import _is_tiny
 
     need = ("base", "lora") if cfg.pose_video else ("base", "lora", "pose")
     w = readiness.weights_item(cfg.weights_dir, cfg.resolution, need)
@@ -356,7 +360,7 @@ def run_cmd(
     """Animate REF with the motion of DRIVING (EverAnimate rollout on Wan2.2-Animate-14B)."""
 
     def body() -> dict:
-        from animate_cli import parallel
+        from animate_cli.models import parallel
 
         if parallel.env_world_size() > 1:  # one of several ranks (torchrun, or --gpus N's launcher)
             if dry_run:  # rank 0 prints the plan; the others have nothing to add
@@ -383,8 +387,11 @@ def run_cmd(
                            no_audio=no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir,
                            offload=offload, weights_dtype=weights_dtype, attention=attention, compile_=compile_,
                            fit=fit)  # fmt: skip
-        from animate_cli import multigpu, parallel, pipeline, readiness
-        from animate_cli.plan import make_plan
+        from animate_cli.runner import multigpu
+        from animate_cli.models import parallel
+        from animate_cli.runner import pipeline
+        from animate_cli.runner import readiness
+        from animate_cli.rollout.plan import make_plan
 
         ranks = _ranks(gpus, cfg)
         if ranks > 1:  # context parallelism keeps the whole DiT on every GPU: no block offloading (see _ranks)
@@ -396,7 +403,7 @@ def run_cmd(
                 **make_plan(cfg.frames, cfg.width, cfg.height, source, cfg.steps, cfg.seed).to_dict(),
                 "canvas": canvas_dict(cfg),
             }
-            from animate_cli.device import memory_report
+            from animate_cli.models.device import memory_report
 
             memory = memory_report((cfg.width, cfg.height), cfg.device, cfg.offload, cfg.weights_dtype)  # fmt: skip
             plan["memory_modes"], plan["auto_mode"] = memory["modes"], memory["auto_mode"]
@@ -414,7 +421,7 @@ def run_cmd(
             pipeline.check_inputs(cfg)
             _check_devices(ranks, cfg.device)
             raise typer.Exit(multigpu.launch(ranks, multigpu.strip_gpus(sys.argv[1:])))
-        from animate_cli import weights_manifest
+        from animate_cli.weights import manifest as weights_manifest
 
         with make_reporter(progress) as reporter:
             summary = pipeline.run(cfg, reporter, fresh=fresh, on_chunk_done=_test_pause())

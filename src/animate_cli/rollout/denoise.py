@@ -110,7 +110,7 @@ def denoise_chunk(transformer, inputs: ChunkInputs, steps: int = C.STEPS, shift:
     """
     import torch
 
-    from animate_cli.device import execution_device
+    from animate_cli.models.device import execution_device
 
     # Not the first parameter's device: under group offloading it is in host memory between steps.
     # Not its dtype: loaded in bf16, the first parameter is `scale_shift_table`, which diffusers keeps

@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from animate_cli import config as C
-from animate_cli import locks, media
+from animate_cli import media
+from animate_cli.media import locks
 from animate_cli.config import RunConfig
 from animate_cli.errors import BadInputError, FolderBusyError, OutputExistsError
-from animate_cli.plan import ChunkPlan, make_plan
+from animate_cli.rollout.plan import ChunkPlan, make_plan
 from animate_cli.progress import NullReporter, Reporter
 
 
@@ -58,7 +59,7 @@ class RunSummary:
 
 def check_inputs(cfg: RunConfig) -> CheckedInputs:
     """Every bad input a user can give, reported before anything heavy happens."""
-    from animate_cli.guard import refuse_inputs_as_outputs
+    from animate_cli.media.guard import refuse_inputs_as_outputs
 
     refuse_inputs_as_outputs(
         [("output", cfg.out), ("preview", cfg.preview_path)],
@@ -153,7 +154,7 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
     for p, _ in loras:
         if not Path(p).is_file():
             raise BadInputError(f"LoRA file not found: {p}")
-    from animate_cli import device as devmod
+    from animate_cli.models import device as devmod
 
     tiny = _is_tiny(paths.base)
     plan_probe = make_plan(cfg.frames, cfg.width, cfg.height, max(1, checked.pose_frames or 1), cfg.steps, cfg.seed)
@@ -166,7 +167,7 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
         reporter.log("warning: running the 14B model on the CPU; expect days per chunk")
     # Every memory/speed choice, resolved once; loading (models.py, runtime.py) is the only consumer.
     from animate_cli.models import LoadOptions
-    from animate_cli.runtime import APPROXIMATE_BACKENDS, FP8_SKIP_PATTERN, resolve_attention
+    from animate_cli.models.runtime import APPROXIMATE_BACKENDS, FP8_SKIP_PATTERN, resolve_attention
 
     attention = resolve_attention(cfg.attention, dev.device, dev.dtype, _capability(dev.device))
     options = LoadOptions(device=dev.device, dtype=dev.dtype, offload=dev.offload, weights_dtype=dev.weights_dtype,
@@ -181,8 +182,8 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
     state_dir = cfg.resume_dir
     if fresh:
         locks.clear_except_lock(state_dir)
-    from animate_cli import resume
-    from animate_cli.background import BackgroundJob, done_job
+    from animate_cli.rollout import resume
+    from animate_cli.runner.background import BackgroundJob, done_job
 
     if cfg.pose_video is not None:
         pose_job = done_job("pose", (cfg.pose_video, cfg.face_video, checked.pose_frames, {}))
@@ -233,7 +234,7 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
 
     # 5. Roll out the remaining chunks. Segments are encoded on a writer thread (writer.py) while the next
     #    chunk runs; the rollout ends when every segment it wrote is closed under its real name.
-    from animate_cli.writer import SegmentWriter
+    from animate_cli.media.writer import SegmentWriter
 
     def segment_done(c: int, path: Path) -> None:  # on the writer thread, once chunk c's segment is complete
         _write_preview(cfg, plan, state_dir, c, reporter)
@@ -354,9 +355,15 @@ def _rollout(cfg, plan: ChunkPlan, checked, models, text, pose_video, face_video
     Returns each chunk's laps (seconds per step of the loop; see timing.py)."""
     import torch
 
-    from animate_cli import encode, memory, parallel, resume
-    from animate_cli.rollout import ChunkInputs, chunk_noise
-    from animate_cli.timing import Laps
+    from animate_cli.rollout import encode
+
+    from animate_cli.rollout import memory
+
+    from animate_cli.models import parallel
+
+    from animate_cli.rollout import resume
+    from animate_cli.rollout.denoise import ChunkInputs, chunk_noise
+    from animate_cli.runner.timing import Laps
 
     tr, vae = models.transformer, models.vae
     face_size = tr.config.motion_encoder_size
@@ -446,7 +453,7 @@ def _write_preview(cfg, plan: ChunkPlan, state_dir: Path, c: int, reporter) -> N
     """<out>.preview.mp4: every finished chunk up to c, playable while the run goes on. Takes the
     segments 0.. that exist with the plan's kept length (a run being extended re-decodes its old
     last chunk only at the end, so until then the preview stops before it)."""
-    from animate_cli import resume
+    from animate_cli.rollout import resume
 
     segments = []
     for spec in plan.chunks[: c + 1]:
@@ -462,8 +469,8 @@ def _write_preview(cfg, plan: ChunkPlan, state_dir: Path, c: int, reporter) -> N
 def _decode_into_segment(cfg, spec, latents, vae, pose_px, state_dir, writer, reporter):
     """Decode a chunk's 20 latents (fresh causal cache) into 77 frames, queue frames drop..drop+keep for
     the chunk's segment on `writer` (next to their pose frame with --side-by-side), and yield every frame."""
-    from animate_cli import resume
-    from animate_cli.decode import iter_decode_frames
+    from animate_cli.rollout import resume
+    from animate_cli.rollout.decode import iter_decode_frames
 
     seg = resume.segment_path(state_dir, spec.index, spec.keep)
     seg.parent.mkdir(parents=True, exist_ok=True)
@@ -482,7 +489,7 @@ def _ensure_segment(cfg, plan: ChunkPlan, c: int, models, pose_video, state_dir,
     """Chunk c's segment with the plan's kept length; re-decoded from its saved latents when the length
     changed since it was written (a run extended or shortened after finishing) or the run stopped before
     its writer renamed it. The path is complete on disk only after `writer.wait()`."""
-    from animate_cli import resume
+    from animate_cli.rollout import resume
 
     spec = plan.chunks[c]
     seg = resume.segment_path(state_dir, c, spec.keep)

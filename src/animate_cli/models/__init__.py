@@ -81,10 +81,12 @@ def load_models(base: Path, loras: list[tuple[Path, float]], options: LoadOption
     from diffusers import AutoencoderKLWan
     from transformers import CLIPVisionModel
 
-    from animate_cli import parallel, runtime
-    from animate_cli.device import torch_dtype
-    from animate_cli.dit_stream import load_dit
-    from animate_cli.footprint import clip_resident
+    from animate_cli.models import parallel
+
+    from animate_cli.models import runtime
+    from animate_cli.models.device import torch_dtype
+    from animate_cli.models.dit_stream import load_dit
+    from animate_cli.models.footprint import clip_resident
 
     dt = torch_dtype(options.dtype)
     dev = torch.device(options.device)
@@ -120,8 +122,8 @@ def encode_prompt(base: Path, prompt: str, options: LoadOptions, max_tokens: int
     import torch
     from transformers import AutoTokenizer, UMT5EncoderModel
 
-    from animate_cli import runtime
-    from animate_cli.device import torch_dtype
+    from animate_cli.models import runtime
+    from animate_cli.models.device import torch_dtype
 
     device = options.device
     tok = _load(AutoTokenizer, base, "tokenizer")

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from animate_cli import locks
+from animate_cli.media import locks
 from animate_cli.config import LORA_BY_RESOLUTION, RESOLUTIONS
 from animate_cli.errors import (
     EverAnimateError,
@@ -517,7 +517,7 @@ def hub_error(exc: BaseException, repo_id: str, revision: str, path: str = "") -
 def check(weights_dir: Path, parts: Iterable[str] = PARTS, resolution: str = "480p") -> dict:
     """What is installed, without the network: the structural check plus the manifest's commits
     (for `download-weights --check`, `run --dry-run` and run summaries)."""
-    from animate_cli import weights_manifest as M
+    from animate_cli.weights import manifest as M
 
     root, parts = Path(weights_dir).expanduser(), tuple(p for p in PARTS if p in set(parts))
     found = problems(root, resolution if resolution != "all" else "480p", parts)
@@ -702,7 +702,7 @@ def download(
 
 
 def _download(weights_dir, only, resolution, revision, dry_run, reporter, fetch, examples_dir, convert, update) -> DownloadReport:
-    from animate_cli import weights_manifest as M
+    from animate_cli.weights import manifest as M
 
     root = Path(weights_dir).expanduser()
     if root.exists() and not root.is_dir():
@@ -897,7 +897,7 @@ def _fetch_one(f: FileStatus, root: Path, examples_dir: Path | None, fetch: Fetc
         _unzip_member(Path(staged), it.member, dest)
     elif it.how == "convert":
         if convert is None:
-            from animate_cli.weights_convert import convert_shard as convert
+            from animate_cli.weights.convert import convert_shard as convert
         try:
             convert(Path(staged), dest)
         except (ValueError, KeyError) as exc:
@@ -905,7 +905,7 @@ def _fetch_one(f: FileStatus, root: Path, examples_dir: Path | None, fetch: Fetc
                 f"cannot convert {it.path} from {f.repo_id}: {exc}", hint="delete it from .staging/ and run the command again"
             ) from exc
     elif it.how == "index":
-        from animate_cli.weights_convert import write_index
+        from animate_cli.weights.convert import write_index
 
         shards = [TRANSFORMER_SHARD.format(i=i + 1, n=_ORIG_SHARDS) for i in range(_ORIG_SHARDS)]
         try:

@@ -27,7 +27,7 @@ def latent_stats(vae):
     """Per-channel mean and std, shaped [1, C, 1, 1, 1], float32 on the VAE device."""
     import torch
 
-    from animate_cli.device import execution_device
+    from animate_cli.models.device import execution_device
 
     dev = execution_device(vae)
     mean = torch.tensor(vae.config.latents_mean, dtype=torch.float32, device=dev).view(1, -1, 1, 1, 1)
@@ -39,7 +39,7 @@ def vae_encode(vae, frames: np.ndarray):
     """uint8 [T, H, W, 3] -> normalised latent [1, 16, 1 + (T-1)//4, H/8, W/8] (posterior mode, fresh cache)."""
     import torch
 
-    from animate_cli.device import execution_device
+    from animate_cli.models.device import execution_device
 
     dtype = vae.dtype  # ModelMixin.dtype: the compute dtype, not an fp32-kept module's
     x = to_model_pixels(frames, execution_device(vae), dtype)
@@ -58,7 +58,7 @@ def clip_embed(image_encoder, frame: np.ndarray):
     import torch
     import torch.nn.functional as F
 
-    from animate_cli.device import execution_device
+    from animate_cli.models.device import execution_device
 
     dev, dtype = execution_device(image_encoder), image_encoder.dtype
     size = image_encoder.config.image_size

@@ -238,7 +238,7 @@ def _step_seconds(tab: dict, tokens: int, offload: str, wd: str) -> float:
     the FP8 Linears of blocks and face adapters at HBM_GBPS) and, with offload, per-group H2D transfers; the stream prefetches group i+1
     while group i computes, so a group costs max(compute_i, transfer_i+1). The unmatched group is moved
     synchronously, without the stream: on and off once per step at the pageable rate."""
-    from animate_cli.plan import ASSUMED_TFLOPS
+    from animate_cli.rollout.plan import ASSUMED_TFLOPS
 
     dit, g = tab["dit"], _groups(tab)
     d, f, n_ctx = dit["dim"], dit["ffn_dim"], C.TEXT_TOKENS + 257

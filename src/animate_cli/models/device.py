@@ -78,7 +78,7 @@ def resolve_memory_mode(size: tuple[int, int], free_gib: float | None, host_gib:
     activations alike."""
     from dataclasses import replace
 
-    from animate_cli import footprint
+    from animate_cli.models import footprint
 
     if offload not in ("auto", *footprint.OFFLOAD_MODES):
         raise UsageError(f"--offload must be auto, none or blocks, got {offload!r}")
@@ -177,7 +177,7 @@ def memory_report(size: tuple[int, int], device: str = "auto", offload: str = "a
     Returns {"modes": [Need.to_dict() + "fits"], "auto_mode": {"offload", "weights_dtype", "reason", "gpu",
     "host_available_gib"}}; auto_mode's offload is None when no GPU is visible or nothing fits.
     """
-    from animate_cli import footprint
+    from animate_cli.models import footprint
 
     if offload not in ("auto", *footprint.OFFLOAD_MODES):
         raise UsageError(f"--offload must be auto, none or blocks, got {offload!r}")

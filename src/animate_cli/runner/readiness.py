@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from animate_cli import config as C
-from animate_cli.device import GpuInfo, cuda_ordinal, nvidia_smi_gpus, visible_gpus
+from animate_cli.models.device import GpuInfo, cuda_ordinal, nvidia_smi_gpus, visible_gpus
 from animate_cli.errors import ExitCode
 
 # --- disk estimate -------------------------------------------------------------------------------
@@ -58,7 +58,8 @@ def first_blocker_code(items: list[Item]) -> int:
 # --- weights -------------------------------------------------------------------------------------
 def weights_item(weights_dir: Path, resolution: str, need: tuple[str, ...]) -> Item:
     """Complete (with what is installed, repo@commit) or missing (with the download-weights command)."""
-    from animate_cli import weights, weights_manifest
+    from animate_cli import weights
+    from animate_cli.weights import manifest as weights_manifest
 
     result = weights.check(weights_dir, need, resolution)
     installed = weights_manifest.short(result["installed"])

@@ -72,7 +72,7 @@ def lora_deltas(loras: list[tuple[Path, float]], dtype) -> tuple[dict[str, list[
 
     Key names go through lora.convert_keys (official/DiffSynth/diffusers naming, alpha folded into B);
     A and B are rounded to `dtype`, the model dtype peft would hold them in."""
-    from animate_cli.lora import convert_keys, read_lora
+    from animate_cli.models.lora import convert_keys, read_lora
 
     deltas: dict[str, list[Delta]] = {}
     patched = 0
@@ -155,7 +155,7 @@ def load_dit(base: Path, loras: list[tuple[Path, float]], dtype, *, fp8: bool, h
     import torch
     from safetensors import safe_open
 
-    from animate_cli import runtime
+    from animate_cli.models import runtime
 
     folder = base / "transformer"
     files = shard_files(folder)

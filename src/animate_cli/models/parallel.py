@@ -339,7 +339,7 @@ def recv_header() -> dict:
 
 def error_message(exc: BaseException) -> dict:
     """The one-line form every rank shows for `exc` (the CLI's own mapping for ours)."""
-    from animate_cli.cli_common import _as_error
+    from animate_cli.cli.common import _as_error
 
     err = _as_error(exc) or EverAnimateError(f"unexpected error: {type(exc).__name__}: {exc}".splitlines()[0],
                                              hint="this is a bug; set EVERANIMATE_DEBUG=1 for the full traceback")  # fmt: skip
@@ -371,7 +371,7 @@ def _share_chunk(inputs, steps: int, shift: float, world: World):
     import torch
     import torch.distributed as dist
 
-    from animate_cli.rollout import ChunkInputs
+    from animate_cli.rollout.denoise import ChunkInputs
 
     if world.is_writer:
         tensors = {f: getattr(inputs, f) for f in _CHUNK_FIELDS if getattr(inputs, f) is not None}
@@ -395,7 +395,7 @@ _in_collective = False  # rank 0 is inside a chunk's DiT calls: the others are i
 def denoise(transformer, inputs, steps: int, shift: float, on_step=None):
     """`rollout.denoise_chunk`, on every rank at once when this process is rank 0 of several."""
     global _in_collective
-    from animate_cli.rollout import denoise_chunk
+    from animate_cli.rollout.denoise import denoise_chunk
 
     world = current()
     if world is None or world.size == 1:
@@ -418,7 +418,7 @@ def denoise(transformer, inputs, steps: int, shift: float, on_step=None):
 
 def serve(transformer, world: World) -> None:
     """Ranks > 0 after loading: run every chunk rank 0 sends, until it says stop (returns) or error (raises)."""
-    from animate_cli.rollout import denoise_chunk
+    from animate_cli.rollout.denoise import denoise_chunk
 
     while True:
         try:
@@ -459,11 +459,11 @@ def run_rank(weights_dir, resolution: str, extra_loras: list, device: str, dtype
     only the weights need to exist). Exits quietly with rank 0's code on its errors."""
     import typer
 
-    from animate_cli import device as devmod
+    from animate_cli.models import device as devmod
     from animate_cli import weights
     from animate_cli.models import LoadOptions, load_models
-    from animate_cli.pipeline import _capability, _is_tiny
-    from animate_cli.runtime import resolve_attention
+    from animate_cli.runner.pipeline import _capability, _is_tiny
+    from animate_cli.models.runtime import resolve_attention
 
     world = current()
     try:

@@ -278,8 +278,8 @@ def prepare(transformer, vae, image_encoder, options) -> Prepared:
     """
     import torch
 
-    from animate_cli.device import EXECUTION_DEVICE_ATTR, torch_dtype
-    from animate_cli.footprint import clip_resident
+    from animate_cli.models.device import EXECUTION_DEVICE_ATTR, torch_dtype
+    from animate_cli.models.footprint import clip_resident
 
     fp8 = 0
     if options.weights_dtype == "fp8":

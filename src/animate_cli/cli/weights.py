@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from animate_cli.cli_common import RichReporter, app, err_console, interrupted, run_command
+from animate_cli.cli.common import RichReporter, app, err_console, interrupted, run_command
 from animate_cli.errors import ExitCode, UsageError
 
 EXAMPLES = """

@@ -261,8 +261,7 @@ def build_models(kind: str, device, dtype) -> dict:
 # --- our rollout ---------------------------------------------------------------------------------
 def bench_ours(models: dict, width: int, height: int, steps: int, chunks: int, real_steps: int, device, dtype, text) -> dict:
     """Time `chunks` chunks of the real per-chunk code path at width x height; see the module docstring."""
-    from animate_cli.rollout import encode
-    from animate_cli.rollout import memory
+    from animate_cli.rollout import encode, memory
     from animate_cli.rollout.decode import iter_decode_frames
     from animate_cli.rollout.denoise import ChunkInputs, chunk_noise, denoise_chunk
 
@@ -438,10 +437,9 @@ def prepare_models(models: dict, combo: dict, device, dtype_name: str) -> dict:
     machine cannot run (blocks or flash on a CPU, an uninstalled attention package)."""
     import torch
 
-    from animate_cli.models import runtime
     from animate_cli.errors import UsageError
+    from animate_cli.models import LoadOptions, runtime
     from animate_cli.models.footprint import clip_resident
-    from animate_cli.models import LoadOptions
 
     if combo["offload"] == "blocks" and not _cuda(device):
         raise UsageError("--offload blocks needs a CUDA device")

@@ -254,11 +254,8 @@ def child(path: str, base: Path, lora: Path, sample_ms: float) -> dict:
     import torch
     from diffusers import WanAnimateTransformer3DModel
 
-    from animate_cli.models import dit_stream
-
-    from animate_cli.models import runtime
+    from animate_cli.models import _quiet_loaders, dit_stream, runtime
     from animate_cli.models.lora import apply_lora
-    from animate_cli.models import _quiet_loaders
 
     _quiet_loaders()
     sys.setswitchinterval(sample_ms / 1000)  # let the sampler in while the main thread runs Python code

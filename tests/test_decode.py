@@ -2,8 +2,8 @@
 
 import torch
 
-from animate_cli.rollout.decode import iter_decode_frames, iter_decode_pixels, to_uint8
 from animate_cli.devtools.tiny_models import VAE_CONFIG
+from animate_cli.rollout.decode import iter_decode_frames, iter_decode_pixels, to_uint8
 from animate_cli.rollout.encode import latent_stats
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from animate_cli.models import footprint as F
 from animate_cli.cli import app
+from animate_cli.models import footprint as F
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {"COLUMNS": "300", "NO_COLOR": "1"}
@@ -236,11 +236,11 @@ def test_device_choice_resolves_the_mode(fake_cuda):
 
 def test_exit_5_lists_every_mode_against_the_machine(fake_cuda, monkeypatch, media_dir, tiny_weights, tmp_path):
     """Through the real CLI: tiny weights made to look full-size, a 16 GB card, 29 GiB of available RAM."""
+    from animate_cli import weights
     from animate_cli.models import device
-    from animate_cli.runner import pipeline
 
     fake_cuda(16)
-    monkeypatch.setattr(pipeline, "_is_tiny", lambda base: False)
+    monkeypatch.setattr(weights, "is_tiny", lambda base: False)
     monkeypatch.setattr(device, "host_available_gib", lambda *a: 29.0)
     args = ["run", str(media_dir / "ref.png"), str(media_dir / "driving.mp4"), "--weights-dir", str(tiny_weights),
             "--out", str(tmp_path / "o.mp4"), "--size", "832x480", "--device", "cuda", "--pose-video",

@@ -13,11 +13,7 @@ import torch
 from torch.multiprocessing.reductions import StorageWeakRef
 
 from animate_cli import models
-
-from animate_cli.models import dit_stream
-
-from animate_cli.models import runtime
-from animate_cli.models import LoadOptions
+from animate_cli.models import LoadOptions, dit_stream, runtime
 
 
 class FakePinning:

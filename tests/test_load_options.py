@@ -19,14 +19,13 @@ import torch
 from helpers import frames_of, make_cfg
 from typer.testing import CliRunner
 
-from animate_cli.models import device as devmod
 from animate_cli import models
-from animate_cli.runner import pipeline
-from animate_cli.rollout import resume
-from animate_cli.models import runtime
 from animate_cli.cli import app
 from animate_cli.errors import ResumeMismatchError, UsageError
-from animate_cli.models import LoadOptions
+from animate_cli.models import LoadOptions, runtime
+from animate_cli.models import device as devmod
+from animate_cli.rollout import resume
+from animate_cli.runner import pipeline
 
 
 @pytest.fixture(scope="module")

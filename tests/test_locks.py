@@ -22,11 +22,9 @@ import pytest
 from helpers import frames_of, make_cfg
 
 from animate_cli import media
-
-from animate_cli.media import locks
-
-from animate_cli.runner import pipeline
 from animate_cli.errors import ExitCode, FolderBusyError
+from animate_cli.media import locks
+from animate_cli.runner import pipeline
 
 HOST = socket.gethostname()
 TIMEOUT_S = 300  # generous: the suite shares 2 cores; a healthy run takes seconds

@@ -19,10 +19,9 @@ from helpers import frames_of, make_cfg
 from typer.testing import CliRunner
 
 from animate_cli import media
-
-from animate_cli.runner import pipeline
 from animate_cli.cli import app
 from animate_cli.media.writer import SegmentWriteError, SegmentWriter
+from animate_cli.runner import pipeline
 
 ENV = {"COLUMNS": "300", "NO_COLOR": "1"}
 GATE_S = 60  # generous: a gate that times out means the stages ran one after the other

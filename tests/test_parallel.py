@@ -24,13 +24,10 @@ import torch
 from helpers import SIZE, make_cfg
 from typer.testing import CliRunner
 
-from animate_cli.runner import multigpu
-
-from animate_cli.models import parallel
-
-from animate_cli.runner import pipeline
 from animate_cli.cli import app
 from animate_cli.devtools.tiny_models import TRANSFORMER_CONFIG
+from animate_cli.models import parallel
+from animate_cli.runner import multigpu, pipeline
 
 ENV = {**os.environ, "COLUMNS": "300", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
 
@@ -82,8 +79,8 @@ def test_two_ranks_match_one_process_through_ctrl_c_and_resume(tiny_weights, med
     launcher) after chunk 0 and then resumed: same latents, same decoded frames."""
     from diffusers import AutoencoderKLWan
 
-    from animate_cli.rollout.decode import iter_decode_frames
     from animate_cli.models import _load
+    from animate_cli.rollout.decode import iter_decode_frames
 
     one = tmp_path / "one.mp4"
     pipeline.run(make_cfg(media_dir, tiny_weights, one, steps=STEPS))

@@ -8,11 +8,10 @@ from helpers import make_cfg
 from typer.testing import CliRunner
 
 from animate_cli import media
-
-from animate_cli.runner import pipeline
 from animate_cli.cli import app
 from animate_cli.cli.common import JsonReporter
 from animate_cli.progress import StepClock, format_eta
+from animate_cli.runner import pipeline
 
 ENV = {"COLUMNS": "300", "NO_COLOR": "1"}
 

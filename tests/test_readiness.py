@@ -6,8 +6,8 @@ import json
 from helpers import cli_in_fresh_interpreter
 from typer.testing import CliRunner
 
-from animate_cli.runner import readiness as R
 from animate_cli.cli import app
+from animate_cli.runner import readiness as R
 
 ENV = {"COLUMNS": "300", "NO_COLOR": "1"}
 

@@ -10,11 +10,10 @@ from helpers import make_cfg
 
 from animate_cli import config as C
 from animate_cli import models
-from animate_cli.rollout import encode
-from animate_cli.runner import pipeline
-from animate_cli.rollout import denoise
+from animate_cli.rollout import denoise, encode
 from animate_cli.rollout.decode import iter_decode_frames
 from animate_cli.rollout.resume import load_chunk_latents
+from animate_cli.runner import pipeline
 
 STEPS = 2
 

@@ -134,8 +134,8 @@ def test_cuda_requested_without_cuda(base_args, monkeypatch):
 def test_not_enough_gpu_memory_names_the_numbers(monkeypatch):
     import torch
 
-    from animate_cli.models.device import choose
     from animate_cli.errors import DeviceError
+    from animate_cli.models.device import choose
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)

@@ -15,7 +15,6 @@ import torch
 from helpers import frames_of, make_cfg
 
 from animate_cli import media
-
 from animate_cli.runner import pipeline
 
 

@@ -130,3 +130,6 @@ class RunConfig:
     def preview_path(self) -> Path:
         """Playable mp4 of every chunk finished so far, next to the output; removed when the output is written."""
         return self.out.with_name(self.out.stem + ".preview.mp4")
+
+
+ASSUMED_TFLOPS = 400.0  # effective bf16 throughput of one H100/H200-class GPU, used only for the ETA

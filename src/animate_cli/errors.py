@@ -94,3 +94,27 @@ class Interrupted(EverAnimateError):
 class Terminated(Interrupted):
     exit_code = ExitCode.TERMINATED
     code = "terminated"
+
+
+class SigTerm(KeyboardInterrupt):
+    """SIGTERM (a cluster preempting the job, `kill`), raised wherever the process is so that it unwinds
+    exactly like Ctrl-C: partial files are removed, the last saved state stays; exit 143."""
+
+
+def interrupted(exc: KeyboardInterrupt, hint: str) -> Interrupted:
+    """The one-line error for Ctrl-C (exit 130) or SIGTERM (exit 143)."""
+    if isinstance(exc, SigTerm):
+        return Terminated("terminated (SIGTERM)", hint=hint)
+    return Interrupted("interrupted", hint=hint)
+
+
+def as_error(exc: BaseException) -> EverAnimateError | None:
+    """The one-line error an exception is shown as, or None for an unexpected one (a bug)."""
+    if isinstance(exc, EverAnimateError):
+        return exc
+    if isinstance(exc, KeyboardInterrupt):
+        return interrupted(exc, hint="run the same command again to continue from the last finished chunk")
+    if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError without importing torch
+        first = str(exc).splitlines()[0] if str(exc) else "CUDA out of memory"
+        return DeviceError(first, hint="try --offload, a smaller --size, or free GPU memory used by other processes")
+    return None

@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 
 from animate_cli import __version__
-from animate_cli.errors import DeviceError, EverAnimateError, ExitCode, Interrupted, Terminated
+from animate_cli.errors import EverAnimateError, ExitCode, SigTerm, as_error
 from animate_cli.progress import StepClock, format_eta
 
 app = typer.Typer(
@@ -40,11 +40,6 @@ def emit_json(obj: dict) -> None:
     sys.stdout.flush()
 
 
-class SigTerm(KeyboardInterrupt):
-    """SIGTERM (a cluster preempting the job, `kill`), raised wherever the process is so that it unwinds
-    exactly like Ctrl-C: partial files are removed, the last saved state stays; exit 143."""
-
-
 def _raise_sigterm(signum, frame):
     raise SigTerm
 
@@ -62,24 +57,6 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, old)
 
 
-def interrupted(exc: KeyboardInterrupt, hint: str) -> Interrupted:
-    """The one-line error for Ctrl-C (exit 130) or SIGTERM (exit 143)."""
-    if isinstance(exc, SigTerm):
-        return Terminated("terminated (SIGTERM)", hint=hint)
-    return Interrupted("interrupted", hint=hint)
-
-
-def _as_error(exc: BaseException) -> EverAnimateError | None:
-    if isinstance(exc, EverAnimateError):
-        return exc
-    if isinstance(exc, KeyboardInterrupt):
-        return interrupted(exc, hint="run the same command again to continue from the last finished chunk")
-    if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError without importing torch
-        first = str(exc).splitlines()[0] if str(exc) else "CUDA out of memory"
-        return DeviceError(first, hint="try --offload, a smaller --size, or free GPU memory used by other processes")
-    return None
-
-
 def run_command(schema: str, json_mode: bool, body: Callable[[], dict], events: bool = False) -> None:
     """Run a command body; map failures to one line + exit code; print one JSON object with --json.
     With `events` (--progress json) the error goes to stderr as an {"event": "error"} line instead."""
@@ -90,7 +67,7 @@ def run_command(schema: str, json_mode: bool, body: Callable[[], dict], events: 
     except typer.Exit:
         raise
     except BaseException as exc:  # noqa: BLE001 - this is the one place that turns errors into exit codes
-        error = _as_error(exc)
+        error = as_error(exc)
         if error is None:
             if os.environ.get("EVERANIMATE_DEBUG") == "1" or isinstance(exc, SystemExit):
                 raise

@@ -49,13 +49,13 @@ def choose_size(size: str | None, resolution: str | None, driving: Path, ref: Pa
 def _refuse_clobbering_inputs(out_dir: Path, driving: Path, ref: Path | None, keypoints: bool, overlay: bool) -> None:
     """--out is a folder: neither it nor any file written into it may be the driving video or the reference."""
     from animate_cli.media.guard import refuse_inputs_as_outputs
-    from animate_cli.pose.stage import _outputs
+    from animate_cli.pose.stage import output_names
 
     inputs = [("driving video", driving), ("reference image", ref)]
     refuse_inputs_as_outputs([("--out", out_dir)], inputs)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} is a file; extract-pose writes a folder (pose.mp4, face.mp4, pose.json)")
-    refuse_inputs_as_outputs([("output", out_dir / n) for n in _outputs(out_dir, keypoints, overlay)], inputs)
+    refuse_inputs_as_outputs([("output", out_dir / n) for n in output_names(out_dir, keypoints, overlay)], inputs)
 
 
 @app.command("extract-pose")

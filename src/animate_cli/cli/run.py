@@ -142,9 +142,9 @@ def _ranks(gpus: int | None, cfg: C.RunConfig) -> int:
     """How many ranks split each DiT step: torchrun's WORLD_SIZE, else --gpus. Usage errors (exit 2) for an N
     the model cannot be split into, before anything heavy happens."""
     from animate_cli import weights
-    from animate_cli.runner import multigpu
     from animate_cli.models import parallel
     from animate_cli.rollout.plan import make_plan
+    from animate_cli.runner import multigpu
 
     world = parallel.env_world_size()
     if world > 1 and gpus not in (None, 1, world):
@@ -225,11 +225,10 @@ def _readiness(cfg: C.RunConfig, plan_dict: dict, auto_mode: dict) -> list:
     """weights, GPU, disk: each ok or a blocker with the exit code a real run would fail with."""
     from animate_cli import weights
     from animate_cli.runner import readiness
-    from animate_cli.runner.pipeline import _is_tiny
 
     need = ("base", "lora") if cfg.pose_video else ("base", "lora", "pose")
     w = readiness.weights_item(cfg.weights_dir, cfg.resolution, need)
-    tiny = w.ok and _is_tiny(Path(cfg.weights_dir) / weights.BASE_DIR)
+    tiny = w.ok and weights.is_tiny(Path(cfg.weights_dir) / weights.BASE_DIR)
     modes = plan_dict.get("memory_modes", [])
     chosen = next((m for m in modes
                    if (m["offload"], m["weights_dtype"]) == (auto_mode["offload"], auto_mode["weights_dtype"])), None)  # fmt: skip
@@ -361,6 +360,8 @@ def run_cmd(
 
     def body() -> dict:
         from animate_cli.models import parallel
+        from animate_cli.rollout import distributed
+        from animate_cli.runner import ranks
 
         if parallel.env_world_size() > 1:  # one of several ranks (torchrun, or --gpus N's launcher)
             if dry_run:  # rank 0 prints the plan; the others have nothing to add
@@ -369,10 +370,10 @@ def run_cmd(
                 return run_body()
             if not parallel.init_world(device).is_writer:  # reads no input: weights, then the chunks rank 0 sends
                 loras = [_lora(v) for v in lora or ()]
-                parallel.run_rank(Path(weights_dir).expanduser() if weights_dir else C.default_weights_dir(), resolution,
+                ranks.run_rank(Path(weights_dir).expanduser() if weights_dir else C.default_weights_dir(), resolution,
                                   loras, device, dtype, weights_dtype=weights_dtype, attention=attention, compile_=compile_)  # fmt: skip
                 raise typer.Exit(0)
-        with parallel.leading():  # rank 0 of several: afterwards tells the others stop, or the error; else nothing
+        with distributed.leading():  # rank 0 of several: afterwards tells the others stop, or the error; else nothing
             return run_body()
 
     def run_body() -> dict:
@@ -387,11 +388,9 @@ def run_cmd(
                            no_audio=no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir,
                            offload=offload, weights_dtype=weights_dtype, attention=attention, compile_=compile_,
                            fit=fit)  # fmt: skip
-        from animate_cli.runner import multigpu
         from animate_cli.models import parallel
-        from animate_cli.runner import pipeline
-        from animate_cli.runner import readiness
         from animate_cli.rollout.plan import make_plan
+        from animate_cli.runner import multigpu, pipeline, readiness
 
         ranks = _ranks(gpus, cfg)
         if ranks > 1:  # context parallelism keeps the whole DiT on every GPU: no block offloading (see _ranks)

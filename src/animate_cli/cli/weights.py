@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from animate_cli.cli.common import RichReporter, app, err_console, interrupted, run_command
-from animate_cli.errors import ExitCode, UsageError
+from animate_cli.cli.common import RichReporter, app, err_console, run_command
+from animate_cli.errors import ExitCode, UsageError, interrupted
 
 EXAMPLES = """
 Examples:
@@ -151,7 +151,7 @@ def _check(root: Path, parts: list[str], resolution: str) -> dict:
 def _print_human(report, dry_run: bool) -> None:
     from rich.table import Table
 
-    from animate_cli.weights import _fmt
+    from animate_cli.weights import format_bytes
 
     console = err_console()
     for note in report.notes:
@@ -161,15 +161,15 @@ def _print_human(report, dry_run: bool) -> None:
         for col in ("file", "from", "size", "status"):
             table.add_column(col, justify="right" if col == "size" else "left")
         for f in report.files:
-            size = ("~" if not f.exact else "") + (_fmt(f.size) if f.size else "?")
+            size = ("~" if not f.exact else "") + (format_bytes(f.size) if f.size else "?")
             at = f"{f.revision} ({f.commit[:7]})" if f.commit and f.commit != f.revision else f.revision
             status = "present" if f.present else ("other commit: again" if f.stale else "to download")
             table.add_row(f.item.dest, f"{f.repo_id}@{at}", size, status)
         console.print(table)
         pending = report.pending
         console.print(
-            f"Will download {len(pending)} files (out of {len(report.files)}) totalling {_fmt(report.download_bytes)};"
-            f" needs {_fmt(report.needed_bytes)} free in {report.root}, {_fmt(report.free_bytes)} free"
+            f"Will download {len(pending)} files (out of {len(report.files)}) totalling {format_bytes(report.download_bytes)};"
+            f" needs {format_bytes(report.needed_bytes)} free in {report.root}, {format_bytes(report.free_bytes)} free"
             + (" -- NOT ENOUGH" if report.needed_bytes > report.free_bytes else "")
             + ".",
             markup=False,

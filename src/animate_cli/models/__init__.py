@@ -81,9 +81,7 @@ def load_models(base: Path, loras: list[tuple[Path, float]], options: LoadOption
     from diffusers import AutoencoderKLWan
     from transformers import CLIPVisionModel
 
-    from animate_cli.models import parallel
-
-    from animate_cli.models import runtime
+    from animate_cli.models import parallel, runtime
     from animate_cli.models.device import torch_dtype
     from animate_cli.models.dit_stream import load_dit
     from animate_cli.models.footprint import clip_resident

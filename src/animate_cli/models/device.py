@@ -219,3 +219,10 @@ def execution_device(module):
     (modules built outside `models.load_models`, e.g. by tests and benchmarks, resident)."""
     dev = getattr(module, EXECUTION_DEVICE_ATTR, None)
     return dev if dev is not None else next(module.parameters()).device
+
+
+def compute_capability(device: str) -> tuple[int, int] | None:
+    """The CUDA compute capability of `device` ((9, 0) for Hopper), None off CUDA."""
+    import torch
+
+    return tuple(torch.cuda.get_device_capability(device)) if device.startswith("cuda") else None

@@ -234,11 +234,10 @@ def _host_phases(tab: dict, offload: str, wd: str) -> dict:
 
 
 def _step_seconds(tab: dict, tokens: int, offload: str, wd: str) -> float:
-    """Seconds of one DiT step: per-group compute (FLOPs at plan.ASSUMED_TFLOPS, plus the FP8->bf16 cast of
+    """Seconds of one DiT step: per-group compute (FLOPs at config.ASSUMED_TFLOPS, plus the FP8->bf16 cast of
     the FP8 Linears of blocks and face adapters at HBM_GBPS) and, with offload, per-group H2D transfers; the stream prefetches group i+1
     while group i computes, so a group costs max(compute_i, transfer_i+1). The unmatched group is moved
     synchronously, without the stream: on and off once per step at the pageable rate."""
-    from animate_cli.rollout.plan import ASSUMED_TFLOPS
 
     dit, g = tab["dit"], _groups(tab)
     d, f, n_ctx = dit["dim"], dit["ffn_dim"], C.TEXT_TOKENS + 257
@@ -248,7 +247,7 @@ def _step_seconds(tab: dict, tokens: int, offload: str, wd: str) -> float:
     order = dit["execution_order"]
 
     def compute(name: str) -> float:
-        s = (block if name.startswith("blocks.") else face) / (ASSUMED_TFLOPS * 1e12)
+        s = (block if name.startswith("blocks.") else face) / (C.ASSUMED_TFLOPS * 1e12)
         if g[name]["fp8"] != g[name]["bf16"] and wd == "fp8":  # a group with FP8 linears (blocks, face adapters)
             s += (g[name]["fp8"] + g[name]["bf16"]) / (HBM_GBPS * 1e9)  # read fp8, write bf16, per linear
         return s

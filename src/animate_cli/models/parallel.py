@@ -121,7 +121,7 @@ def _on_sigint_other(signum, frame):
     _interrupted = True
 
 
-def _peer_gone(exc: BaseException) -> bool:
+def peer_gone(exc: BaseException) -> bool:
     """A collective failed because another rank exited (it reports its own reason)."""
     import torch.distributed as dist
 
@@ -339,9 +339,9 @@ def recv_header() -> dict:
 
 def error_message(exc: BaseException) -> dict:
     """The one-line form every rank shows for `exc` (the CLI's own mapping for ours)."""
-    from animate_cli.cli.common import _as_error
+    from animate_cli.errors import as_error
 
-    err = _as_error(exc) or EverAnimateError(f"unexpected error: {type(exc).__name__}: {exc}".splitlines()[0],
+    err = as_error(exc) or EverAnimateError(f"unexpected error: {type(exc).__name__}: {exc}".splitlines()[0],
                                              hint="this is a bug; set EVERANIMATE_DEBUG=1 for the full traceback")  # fmt: skip
     return {"op": "error", "message": err.message, "hint": err.hint, "exit_code": int(err.exit_code), "code": err.code}
 
@@ -362,136 +362,6 @@ def agree(exc: BaseException | None) -> None:
             raise RemoteError(where + msg["message"], msg.get("hint"), msg["exit_code"], msg["code"])
 
 
-# Chunk tensors, in this order; `motion` is absent in chunk 0.
-_CHUNK_FIELDS = ("anchors", "motion", "pose", "face", "clip", "text", "noise")
-
-
-def _share_chunk(inputs, steps: int, shift: float, world: World):
-    """Rank 0: send this chunk's inputs. Other ranks: `inputs` is None; returns the received ones."""
-    import torch
-    import torch.distributed as dist
-
-    from animate_cli.rollout.denoise import ChunkInputs
-
-    if world.is_writer:
-        tensors = {f: getattr(inputs, f) for f in _CHUNK_FIELDS if getattr(inputs, f) is not None}
-        meta = {f: [list(t.shape), str(t.dtype).removeprefix("torch.")] for f, t in tensors.items()}
-        send_header({"op": "chunk", "steps": steps, "shift": shift, "tensors": meta})
-        for t in tensors.values():
-            dist.broadcast(t.to(world.device).contiguous(), src=0)
-        return inputs, steps, shift
-    msg = recv_header()
-    got = {}
-    for f, (shape, dtype) in msg["tensors"].items():
-        got[f] = torch.empty(shape, dtype=getattr(torch, dtype), device=world.device)
-        dist.broadcast(got[f], src=0)
-    fields = {f: got.get(f) for f in _CHUNK_FIELDS}
-    return ChunkInputs(**fields), msg["steps"], msg["shift"]
-
-
-_in_collective = False  # rank 0 is inside a chunk's DiT calls: the others are in collectives, not listening
-
-
-def denoise(transformer, inputs, steps: int, shift: float, on_step=None):
-    """`rollout.denoise_chunk`, on every rank at once when this process is rank 0 of several."""
-    global _in_collective
-    from animate_cli.rollout.denoise import denoise_chunk
-
-    world = current()
-    if world is None or world.size == 1:
-        return denoise_chunk(transformer, inputs, steps, shift, on_step=on_step)
-
-    def step(j):  # Python drops a KeyboardInterrupt raised inside a fork hook (ffmpeg starts): check again here
-        if _interrupted:
-            raise KeyboardInterrupt
-        if on_step is not None:
-            on_step(j)
-
-    if _interrupted:
-        raise KeyboardInterrupt
-    _in_collective = True
-    _share_chunk(inputs, steps, shift, world)
-    out = denoise_chunk(transformer, inputs, steps, shift, on_step=step)
-    _in_collective = False
-    return out
-
-
-def serve(transformer, world: World) -> None:
-    """Ranks > 0 after loading: run every chunk rank 0 sends, until it says stop (returns) or error (raises)."""
-    from animate_cli.rollout.denoise import denoise_chunk
-
-    while True:
-        try:
-            inputs, steps, shift = _share_chunk(None, 0, 0.0, world)
-        except Stop:
-            return
-        denoise_chunk(transformer, inputs, steps, shift)
-
-
-@contextmanager
-def leading():
-    """Around rank 0's run: afterwards tell the other ranks to stop, or which error ended the run.
-
-    Nothing is sent when the others cannot be listening: after Ctrl-C (every rank got the signal
-    and may be gone), after an error all ranks already agreed on, or from inside a DiT call (the
-    others are in a collective; the launcher ends them when this rank exits).
-    """
-    world = current()
-    if world is None:
-        yield
-        return
-    try:
-        yield
-    except BaseException as exc:
-        if _interrupted and not isinstance(exc, KeyboardInterrupt):
-            raise KeyboardInterrupt from None  # a collective failed because another rank stopped on Ctrl-C
-        if not (isinstance(exc, (KeyboardInterrupt, RemoteError)) or _in_collective):
-            send_header(error_message(exc))
-        raise
-    send_header({"op": "stop"})
-    close_world()
-
-
-def run_rank(weights_dir, resolution: str, extra_loras: list, device: str, dtype: str, *, weights_dtype: str = "bf16",
-             attention: str = "auto", compile_: bool = False) -> None:  # fmt: skip
-    """What ranks > 0 run instead of `pipeline.run`: load the same transformer (fused LoRAs, the same
-    context-parallel setup), then serve rank 0's chunks. They read no input file (on another machine
-    only the weights need to exist). Exits quietly with rank 0's code on its errors."""
-    import typer
-
-    from animate_cli.models import device as devmod
-    from animate_cli import weights
-    from animate_cli.models import LoadOptions, load_models
-    from animate_cli.runner.pipeline import _capability, _is_tiny
-    from animate_cli.models.runtime import resolve_attention
-
-    world = current()
-    try:
-        try:
-            paths = weights.resolve(weights_dir, resolution, need=("base", "lora"))
-            loras = [(paths.lora, 1.0), *((spec.path, spec.scale) for spec in extra_loras)]
-            dev = devmod.choose(device, dtype, allow_cpu=_is_tiny(paths.base) or device == "cpu", offload="none")
-            # The same transformer as rank 0's (pipeline._run): resident, same storage dtype, attention and compile.
-            attn = resolve_attention(attention, dev.device, dev.dtype, _capability(dev.device))
-            models = load_models(paths.base, loras, LoadOptions(device=dev.device, dtype=dev.dtype, offload="none",
-                                                                weights_dtype=weights_dtype, attention=attn, compile=compile_))  # fmt: skip
-        except (RemoteError, Stop, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # noqa: BLE001 - reported to every rank at the agreement point
-            recv_header()  # rank 0 reaches its agreement point ("cp"), or stopped / failed before it
-            agree(exc)
-            raise
-        serve(models.transformer, world)
-    except Stop:
-        pass
-    except RemoteError as exc:
-        raise typer.Exit(int(exc.exit_code)) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-    except Exception as exc:
-        if _interrupted:
-            raise typer.Exit(130) from None
-        if _peer_gone(exc):  # rank 0 (or another rank) failed and said why; the launcher returns its code
-            raise typer.Exit(1) from None
-        raise
-    close_world()
+def interrupted_by_signal() -> bool:
+    """True once this rank got Ctrl-C (SIGINT forwarded by the launcher)."""
+    return _interrupted

@@ -27,9 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from animate_cli import media
-
-from animate_cli.media import locks
 from animate_cli.errors import BadInputError, NoPersonDetectedError, OutputExistsError, UsageError
+from animate_cli.media import locks
 from animate_cli.pose import keypoints as K
 from animate_cli.pose.estimator import PoseEstimator, default_threshold_rule, file_sha256
 from animate_cli.pose.geometry import center_crop_fit, frame_index_map, output_frame_count, person_fit, source_index
@@ -183,7 +182,7 @@ def _thresholds(s: PoseSettings, pose_name: str, scores: np.ndarray, has: np.nda
     return thr if s.hand_thr is None else K.Thresholds(thr.body, s.hand_thr, thr.face, thr.rule)
 
 
-def _outputs(out_dir: Path, save_keypoints: bool, debug_overlay: bool) -> list[str]:
+def output_names(out_dir: Path, save_keypoints: bool, debug_overlay: bool) -> list[str]:
     names = [POSE_FILE, FACE_FILE, META_FILE]
     return names + ([KEYPOINTS_FILE] if save_keypoints else []) + ([OVERLAY_FILE] if debug_overlay else [])
 
@@ -212,7 +211,7 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
     driving, out_dir = Path(driving), Path(out_dir)
     for stale in out_dir.glob(f"{PARTIAL_PREFIX}*"):  # left by a killed extraction (only the lock holder writes here)
         shutil.rmtree(stale, ignore_errors=True)
-    names = _outputs(out_dir, save_keypoints, debug_overlay)
+    names = output_names(out_dir, save_keypoints, debug_overlay)
     existing = [n for n in names if (out_dir / n).exists()]
     if existing and not overwrite:
         raise OutputExistsError(f"{out_dir / existing[0]} already exists", hint="pass --overwrite to replace it")

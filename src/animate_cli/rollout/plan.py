@@ -116,13 +116,12 @@ def make_plan(frames: int, width: int, height: int, source_frames: int, steps: i
 # --- rough time estimate for --dry-run (no torch); memory comes from animate_cli.models.footprint --------
 # 14B-class DiT: 40 blocks, width 5120, ffn 13824 (the FLOPs of the block linears and self-attention).
 DIT_BLOCK_PARAMS = 40 * (4 * 5120 * 5120 * 2 + 2 * 5120 * 13824)  # self+cross attn q,k,v,o and the FFN
-ASSUMED_TFLOPS = 400.0  # effective bf16 throughput of one H100/H200-class GPU, used only for the ETA
 
 
 def estimate(plan: ChunkPlan) -> dict:
     tokens = plan.tokens_per_call
     flops_step = 2 * DIT_BLOCK_PARAMS * tokens + 40 * 4 * tokens * tokens * 5120
-    step_s = flops_step / (ASSUMED_TFLOPS * 1e12)
+    step_s = flops_step / (C.ASSUMED_TFLOPS * 1e12)
     total_s = step_s * plan.steps * len(plan.chunks) * 1.05  # + ~5% VAE encode/decode and CLIP
     from animate_cli.models import footprint
 
@@ -131,5 +130,5 @@ def estimate(plan: ChunkPlan) -> dict:
         "dit_tflop_per_step": round(flops_step / 1e12, 1),
         "seconds_per_step": round(step_s, 2),
         "total_minutes": round(total_s / 60, 1),
-        "assumes": f"one GPU at {ASSUMED_TFLOPS:.0f} TFLOP/s effective bf16",
+        "assumes": f"one GPU at {C.ASSUMED_TFLOPS:.0f} TFLOP/s effective bf16",
     }

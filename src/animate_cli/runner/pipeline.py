@@ -14,7 +14,6 @@ frames the next chunk needs (last frame for CLIP, the sampled memory frames of c
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,11 +23,11 @@ import numpy as np
 
 from animate_cli import config as C
 from animate_cli import media
-from animate_cli.media import locks
 from animate_cli.config import RunConfig
 from animate_cli.errors import BadInputError, FolderBusyError, OutputExistsError
-from animate_cli.rollout.plan import ChunkPlan, make_plan
+from animate_cli.media import locks
 from animate_cli.progress import NullReporter, Reporter
+from animate_cli.rollout.plan import ChunkPlan, make_plan
 
 
 @dataclass(frozen=True)
@@ -109,13 +108,6 @@ def _weights_identity(base: Path, loras: list[tuple[Path, float]]) -> dict:
     }
 
 
-def _is_tiny(base: Path) -> bool:
-    try:
-        return json.loads((base / "transformer" / "config.json").read_text()).get("num_layers", 40) < 40
-    except (OSError, ValueError):
-        return False
-
-
 def run(cfg: RunConfig, reporter: Reporter | None = None, *, fresh: bool = False,
         on_chunk_done: Callable[[int], None] | None = None,
         on_segment_done: Callable[[int, Path], None] | None = None) -> RunSummary:  # fmt: skip
@@ -156,7 +148,7 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
             raise BadInputError(f"LoRA file not found: {p}")
     from animate_cli.models import device as devmod
 
-    tiny = _is_tiny(paths.base)
+    tiny = weights.is_tiny(paths.base)
     plan_probe = make_plan(cfg.frames, cfg.width, cfg.height, max(1, checked.pose_frames or 1), cfg.steps, cfg.seed)
     # The memory mode (dev.offload, dev.weights_dtype) is resolved here from the footprint model (exit 5 when no
     # mode fits); tiny weights skip the model.
@@ -169,7 +161,7 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
     from animate_cli.models import LoadOptions
     from animate_cli.models.runtime import APPROXIMATE_BACKENDS, FP8_SKIP_PATTERN, resolve_attention
 
-    attention = resolve_attention(cfg.attention, dev.device, dev.dtype, _capability(dev.device))
+    attention = resolve_attention(cfg.attention, dev.device, dev.dtype, devmod.compute_capability(dev.device))
     options = LoadOptions(device=dev.device, dtype=dev.dtype, offload=dev.offload, weights_dtype=dev.weights_dtype,
                           attention=attention, compile=cfg.compile)  # fmt: skip
     if attention in APPROXIMATE_BACKENDS:
@@ -278,12 +270,6 @@ def _memory_summary(dev) -> dict:
             **dev.memory_mode, "measured_peak_gpu_gib": peak}  # fmt: skip
 
 
-def _capability(device: str) -> tuple[int, int] | None:
-    import torch
-
-    return tuple(torch.cuda.get_device_capability(device)) if device.startswith("cuda") else None
-
-
 def _rollout_split(chunk_times: list[dict]) -> dict:
     """The rollout's DiT time, the rest of each chunk's time (what the GPU would wait on), and every chunk's laps."""
     dit = sum(c.get("dit", 0.0) for c in chunk_times)
@@ -355,13 +341,7 @@ def _rollout(cfg, plan: ChunkPlan, checked, models, text, pose_video, face_video
     Returns each chunk's laps (seconds per step of the loop; see timing.py)."""
     import torch
 
-    from animate_cli.rollout import encode
-
-    from animate_cli.rollout import memory
-
-    from animate_cli.models import parallel
-
-    from animate_cli.rollout import resume
+    from animate_cli.rollout import distributed, encode, memory, resume
     from animate_cli.rollout.denoise import ChunkInputs, chunk_noise
     from animate_cli.runner.timing import Laps
 
@@ -415,7 +395,7 @@ def _rollout(cfg, plan: ChunkPlan, checked, models, text, pose_video, face_video
         # 2. Denoise all 24 slots (on every rank, with several GPUs); keep the 20 generated latents.
         #    The last one conditions chunk c+1 as is.
         reporter.stage("steps", plan.steps, f"chunk {c + 1}/{len(plan.chunks)}")
-        generated = parallel.denoise(tr, inputs, plan.steps, C.SHIFT, on_step=lambda _j: reporter.advance("steps"))
+        generated = distributed.denoise(tr, inputs, plan.steps, C.SHIFT, on_step=lambda _j: reporter.advance("steps"))
         laps.mark("dit")
         motion = generated[:, :, -C.MOTION_LATENTS :].clone()
         resume.save_chunk_latents(state_dir, c, generated.to(models.dtype))

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from animate_cli import config as C
-from animate_cli.models.device import GpuInfo, cuda_ordinal, nvidia_smi_gpus, visible_gpus
 from animate_cli.errors import ExitCode
+from animate_cli.models.device import GpuInfo, cuda_ordinal, nvidia_smi_gpus, visible_gpus
 
 # --- disk estimate -------------------------------------------------------------------------------
 # The final mp4 and each chunk's segment are H.264 at CRF 16 (media.CRF). An assumption, not a
@@ -70,7 +70,7 @@ def weights_item(weights_dir: Path, resolution: str, need: tuple[str, ...]) -> I
     todo = [it for it in weights.registry_items(need, resolution) if not weights._file_ok(Path(weights_dir) / it.dest)]
     if todo:
         total = len(weights.registry_items(need, resolution))
-        what = f"missing {len(todo)} of {total} files (~{weights._fmt(sum(it.size for it in todo))} to download)"
+        what = f"missing {len(todo)} of {total} files (~{weights.format_bytes(sum(it.size for it in todo))} to download)"
     else:
         what = f"{len(result['problems'])} files incomplete ({result['problems'][0]['path']}, …)"
     return Item("weights", False, f"{what} in {weights_dir}", fix=result["fix"], exit_code=int(ExitCode.WEIGHTS),

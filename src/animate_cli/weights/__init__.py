@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from animate_cli.media import locks
 from animate_cli.config import LORA_BY_RESOLUTION, RESOLUTIONS
 from animate_cli.errors import (
     EverAnimateError,
@@ -41,6 +40,7 @@ from animate_cli.errors import (
     WeightsInvalidError,
     WeightsMissingError,
 )
+from animate_cli.media import locks
 from animate_cli.progress import NullReporter, Reporter
 
 # --- on-disk names (a contract with the rollout and pose code: change only together) -------------
@@ -644,7 +644,7 @@ def _free_bytes(root: Path) -> int:
     return shutil.disk_usage(probe).free
 
 
-def _fmt(n: int) -> str:
+def format_bytes(n: int) -> str:
     for unit, scale in (("GB", GB), ("MB", 1e6), ("kB", 1e3)):
         if n >= 0.1 * scale:
             return f"{n / scale:.1f} {unit}"
@@ -816,16 +816,18 @@ def _download(weights_dir, only, resolution, revision, dry_run, reporter, fetch,
         return report
     if report.needed_bytes > report.free_bytes:
         raise DiskSpaceError(
-            f"not enough disk space in {root}: {_fmt(report.needed_bytes)} needed, {_fmt(report.free_bytes)} free",
+            f"not enough disk space in {root}: {format_bytes(report.needed_bytes)} needed, {format_bytes(report.free_bytes)} free",
             hint="free some space or pass --dir (or set EVERANIMATE_WEIGHTS_DIR) on a larger disk",
         )
 
     pending = report.pending
     reporter.stage(
-        "download", total=len(pending), description=f"download-weights ({len(pending)} files, {_fmt(report.download_bytes)})"
+        "download",
+        total=len(pending),
+        description=f"download-weights ({len(pending)} files, {format_bytes(report.download_bytes)})",
     )
     for f in pending:
-        reporter.log(f"fetching {f.item.path} from {f.repo_id}@{(f.commit or f.revision)[:12]} ({_fmt(f.size)})")
+        reporter.log(f"fetching {f.item.path} from {f.repo_id}@{(f.commit or f.revision)[:12]} ({format_bytes(f.size)})")
         _guard(lambda f=f: _fetch_one(f, root, examples_dir, fetch, convert, parts), f.item.repo, revs, f.item.path)
         report.fetched.append(f.item.dest)
         f.present = True
@@ -952,3 +954,11 @@ def _tidy(folder: Path) -> None:
     leftovers = [p for p in folder.rglob("*") if p.is_file() and ".cache" not in p.relative_to(folder).parts]
     if not leftovers:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def is_tiny(base: Path) -> bool:
+    """True for a test model set (fewer than the real 40 blocks): such a run may use the CPU."""
+    try:
+        return json.loads((base / "transformer" / "config.json").read_text()).get("num_layers", 40) < 40
+    except (OSError, ValueError):
+        return False

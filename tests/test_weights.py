@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 from animate_cli import weights as W
 from animate_cli.cli import app
-from animate_cli.errors import ExitCode, HubError, UsageError, WeightsMissingError
+from animate_cli.errors import DiskSpaceError, ExitCode, HubError, UsageError, WeightsMissingError
+from animate_cli.weights import downloader as WD
 
 CLI_ENV = {"COLUMNS": "300"}
 
@@ -352,9 +353,9 @@ def test_offline_with_complete_weights_succeeds(tmp_path, online, monkeypatch):
 
 
 def test_disk_space_refusal(tmp_path, online, monkeypatch):
-    monkeypatch.setattr(W, "_free_bytes", lambda root: 10)  # the fake LoRA is a few hundred bytes
+    monkeypatch.setattr(WD, "free_bytes", lambda root: 10)  # the fake LoRA is a few hundred bytes
     hub = FakeHub()
-    with pytest.raises(W.DiskSpaceError) as e:
+    with pytest.raises(DiskSpaceError) as e:
         W.download(tmp_path, ("lora",), "480p", fetch=hub)
     assert "needed, 10 B free" in e.value.message and e.value.exit_code == ExitCode.WEIGHTS
     assert hub.downloads == [] and not (tmp_path / "everanimate").exists()
@@ -483,10 +484,10 @@ def test_real_hub_library_offline_maps_to_exit_4(tmp_path, offline):
     fetcher, revs = W.HubFetcher(progress=False), {"everanimate": "main"}
     path = W.LORA_ITEMS["480p"].path
     with pytest.raises(HubError) as e:
-        W._guard(lambda: fetcher.download("epfl-vita/everanimate", path, "main", tmp_path), "everanimate", revs, path)
+        WD._guard(lambda: fetcher.download("epfl-vita/everanimate", path, "main", tmp_path), "everanimate", revs, path)
     assert e.value.exit_code == ExitCode.WEIGHTS and "\n" not in e.value.message
     with pytest.raises(HubError):
-        W._guard(lambda: fetcher.sizes("epfl-vita/everanimate", "main", [path]), "everanimate", revs)
+        WD._guard(lambda: fetcher.sizes("epfl-vita/everanimate", "main", [path]), "everanimate", revs)
     assert not (tmp_path / path).exists()
 
 

@@ -118,3 +118,10 @@ def as_error(exc: BaseException) -> EverAnimateError | None:
         first = str(exc).splitlines()[0] if str(exc) else "CUDA out of memory"
         return DeviceError(first, hint="try --offload, a smaller --size, or free GPU memory used by other processes")
     return None
+
+
+class DiskSpaceError(EverAnimateError):
+    """Not enough free space for what is left to download (exit 4, like every other weights problem)."""
+
+    exit_code = ExitCode.WEIGHTS
+    code = "disk_space"

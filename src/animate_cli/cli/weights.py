@@ -1,4 +1,4 @@
-"""`everanimate download-weights`: fetch exactly what `run` and `extract-pose` load (see weights.py)."""
+"""`everanimate download-weights`: fetch exactly what `run` and `extract-pose` load (see the weights package)."""
 
 from __future__ import annotations
 
@@ -142,7 +142,7 @@ def _check(root: Path, parts: list[str], resolution: str) -> dict:
         console.print(f"complete: everything for {', '.join(parts)} ({resolution}) is in {root}", markup=False)
     else:
         names = [p["path"] if p["problem"] == "missing" else f"{p['path']} ({p['problem']})" for p in result["problems"]]
-        console.print(f"incomplete: {len(names)} files missing or broken in {root}: {weights._list_names(names)}", markup=False)
+        console.print(f"incomplete: {len(names)} files missing or broken in {root}: {weights.list_names(names)}", markup=False)
         console.print(f"  fix: {result['fix']}", markup=False)
         result["exit_code"] = int(ExitCode.WEIGHTS)
     return result

@@ -67,7 +67,7 @@ def weights_item(weights_dir: Path, resolution: str, need: tuple[str, ...]) -> I
     if result["complete"]:
         return Item("weights", True, f"complete in {weights_dir} ({installed})", detail=detail)
     # Count in download-weights' terms (files to fetch, their size) rather than the structural check's.
-    todo = [it for it in weights.registry_items(need, resolution) if not weights._file_ok(Path(weights_dir) / it.dest)]
+    todo = [it for it in weights.registry_items(need, resolution) if not weights.file_ok(Path(weights_dir) / it.dest)]
     if todo:
         total = len(weights.registry_items(need, resolution))
         what = f"missing {len(todo)} of {total} files (~{weights.format_bytes(sum(it.size for it in todo))} to download)"

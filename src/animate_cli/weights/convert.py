@@ -20,7 +20,7 @@ import json
 import os
 from pathlib import Path
 
-from animate_cli.weights import read_safetensors_header
+from animate_cli.weights.installed import read_safetensors_header
 
 _PROBES = ("face_adapter.__everanimate_probe__", "motion_encoder.__everanimate_probe__")
 _DTYPES = {

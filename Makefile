@@ -25,7 +25,9 @@ $(VENV)/.installed: pyproject.toml constraints-ci.txt
 
 install: $(VENV)/.installed  ## create .venv and install everanimate with its pose and dev extras
 
-test: install  ## offline CPU test suite on tiny random weights
+test: install  ## import contracts + lint, then the offline CPU test suite on tiny random weights
+	$(VENV)/bin/lint-imports --no-cache  # the stage layers of pyproject.toml: imports point down, no circles
+	$(PY) -m ruff check src tests scripts benchmarks  # includes PLC2701: no private name imported across modules
 	$(PY) -m pytest -q -m "not gpu and not real"
 
 REAL ?= .real-data

@@ -123,9 +123,9 @@ def dit_bytes(base: Path) -> dict:
     import torch
 
     from animate_cli.models import runtime
-    from animate_cli.models.dit_stream import _empty_model
+    from animate_cli.models.dit_stream import empty_model
 
-    model, _ = _empty_model(base / "transformer", torch.bfloat16)
+    model, _ = empty_model(base / "transformer", torch.bfloat16)
     bf16 = model_bytes(model)
     runtime.cast_blocks_fp8(model, torch.bfloat16)
     return {"bf16": bf16, "fp8": model_bytes(model)}
@@ -254,10 +254,10 @@ def child(path: str, base: Path, lora: Path, sample_ms: float) -> dict:
     import torch
     from diffusers import WanAnimateTransformer3DModel
 
-    from animate_cli.models import _quiet_loaders, dit_stream, runtime
+    from animate_cli.models import dit_stream, quiet_loaders, runtime
     from animate_cli.models.lora import apply_lora
 
-    _quiet_loaders()
+    quiet_loaders()
     sys.setswitchinterval(sample_ms / 1000)  # let the sampler in while the main thread runs Python code
     gc.collect()
     clear_refs = Path("/proc/self/clear_refs")

@@ -178,7 +178,7 @@ def test_attention_is_routed_to_the_fused_kernel_and_a_score_matrix_would_be_see
     score matrix when a math kernel makes one, so the DiT check above can fail."""
     import torch
     import torch.nn.functional as Fn
-    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._python_dispatch import TorchDispatchMode  # noqa: PLC2701 (no public path in torch)
 
     from animate_cli.devtools.measure_footprint import measuring
 

@@ -79,7 +79,7 @@ def test_two_ranks_match_one_process_through_ctrl_c_and_resume(tiny_weights, med
     launcher) after chunk 0 and then resumed: same latents, same decoded frames."""
     from diffusers import AutoencoderKLWan
 
-    from animate_cli.models import _load
+    from animate_cli.models import load_component
     from animate_cli.rollout.decode import iter_decode_frames
 
     one = tmp_path / "one.mp4"
@@ -104,7 +104,7 @@ def test_two_ranks_match_one_process_through_ctrl_c_and_resume(tiny_weights, med
     summary = json.loads(proc.stdout)  # rank 0 alone prints: exactly one JSON object
     assert summary["ok"] and summary["chunks"] == 3 and summary["resumed_from_chunk"] >= 1
 
-    vae = _load(AutoencoderKLWan, tiny_weights / "wan2.2-animate-14b", "vae", torch_dtype=torch.float32).eval()
+    vae = load_component(AutoencoderKLWan, tiny_weights / "wan2.2-animate-14b", "vae", torch_dtype=torch.float32).eval()
     for c in range(3):
         a, b = _latents(one, c), _latents(two, c)
         # fp32 round-off at most (sharded matmuls may sum in another order); on the tiny model it is 0

@@ -51,9 +51,9 @@ def live_bytes_mode(device_type: str = FAKE_DEVICE):
     under it (each new output storage, once; views and in-place results are not new), freed by a weakref finalizer on the
     storage (torch keeps a storage's Python object alive as long as the storage lives). `.peak` is the
     maximum of the running sum; `.largest` the biggest single storage (bytes, shape)."""
-    from torch._subclasses.fake_tensor import FakeTensor
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils._pytree import tree_leaves
+    from torch._subclasses.fake_tensor import FakeTensor  # noqa: PLC2701 (no public path in torch)
+    from torch.utils._python_dispatch import TorchDispatchMode  # noqa: PLC2701 (no public path in torch)
+    from torch.utils._pytree import tree_leaves  # noqa: PLC2701 (no public path in torch)
 
     class LiveBytes(TorchDispatchMode):
         def __init__(self):
@@ -148,7 +148,7 @@ def fake_mode():
     (torch.from_numpy of our uint8 frames) are allowed in and become fake on their first op."""
     global _FAKE
     if _FAKE is None:
-        from torch._subclasses.fake_tensor import FakeTensorMode
+        from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: PLC2701 (no public path in torch)
 
         _FAKE = FakeTensorMode(allow_non_fake_inputs=True)
     return _FAKE

@@ -108,7 +108,7 @@ def _loaded_dtype(name: str, keep_fp32: list[str], dtype):
     return torch.float32 if any(k in name.split(".") for k in keep_fp32) else dtype
 
 
-def _empty_model(folder: Path, dtype):
+def empty_model(folder: Path, dtype):
     """The class built from config.json with meta parameters and real (CPU) non-persistent buffers."""
     from accelerate import init_empty_weights
     from diffusers import WanAnimateTransformer3DModel
@@ -159,7 +159,7 @@ def load_dit(base: Path, loras: list[tuple[Path, float]], dtype, *, fp8: bool, h
 
     folder = base / "transformer"
     files = shard_files(folder)
-    model, keep = _empty_model(folder, dtype)
+    model, keep = empty_model(folder, dtype)
     if fp8:
         runtime.cast_blocks_fp8(model, dtype)  # on the empty model: only dtypes and hooks, no data yet
     slots = {n: (t.dtype, tuple(t.shape)) for n, t in model.state_dict(keep_vars=True).items()}

@@ -150,7 +150,7 @@ def animate_cp_plan() -> dict:
     all-gathered, so every rank gets the whole velocity and takes the same Euler step.
     """
     # ContextParallelInput/Output are not exported at the top level in 0.42.1; transformer_wan.py imports them the same way.
-    from diffusers.models._modeling_parallel import ContextParallelInput, ContextParallelOutput
+    from diffusers.models._modeling_parallel import ContextParallelInput, ContextParallelOutput  # noqa: PLC2701
 
     rope = ContextParallelInput(split_dim=1, expected_dims=4, split_output=True)  # cos/sin [1, S, 1, D]
     return {

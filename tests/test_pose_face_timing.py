@@ -4,7 +4,7 @@ durations is in test_run_cli_errors.py)."""
 import numpy as np
 from conftest import write_video
 
-from animate_cli.runner import pipeline
+from animate_cli.rollout.loop import read_chunk_frames
 
 
 def levels(n, size=64):
@@ -14,6 +14,6 @@ def levels(n, size=64):
 
 def test_face_video_is_read_with_its_own_fps(tmp_path):
     face50 = write_video(tmp_path / "face50.mp4", levels(20), fps=50.0)
-    got = pipeline._read_chunk_frames(face50, [0, 3, 5, 9], 25.0, 64, 64, video_fps=50.0, video_frames=20)
+    got = read_chunk_frames(face50, [0, 3, 5, 9], 25.0, (64, 64), (50.0, 20))
     # pose frame k at 25 fps is at k / 25 s, i.e. face frame 2k at 50 fps
     assert [round(float(f.mean()) / 10) for f in got] == [0, 6, 10, 18]

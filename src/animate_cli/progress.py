@@ -6,7 +6,7 @@ renders these as rich bars on stderr or as JSON lines (`--progress json`); tests
 `RecordingReporter` to check what happened.
 
 `StepClock` turns the same events into an ETA from measured step times. It relies on the names the
-chunk loop (pipeline._rollout) uses: a "chunks" stage advanced once per finished chunk, and a
+chunk loop (rollout/loop.py) uses: a "chunks" stage advanced once per finished chunk, and a
 "steps" stage per chunk advanced once per denoising step.
 """
 

@@ -7,7 +7,7 @@ its real name only when its writer closed and renamed `<name>.partial.mp4` (medi
 `on_done(chunk, path)` is called right after that, on the writer thread: everything that treats a
 segment as done (the final concat, a preview) sees only complete files. A crash while a segment is
 still queued or being encoded leaves at most a `.partial.mp4`, which resume never mistakes for a
-segment: it re-decodes the chunk from its saved latents (pipeline._ensure_segment).
+segment: it re-decodes the chunk from its saved latents (rollout.loop.ensure_segment).
 
 A writer failure (ffmpeg dies, disk full) stops the thread, removes the partial file and is raised
 in the caller's thread, as one line, at its next `write`/`close`/`wait`; the caller never blocks on

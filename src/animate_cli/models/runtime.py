@@ -10,7 +10,7 @@ offloading, so the pinned host copies are FP8 too (half the host RAM and half th
 block). The chunk loop never sees any of this: it asks `device.execution_device(module)` where to
 put its inputs, and diffusers' hooks do the rest.
 
-No torch import at module level: `cli_run` imports `check_attention_installed` for flag validation.
+No torch import at module level: `cli/run.py` imports `check_attention_installed` for flag validation.
 """
 
 from __future__ import annotations

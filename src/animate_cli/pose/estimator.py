@@ -159,7 +159,7 @@ class RtmlibEstimator:
                 raise WeightsMissingError(f"pose model not found: {p}", hint="run `everanimate download-weights --only pose`")
         self.device = resolve_device(device)
         # rtmlib print()s "load ... with onnxruntime backend": send it to stderr so --json stays one object
-        # (the same redirect as cli_common.quiet_stdout; stage modules do not import the CLI layer).
+        # (the same redirect as cli.common.quiet_stdout; stage modules do not import the CLI layer).
         with contextlib.redirect_stdout(sys.stderr):
             from rtmlib import YOLOX, RTMPose
 

@@ -1,5 +1,5 @@
 """Several GPUs for one video, without torch: which N work, what N is predicted to give, and the
-single-machine launcher behind `everanimate run --gpus N`. (The torch side is `parallel.py`.)
+single-machine launcher behind `everanimate run --gpus N`. (The torch side is models/parallel.py, rollout/distributed.py and runner/ranks.py.)
 
 Which N: Ulysses attention hands each rank H/N whole heads, so N must divide the head count (40
 for Wan2.2-Animate-14B: 1, 2, 4, 5, 8, 10, 20, 40), and the token sequence (24 latent slots x

@@ -9,7 +9,7 @@
 Host memory does not grow with video length: a chunk's 77 pose/face frames are read for that
 chunk only, decoded frames go through a bounded queue into an H.264 segment writer, and only the few
 frames the next chunk needs (last frame for CLIP, the sampled memory frames of chunk 0) are kept.
-`RunSummary.timings_s` holds each stage's wall time and every chunk's laps (see `_rollout`).
+`RunSummary.timings_s` holds each stage's wall time and every chunk's laps (see rollout/loop.py).
 """
 
 from __future__ import annotations
@@ -19,25 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from animate_cli import config as C
 from animate_cli import media
 from animate_cli.config import RunConfig
 from animate_cli.errors import BadInputError, FolderBusyError, OutputExistsError
 from animate_cli.media import locks
 from animate_cli.progress import NullReporter, Reporter
+from animate_cli.rollout.context import CheckedInputs, ControlVideos, ResumePoint, RunContext
 from animate_cli.rollout.plan import ChunkPlan, make_plan
-
-
-@dataclass(frozen=True)
-class CheckedInputs:
-    """Validated inputs, found without loading any model (used by --dry-run too)."""
-
-    ref: np.ndarray  # uint8 [H0, W0, 3] as loaded
-    views: tuple[np.ndarray, ...]
-    driving: media.VideoInfo
-    pose_frames: int | None  # frames in --pose-video (None: extracted later)
 
 
 @dataclass
@@ -121,7 +110,7 @@ def run(cfg: RunConfig, reporter: Reporter | None = None, *, fresh: bool = False
     checked = check_inputs(cfg)
     reporter = reporter or NullReporter()
     with locks.hold(cfg.resume_dir, _state_busy(cfg.resume_dir), log=reporter.log):
-        return _run(cfg, checked, reporter, fresh, on_chunk_done, on_segment_done)
+        return _run(cfg, checked, reporter, fresh, RunHooks(on_chunk_done, on_segment_done))
 
 
 def _state_busy(state_dir: Path):
@@ -131,13 +120,30 @@ def _state_busy(state_dir: Path):
     )
 
 
-def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool,
-         on_chunk_done: Callable[[int], None] | None, on_segment_done: Callable[[int, Path], None] | None) -> RunSummary:  # fmt: skip
-    timings: dict[str, float] = {}
-    t0 = time.monotonic()
+@dataclass(frozen=True)
+class RunHooks:
+    """Callbacks into a run (tests interrupt with them; a GUI could show segments as they land)."""
 
-    # 1. Inputs (checked by run()), weights and device, before any model is loaded.
+    on_chunk_done: Callable[[int], None] | None = None  # after chunk c's state is saved
+    on_segment_done: Callable[[int, Path], None] | None = None  # on the writer thread, chunk c's segment complete
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Step 1 of a run: weights found, device and memory mode chosen, load options resolved; no model loaded."""
+
+    paths: object  # weights.WeightPaths
+    loras: list[tuple[Path, float]]  # the EverAnimate LoRA first, then --lora files, with their scales
+    dev: object  # models.device.DeviceChoice
+    options: object  # models.LoadOptions: every memory/speed choice, consumed only by loading
+
+
+def _setup(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter) -> Setup:
+    """Weights and device, before any model is loaded (inputs were checked by run())."""
     from animate_cli import weights
+    from animate_cli.models import LoadOptions
+    from animate_cli.models import device as devmod
+    from animate_cli.models.runtime import APPROXIMATE_BACKENDS, resolve_attention
 
     paths = weights.resolve(
         cfg.weights_dir, cfg.resolution, need=("base", "lora") if cfg.pose_video else ("base", "lora", "pose")
@@ -146,10 +152,7 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
     for p, _ in loras:
         if not Path(p).is_file():
             raise BadInputError(f"LoRA file not found: {p}")
-    from animate_cli.models import device as devmod
-
     tiny = weights.is_tiny(paths.base)
-    plan_probe = make_plan(cfg.frames, cfg.width, cfg.height, max(1, checked.pose_frames or 1), cfg.steps, cfg.seed)
     # The memory mode (dev.offload, dev.weights_dtype) is resolved here from the footprint model (exit 5 when no
     # mode fits); tiny weights skip the model.
     dev = devmod.choose(cfg.device, cfg.dtype, allow_cpu=tiny or cfg.device == "cpu",
@@ -157,15 +160,44 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
                         weights_dtype=cfg.weights_dtype)  # fmt: skip
     if dev.device == "cpu" and not tiny:
         reporter.log("warning: running the 14B model on the CPU; expect days per chunk")
-    # Every memory/speed choice, resolved once; loading (models.py, runtime.py) is the only consumer.
-    from animate_cli.models import LoadOptions
-    from animate_cli.models.runtime import APPROXIMATE_BACKENDS, FP8_SKIP_PATTERN, resolve_attention
-
+    # Every memory/speed choice, resolved once; loading (models/loader.py, runtime.py) is the only consumer.
     attention = resolve_attention(cfg.attention, dev.device, dev.dtype, devmod.compute_capability(dev.device))
     options = LoadOptions(device=dev.device, dtype=dev.dtype, offload=dev.offload, weights_dtype=dev.weights_dtype,
                           attention=attention, compile=cfg.compile)  # fmt: skip
     if attention in APPROXIMATE_BACKENDS:
         reporter.log(f"warning: --attention {cfg.attention} is approximate (8-bit attention); frames differ from exact attention")
+    return Setup(paths, loras, dev, options)
+
+
+def _resume_settings(cfg: RunConfig, setup: Setup) -> dict:
+    """What a saved state must match to be continued: everything that changes the frames (not offload or compile)."""
+    from animate_cli.models.runtime import APPROXIMATE_BACKENDS, FP8_SKIP_PATTERN
+    from animate_cli.rollout import resume
+
+    attention = setup.options.attention
+    settings = {
+        "ref": resume.file_digest(cfg.ref), "views": [resume.file_digest(v) for v in cfg.ref_views],
+        "size": [cfg.width, cfg.height], "steps": cfg.steps, "seed": cfg.seed, "prompt": cfg.prompt, "dtype": cfg.dtype,
+        "device": setup.dev.device.split(":")[0], "side_by_side": cfg.side_by_side,
+        "weights": _weights_identity(setup.paths.base, setup.loras),
+        "layout": [C.CHUNK_FRAMES, C.OVERLAP_FRAMES, C.ANCHORS, C.SHIFT, C.SEED_STRIDE, C.MEMORY_SEED_OFFSET],
+        # FP8 storage changes the frames (and which layers it covers); offload and compile do not
+        "weights_dtype": cfg.weights_dtype if cfg.weights_dtype == "bf16" else f"fp8 skip {FP8_SKIP_PATTERN}",
+        **({"attention": attention} if attention in APPROXIMATE_BACKENDS else {}),  # exact backends: same frames
+    }  # fmt: skip
+    if cfg.pose_video is not None:  # given, so their digests are known now
+        settings |= {"pose_video": resume.file_digest(cfg.pose_video), "face_video": resume.file_digest(cfg.face_video)}
+    return settings
+
+
+def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool, hooks: RunHooks) -> RunSummary:
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+
+    # 1. Weights and device, before any model is loaded.
+    setup = _setup(cfg, checked, reporter)
+    paths, dev = setup.paths, setup.dev
+    plan_probe = make_plan(cfg.frames, cfg.width, cfg.height, max(1, checked.pose_frames or 1), cfg.steps, cfg.seed)
 
     # 2. Pose and face videos: given, or extracted (once, cached) on a worker thread while the prompt is
     #    encoded and the models load (3-4); joined before the plan needs the frame count. Only the whole
@@ -185,17 +217,7 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
         # 3. Resume state, first without the digests of pose videos still being extracted: a saved run with
         #    other settings is refused before any model loads. The chunk count does not depend on the pose
         #    video's length.
-        settings = {
-            "ref": resume.file_digest(cfg.ref), "views": [resume.file_digest(v) for v in cfg.ref_views],
-            "size": [cfg.width, cfg.height], "steps": cfg.steps, "seed": cfg.seed, "prompt": cfg.prompt, "dtype": cfg.dtype,
-            "device": dev.device.split(":")[0], "side_by_side": cfg.side_by_side, "weights": _weights_identity(paths.base, loras),
-            "layout": [C.CHUNK_FRAMES, C.OVERLAP_FRAMES, C.ANCHORS, C.SHIFT, C.SEED_STRIDE, C.MEMORY_SEED_OFFSET],
-            # FP8 storage changes the frames (and which layers it covers); offload and compile do not
-            "weights_dtype": cfg.weights_dtype if cfg.weights_dtype == "bf16" else f"fp8 skip {FP8_SKIP_PATTERN}",
-            **({"attention": attention} if attention in APPROXIMATE_BACKENDS else {}),  # exact backends: same frames
-        }  # fmt: skip
-        if cfg.pose_video is not None:  # given, so their digests are known now
-            settings |= {"pose_video": resume.file_digest(cfg.pose_video), "face_video": resume.file_digest(cfg.face_video)}
+        settings = _resume_settings(cfg, setup)
         n_chunks = len(plan_probe.chunks)
         next_chunk = min(resume.check_known_settings(state_dir, settings), n_chunks)
         missing = [s.index for s in plan_probe.chunks if not resume.segment_path(state_dir, s.index, s.keep).exists()]
@@ -206,13 +228,13 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
 
         reporter.stage("load", 2, "prompt + models")
         t = time.monotonic()
-        text = _prompt_embedding(state_dir, paths.base, cfg.prompt, options) if next_chunk < n_chunks else None
+        text = _prompt_embedding(state_dir, paths.base, cfg.prompt, setup.options) if next_chunk < n_chunks else None
         timings["prompt"] = time.monotonic() - t
         reporter.advance("load")
         t = time.monotonic()
         models = None
         if not pose_job.failed() and (next_chunk < n_chunks or missing):
-            models = load_models(paths.base, loras, options)
+            models = load_models(paths.base, setup.loras, setup.options)
         reporter.advance("load")
         timings["load"] = time.monotonic() - t
         pose_video, face_video, source_frames, pose_info = pose_job.result()
@@ -224,27 +246,29 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
     fingerprint = resume.fingerprint(settings)
     start_chunk = min(state.next_chunk, len(plan.chunks)) if state else 0
 
-    # 5. Roll out the remaining chunks. Segments are encoded on a writer thread (writer.py) while the next
-    #    chunk runs; the rollout ends when every segment it wrote is closed under its real name.
+    # 5. Roll out the remaining chunks (rollout/loop.py). Segments are encoded on a writer thread (writer.py)
+    #    while the next chunk runs; the rollout ends when every segment it wrote is closed under its real name.
     from animate_cli.media.writer import SegmentWriter
+    from animate_cli.rollout.loop import ensure_segment, run_chunks
 
     def segment_done(c: int, path: Path) -> None:  # on the writer thread, once chunk c's segment is complete
         _write_preview(cfg, plan, state_dir, c, reporter)
-        if on_segment_done is not None:
-            on_segment_done(c, path)
+        if hooks.on_segment_done is not None:
+            hooks.on_segment_done(c, path)
 
     with SegmentWriter(segment_done) as writer:
+        ctx = RunContext(cfg, plan, checked, models, text, ControlVideos(pose_video, face_video),
+                         ResumePoint(state_dir, state, start_chunk, fingerprint, settings), writer, reporter, hooks.on_chunk_done)  # fmt: skip
         t = time.monotonic()
         if start_chunk < len(plan.chunks):
-            chunk_times = _rollout(cfg, plan, checked, models, text, pose_video, face_video, state, start_chunk, fingerprint,
-                                   settings, state_dir, writer, reporter, on_chunk_done)  # fmt: skip
+            chunk_times = run_chunks(ctx)
             writer.wait()
             timings |= _rollout_split(chunk_times)
         timings["rollout"] = time.monotonic() - t
 
         # 6. The output: every chunk's segment (re-decoding a finished chunk whose kept length changed), then audio.
         t = time.monotonic()
-        segments = [_ensure_segment(cfg, plan, c, models, pose_video, state_dir, writer) for c in range(len(plan.chunks))]
+        segments = [ensure_segment(ctx, c) for c in range(len(plan.chunks))]
         writer.wait()
     audio = cfg.driving if (cfg.audio and checked.driving.has_audio) else None
     reporter.stage("mux", 1, "writing mp4")
@@ -322,113 +346,6 @@ def _prompt_embedding(state_dir: Path, base: Path, prompt: str, options):
     return text
 
 
-def _read_chunk_frames(video: Path, indices, fps: float, width: int, height: int, *, video_fps: float | None = None,
-                       video_frames: int | None = None) -> np.ndarray:  # fmt: skip
-    """uint8 [77, height, width, 3]: the chunk's driving frames, centre-cropped/resized if needed.
-
-    `indices` count frames at `fps` (the pose video's clock). A video with another frame rate (`video_fps`,
-    `video_frames` long) is read at the same times: index k -> its frame round(k / fps * video_fps)."""
-    if video_fps is not None and video_fps != fps:
-        last = (video_frames or 1) - 1
-        indices = [min(int(np.round(k / fps * video_fps)), last) for k in indices]
-    frames = media.read_frames_at(video, indices, video_fps or fps)
-    return np.stack([media.center_crop_resize(f, width, height) for f in frames])
-
-
-def _rollout(cfg, plan: ChunkPlan, checked, models, text, pose_video, face_video, state, start_chunk, fingerprint,
-             settings, state_dir, writer, reporter, on_chunk_done) -> list[dict]:  # fmt: skip
-    """The chunk loop. Reads top to bottom as the method: condition, denoise, carry the last latent, decode once.
-    Returns each chunk's laps (seconds per step of the loop; see timing.py)."""
-    import torch
-
-    from animate_cli.rollout import distributed, encode, memory, resume
-    from animate_cli.rollout.denoise import ChunkInputs, chunk_noise
-    from animate_cli.runner.timing import Laps
-
-    tr, vae = models.transformer, models.vae
-    face_size = tr.config.motion_encoder_size
-    pose_fps = media.probe(pose_video).fps
-    sync = torch.cuda.synchronize if models.device.type == "cuda" else None
-    face_fps = media.probe(face_video).fps  # each video is read by its own timing
-    face_n = media.count_frames(face_video) if face_fps != pose_fps else None
-
-    # Identity: reference (and extra views) fitted to the canvas (cfg.fit: pad/crop/stretch), each a single-frame latent.
-    ref_frame = media.fit_image(checked.ref, cfg.width, cfg.height, cfg.fit)
-    identity = memory.IdentityInputs(
-        ref_latent=encode.vae_encode(vae, ref_frame[None]),
-        view_latents=[encode.vae_encode(vae, media.fit_image(v, cfg.width, cfg.height, cfg.fit)[None]) for v in checked.views],
-        ref_clip=encode.clip_embed(models.image_encoder, ref_frame),
-    )
-    picks = memory.pick_memory_frames(cfg.seed, len(checked.views))
-
-    if state is None:
-        motion, mem, last_frame = None, None, None
-    else:
-        motion, mem, last_frame = state.last_latent, state.memory, state.last_frame.numpy()
-
-    reporter.stage("chunks", len(plan.chunks), "chunks")
-    reporter.advance("chunks", start_chunk)
-    chunk_times = []
-    for spec in plan.chunks[start_chunk:]:
-        c = spec.index
-        laps = Laps(sync)
-        # 1. Conditioning of this chunk: pose latents, face crops, CLIP image, anchors, motion latent.
-        pose_px = _read_chunk_frames(pose_video, spec.driving, pose_fps, cfg.width, cfg.height)
-        face_px = _read_chunk_frames(face_video, spec.driving, pose_fps, face_size, face_size, video_fps=face_fps,
-                                     video_frames=face_n)  # fmt: skip
-        laps.mark("frame_reads")
-        pose_latents = encode.vae_encode(vae, pose_px)
-        laps.mark("vae_encode")
-        clip = identity.ref_clip if c == 0 else encode.clip_embed(models.image_encoder, last_frame)
-        laps.mark("clip")
-        inputs = ChunkInputs(
-            anchors=identity.chunk0_anchors() if c == 0 else mem,
-            motion=None if c == 0 else motion,
-            pose=pose_latents,
-            face=encode.face_pixels(face_px, face_size, models.device, models.dtype),
-            clip=clip,
-            text=text,
-            noise=chunk_noise(plan.latent_shape(), spec.seed),
-        )
-        laps.mark("face_noise")
-
-        # 2. Denoise all 24 slots (on every rank, with several GPUs); keep the 20 generated latents.
-        #    The last one conditions chunk c+1 as is.
-        reporter.stage("steps", plan.steps, f"chunk {c + 1}/{len(plan.chunks)}")
-        generated = distributed.denoise(tr, inputs, plan.steps, C.SHIFT, on_step=lambda _j: reporter.advance("steps"))
-        laps.mark("dit")
-        motion = generated[:, :, -C.MOTION_LATENTS :].clone()
-        resume.save_chunk_latents(state_dir, c, generated.to(models.dtype))
-        laps.mark("save")
-
-        # 3. Decode once, handing the kept frames to the segment writer thread; keep only what later chunks need.
-        sampled: dict[int, np.ndarray] = {}
-        waited = writer.wait_s
-        for i, frame in enumerate(_decode_into_segment(cfg, spec, generated, vae, pose_px, state_dir, writer, reporter)):
-            if c == 0 and i in picks:
-                sampled[i] = frame
-            last_frame = frame
-        laps.mark("decode")
-        laps.move("decode", "writer_wait", writer.wait_s - waited)
-
-        # 4. After chunk 0: the fixed identity memory [views | sampled frames | reference].
-        if c == 0:
-            mem = memory.build_memory(identity, [encode.vae_encode(vae, sampled[i][None]) for i in picks])
-            laps.mark("vae_encode")
-
-        # 5. Persist everything needed to continue after this chunk (its segment may still be encoding:
-        #    until it is renamed, a resumed run re-decodes it from the latents saved above).
-        state = resume.RunState(c + 1, fingerprint, motion.float().cpu(), mem.float().cpu(),
-                                torch.from_numpy(np.ascontiguousarray(last_frame)), settings)  # fmt: skip
-        resume.save_state(state_dir, state)
-        laps.mark("save")
-        chunk_times.append({"chunk": c, **laps.s})
-        reporter.advance("chunks")
-        if on_chunk_done is not None:
-            on_chunk_done(c)
-    return chunk_times
-
-
 def _write_preview(cfg, plan: ChunkPlan, state_dir: Path, c: int, reporter) -> None:
     """<out>.preview.mp4: every finished chunk up to c, playable while the run goes on. Takes the
     segments 0.. that exist with the plan's kept length (a run being extended re-decodes its old
@@ -444,41 +361,3 @@ def _write_preview(cfg, plan: ChunkPlan, state_dir: Path, c: int, reporter) -> N
     if segments:
         media.write_preview(segments, cfg.preview_path, C.FPS)
         reporter.artifact("preview", cfg.preview_path, chunks=len(segments))
-
-
-def _decode_into_segment(cfg, spec, latents, vae, pose_px, state_dir, writer, reporter):
-    """Decode a chunk's 20 latents (fresh causal cache) into 77 frames, queue frames drop..drop+keep for
-    the chunk's segment on `writer` (next to their pose frame with --side-by-side), and yield every frame."""
-    from animate_cli.rollout import resume
-    from animate_cli.rollout.decode import iter_decode_frames
-
-    seg = resume.segment_path(state_dir, spec.index, spec.keep)
-    seg.parent.mkdir(parents=True, exist_ok=True)
-    width = cfg.width * (2 if cfg.side_by_side else 1)
-    reporter.stage("decode", C.CHUNK_FRAMES, f"decode {spec.index + 1}")
-    writer.open(seg, width, cfg.height, C.FPS, spec.index)
-    for i, frame in enumerate(iter_decode_frames(vae, latents)):
-        if spec.drop <= i < spec.drop + spec.keep:
-            writer.write(np.concatenate([frame, pose_px[i]], axis=1) if cfg.side_by_side else frame)
-        reporter.advance("decode")
-        yield frame
-    writer.close()
-
-
-def _ensure_segment(cfg, plan: ChunkPlan, c: int, models, pose_video, state_dir, writer) -> Path:
-    """Chunk c's segment with the plan's kept length; re-decoded from its saved latents when the length
-    changed since it was written (a run extended or shortened after finishing) or the run stopped before
-    its writer renamed it. The path is complete on disk only after `writer.wait()`."""
-    from animate_cli.rollout import resume
-
-    spec = plan.chunks[c]
-    seg = resume.segment_path(state_dir, c, spec.keep)
-    if seg.exists():
-        return seg
-    latents = resume.load_chunk_latents(state_dir, c).to(models.device)
-    pose_px = None
-    if cfg.side_by_side:
-        pose_px = _read_chunk_frames(pose_video, spec.driving, media.probe(pose_video).fps, cfg.width, cfg.height)
-    for _ in _decode_into_segment(cfg, spec, latents, models.vae, pose_px, state_dir, writer, NullReporter()):
-        pass
-    return seg

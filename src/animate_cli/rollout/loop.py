@@ -1,0 +1,169 @@
+"""The chunk loop (spec §2-§4): condition, denoise in latent space, carry the last latent, decode once.
+
+    run_chunks(ctx) -> laps          # every chunk from ctx.resume.start_chunk to the end of ctx.plan
+    ensure_segment(ctx, c) -> path   # chunk c's H.264 segment, re-decoded from its saved latents if needed
+
+A chunk is 77 frames = 20 generated latents plus 4 conditioning slots (spec §2). The last generated
+latent of chunk c conditions chunk c+1 as is: nothing is decoded and re-encoded to carry over. Each
+chunk's latents are decoded exactly once, and the kept frames go to the segment writer's thread.
+Host memory does not grow with the video: only the frames the next chunk needs are kept (the last
+frame for CLIP; chunk 0's sampled memory frames).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from animate_cli import config as C
+from animate_cli import media
+from animate_cli.progress import NullReporter, Reporter
+from animate_cli.rollout.context import RunContext
+
+
+def run_chunks(ctx: RunContext) -> list[dict]:
+    """Roll out the remaining chunks of ctx.plan; returns each chunk's laps (seconds per step, see timing)."""
+    import torch
+
+    from animate_cli.rollout import distributed, encode, memory, resume
+    from animate_cli.rollout.denoise import ChunkInputs, chunk_noise
+    from animate_cli.rollout.timing import Laps
+
+    cfg, plan, models, reporter = ctx.cfg, ctx.plan, ctx.models, ctx.reporter
+    tr, vae = models.transformer, models.vae
+    face_size = tr.config.motion_encoder_size
+    pose_fps = media.probe(ctx.control.pose).fps
+    face_fps = media.probe(ctx.control.face).fps  # each video is read by its own timing
+    face_source = (face_fps, media.count_frames(ctx.control.face)) if face_fps != pose_fps else None
+    sync = torch.cuda.synchronize if models.device.type == "cuda" else None
+
+    # Identity: reference (and extra views) fitted to the canvas (cfg.fit: pad/crop/stretch), each a single-frame latent.
+    ref_frame = media.fit_image(ctx.inputs.ref, cfg.width, cfg.height, cfg.fit)
+    identity = memory.IdentityInputs(
+        ref_latent=encode.vae_encode(vae, ref_frame[None]),
+        view_latents=[encode.vae_encode(vae, media.fit_image(v, cfg.width, cfg.height, cfg.fit)[None]) for v in ctx.inputs.views],
+        ref_clip=encode.clip_embed(models.image_encoder, ref_frame),
+    )
+    picks = memory.pick_memory_frames(cfg.seed, len(ctx.inputs.views))
+
+    saved = ctx.resume.state
+    if saved is None:
+        motion, mem, last_frame = None, None, None
+    else:
+        motion, mem, last_frame = saved.last_latent, saved.memory, saved.last_frame.numpy()
+
+    reporter.stage("chunks", len(plan.chunks), "chunks")
+    reporter.advance("chunks", ctx.resume.start_chunk)
+    chunk_times = []
+    for spec in plan.chunks[ctx.resume.start_chunk :]:
+        c = spec.index
+        laps = Laps(sync)
+        # 1. Conditioning of this chunk: pose latents, face crops, CLIP image, anchors, motion latent.
+        pose_px = read_chunk_frames(ctx.control.pose, spec.driving, pose_fps, (cfg.width, cfg.height))
+        face_px = read_chunk_frames(ctx.control.face, spec.driving, pose_fps, (face_size, face_size), face_source)
+        laps.mark("frame_reads")
+        pose_latents = encode.vae_encode(vae, pose_px)
+        laps.mark("vae_encode")
+        clip = identity.ref_clip if c == 0 else encode.clip_embed(models.image_encoder, last_frame)
+        laps.mark("clip")
+        inputs = ChunkInputs(
+            anchors=identity.chunk0_anchors() if c == 0 else mem,
+            motion=None if c == 0 else motion,
+            pose=pose_latents,
+            face=encode.face_pixels(face_px, face_size, models.device, models.dtype),
+            clip=clip,
+            text=ctx.text,
+            noise=chunk_noise(plan.latent_shape(), spec.seed),
+        )
+        laps.mark("face_noise")
+
+        # 2. Denoise all 24 slots (on every rank, with several GPUs); keep the 20 generated latents.
+        #    The last one conditions chunk c+1 as is.
+        reporter.stage("steps", plan.steps, f"chunk {c + 1}/{len(plan.chunks)}")
+        generated = distributed.denoise(tr, inputs, plan.steps, C.SHIFT, on_step=lambda _j: reporter.advance("steps"))
+        laps.mark("dit")
+        motion = generated[:, :, -C.MOTION_LATENTS :].clone()
+        resume.save_chunk_latents(ctx.resume.state_dir, c, generated.to(models.dtype))
+        laps.mark("save")
+
+        # 3. Decode once, handing the kept frames to the segment writer thread; keep only what later chunks need.
+        sampled: dict[int, np.ndarray] = {}
+        waited = ctx.writer.wait_s
+        for i, frame in enumerate(decode_into_segment(ctx, spec, generated, pose_px, reporter)):
+            if c == 0 and i in picks:
+                sampled[i] = frame
+            last_frame = frame
+        laps.mark("decode")
+        laps.move("decode", "writer_wait", ctx.writer.wait_s - waited)
+
+        # 4. After chunk 0: the fixed identity memory [views | sampled frames | reference].
+        if c == 0:
+            mem = memory.build_memory(identity, [encode.vae_encode(vae, sampled[i][None]) for i in picks])
+            laps.mark("vae_encode")
+
+        # 5. Persist everything needed to continue after this chunk (its segment may still be encoding:
+        #    until it is renamed, a resumed run re-decodes it from the latents saved above).
+        state = resume.RunState(c + 1, ctx.resume.fingerprint, motion.float().cpu(), mem.float().cpu(),
+                                torch.from_numpy(np.ascontiguousarray(last_frame)), ctx.resume.settings)  # fmt: skip
+        resume.save_state(ctx.resume.state_dir, state)
+        laps.mark("save")
+        chunk_times.append({"chunk": c, **laps.s})
+        reporter.advance("chunks")
+        if ctx.on_chunk_done is not None:
+            ctx.on_chunk_done(c)
+    return chunk_times
+
+
+def read_chunk_frames(video: Path, indices, fps: float, size: tuple[int, int],
+                      source: tuple[float, int] | None = None) -> np.ndarray:  # fmt: skip
+    """uint8 [77, height, width, 3]: the chunk's control frames, centre-cropped/resized to size (w, h).
+
+    `indices` count frames at `fps` (the pose video's clock). A video with another frame rate
+    (`source` = (its fps, its frame count)) is read at the same times: index k -> its frame round(k / fps * its fps)."""
+    video_fps = fps
+    if source is not None and source[0] != fps:
+        video_fps, last = source[0], max(source[1], 1) - 1
+        indices = [min(int(np.round(k / fps * video_fps)), last) for k in indices]
+    frames = media.read_frames_at(video, indices, video_fps)
+    return np.stack([media.center_crop_resize(f, size[0], size[1]) for f in frames])
+
+
+def decode_into_segment(ctx: RunContext, spec, latents, pose_px, reporter: Reporter):
+    """Decode a chunk's 20 latents (fresh causal cache) into 77 frames, queue frames drop..drop+keep for
+    the chunk's segment on the writer (next to their pose frame with --side-by-side), and yield every frame."""
+    from animate_cli.rollout import resume
+    from animate_cli.rollout.decode import iter_decode_frames
+
+    cfg = ctx.cfg
+    seg = resume.segment_path(ctx.resume.state_dir, spec.index, spec.keep)
+    seg.parent.mkdir(parents=True, exist_ok=True)
+    width = cfg.width * (2 if cfg.side_by_side else 1)
+    reporter.stage("decode", C.CHUNK_FRAMES, f"decode {spec.index + 1}")
+    ctx.writer.open(seg, width, cfg.height, C.FPS, spec.index)
+    for i, frame in enumerate(iter_decode_frames(ctx.models.vae, latents)):
+        if spec.drop <= i < spec.drop + spec.keep:
+            ctx.writer.write(np.concatenate([frame, pose_px[i]], axis=1) if cfg.side_by_side else frame)
+        reporter.advance("decode")
+        yield frame
+    ctx.writer.close()
+
+
+def ensure_segment(ctx: RunContext, c: int) -> Path:
+    """Chunk c's segment with the plan's kept length; re-decoded from its saved latents when the length
+    changed since it was written (a run extended or shortened after finishing) or the run stopped before
+    its writer renamed it. The path is complete on disk only after `ctx.writer.wait()`."""
+    from animate_cli.rollout import resume
+
+    spec = ctx.plan.chunks[c]
+    seg = resume.segment_path(ctx.resume.state_dir, c, spec.keep)
+    if seg.exists():
+        return seg
+    latents = resume.load_chunk_latents(ctx.resume.state_dir, c).to(ctx.models.device)
+    pose_px = None
+    if ctx.cfg.side_by_side:
+        pose = ctx.control.pose
+        pose_px = read_chunk_frames(pose, spec.driving, media.probe(pose).fps, (ctx.cfg.width, ctx.cfg.height))
+    for _ in decode_into_segment(ctx, spec, latents, pose_px, NullReporter()):
+        pass
+    return seg

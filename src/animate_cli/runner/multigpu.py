@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from animate_cli import config as C
+from animate_cli.config import RunConfig
 from animate_cli.errors import UsageError
 
 REAL_HEADS = 40  # Wan2.2-Animate-14B num_attention_heads; used when no transformer config.json is at hand
@@ -172,3 +173,40 @@ def launch(n: int, argv: list[str]) -> int:
         return 130
     codes = [p.returncode for p in procs]  # rank 0 first: it names the error for everyone
     return next((c for c in codes if c > 0), 0 if all(c == 0 for c in codes) else 1)
+
+
+def rank_count(gpus: int | None, cfg: RunConfig) -> int:
+    """How many ranks split each DiT step: torchrun's WORLD_SIZE, else --gpus. Usage errors (exit 2) for an N
+    the model cannot be split into, before anything heavy happens."""
+    from animate_cli import weights
+    from animate_cli.models import parallel
+    from animate_cli.rollout.plan import make_plan
+    from animate_cli.runner import multigpu
+
+    world = parallel.env_world_size()
+    if world > 1 and gpus not in (None, 1, world):
+        raise UsageError(f"--gpus {gpus} under torchrun with {world} processes; leave --gpus out, torchrun sets the count")
+    n = world if world > 1 else (gpus or 1)
+    if n == 1:
+        return 1
+    if cfg.offload == "blocks":  # not shown to compose: CP hooks and group-offload hooks both wrap the blocks
+        raise UsageError(f"--offload blocks with {n} GPUs: context parallelism keeps the whole DiT on every GPU",
+                         hint="use --offload none (or auto) with --gpus, or --offload blocks on one GPU")  # fmt: skip
+    if cfg.device.startswith("cuda:"):
+        raise UsageError(f"--device {cfg.device} with {n} GPUs: each rank uses its own GPU; use --device auto")
+    base = cfg.weights_dir / weights.BASE_DIR
+    tokens = make_plan(1, cfg.width, cfg.height, 1).tokens_per_call
+    multigpu.check_degree(n, multigpu.heads_of(base), tokens)
+    return n
+
+
+def check_devices(n: int, device: str) -> None:
+    if device == "cpu":
+        return  # CPU processes over gloo: the tiny test weights only (device.choose refuses the real model)
+    import torch
+
+    from animate_cli.errors import DeviceError
+
+    have = torch.cuda.device_count()
+    if have < n:
+        raise DeviceError(f"--gpus {n} but {have} CUDA device(s) visible", hint=f"use --gpus with at most {have}")

@@ -1,0 +1,48 @@
+"""`run --dry-run`: the plan, the memory modes and whether a real run could start now, as one dict.
+Loads no model and imports no torch (the GPU is seen through nvidia-smi)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from animate_cli.config import RunConfig
+
+
+def dry_run(cfg: RunConfig, ranks: int, canvas: dict) -> dict:
+    """{"plan": plan dict (+ canvas, memory modes, auto's pick, multi-GPU prediction), "readiness": items, "exit_code"}."""
+    from animate_cli.models.device import memory_report
+    from animate_cli.rollout.plan import make_plan
+    from animate_cli.runner import multigpu, pipeline, readiness
+
+    checked = pipeline.check_inputs(cfg)
+    source = checked.pose_frames or checked.driving.approx_frames
+    plan = {**make_plan(cfg.frames, cfg.width, cfg.height, source, cfg.steps, cfg.seed).to_dict(), "canvas": canvas}
+    memory = memory_report((cfg.width, cfg.height), cfg.device, cfg.offload, cfg.weights_dtype)
+    plan["memory_modes"], plan["auto_mode"] = memory["modes"], memory["auto_mode"]
+    if ranks > 1:
+        plan["multi_gpu"] = multigpu.predict(plan["tokens_per_call"], ranks)
+    items = _readiness(cfg, plan, memory["auto_mode"])
+    return {"plan": plan, "memory": memory, "items": items, "exit_code": readiness.first_blocker_code(items)}
+
+
+def _readiness(cfg: RunConfig, plan_dict: dict, auto_mode: dict) -> list:
+    """weights, GPU, disk: each ok or a blocker with the exit code a real run would fail with."""
+    from animate_cli import weights
+    from animate_cli.runner import readiness
+
+    need = ("base", "lora") if cfg.pose_video else ("base", "lora", "pose")
+    w = readiness.weights_item(cfg.weights_dir, cfg.resolution, need)
+    tiny = w.ok and weights.is_tiny(Path(cfg.weights_dir) / weights.BASE_DIR)
+    modes = plan_dict.get("memory_modes", [])
+    chosen = next((m for m in modes
+                   if (m["offload"], m["weights_dtype"]) == (auto_mode["offload"], auto_mode["weights_dtype"])), None)  # fmt: skip
+    # No mode chosen (no GPU seen): the least the flags allow, so a 16 GB card is not told it needs 41 GiB.
+    allowed = [m for m in modes if m["weights_dtype"] == cfg.weights_dtype and cfg.offload in ("auto", m["offload"])]
+    least = min(allowed, key=lambda m: m["gpu_gib"], default=None)
+    pick = chosen or least
+    need = None if tiny else (pick["gpu_gib"] if pick else plan_dict["estimate"]["vram_gib"])
+    host = None if tiny or chosen or least is None else least["host_gib"]
+    gpu = readiness.gpu_item(cfg.device, need, tiny, mode=None if tiny else auto_mode, host_gib=host)
+    disk = readiness.disk_item(cfg.out, cfg.resume_dir, cfg.width * (2 if cfg.side_by_side else 1), cfg.height, cfg.frames,
+                               plan_dict["chunks"], cfg.dtype, extract_pose=cfg.pose_video is None)  # fmt: skip
+    return [w, gpu, disk]

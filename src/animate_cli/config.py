@@ -2,7 +2,7 @@
 
 The released LoRA was trained for exactly this layout (see ../shared/specs/everanimate-inference.md);
 changing a constant here changes what the model sees, so each one says why it has its value.
-Only `cli.py` turns flags and environment variables into a `RunConfig`; stage modules never read
+Only the commands (`cli/`) turn flags and environment variables into a `RunConfig`; stage modules never read
 the environment.
 """
 

@@ -252,11 +252,11 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
     warnings = _face_warnings(estimator.pose_name, scores, status, face)
     for w in warnings:
         reporter.log(f"warning: {w}")
-    draw_kpts, draw_scores, retarget_info, fit = kpts_s, scores_g, None, None
+    draw_kpts, draw_sc, retarget_info, fit = kpts_s, scores_g, None, None
     if s.retarget and s.pose_model == "wan":  # Wan's own retarget, in canvas pixels: drawn with an identity fit
         from animate_cli.pose.wan_retarget import retarget_clip
 
-        draw_kpts, draw_scores, retarget_info = retarget_clip(kpts_s, scores_g, status != K.EMPTY, (info.width, info.height),
+        draw_kpts, draw_sc, retarget_info = retarget_clip(kpts_s, scores_g, status != K.EMPTY, (info.width, info.height),
                                                               ref_pose, (s.width, s.height))  # fmt: skip
         fit = center_crop_fit(s.width, s.height, s.width, s.height)
     elif s.retarget:
@@ -266,7 +266,7 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
     if fit is None and s.fit == "crop":
         fit = center_crop_fit(info.width, info.height, s.width, s.height)
     elif fit is None:
-        fit = person_fit(info.width, info.height, s.width, s.height, _drawn_points(draw_kpts, draw_scores, status, thr))
+        fit = person_fit(info.width, info.height, s.width, s.height, _drawn_points(draw_kpts, draw_sc, status, thr))
 
     # 3. render + encode (streamed) into a hidden folder, then move into place
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -274,7 +274,7 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
     tmp.mkdir()
     try:
         t1 = time.monotonic()
-        written = _render_pass(driving, s, info, src, draw_kpts, draw_scores, status, face, thr, fit, tmp, debug_overlay, reporter)
+        written = _render_pass(driving, s, info, src, draw_kpts, draw_sc, status, face, thr, fit, tmp, debug_overlay, reporter)
         t_render = time.monotonic() - t1
         counts = {"detected": int((status == K.DETECTED).sum()), "interpolated": int((status == K.INTERPOLATED).sum()),
                   "empty": int((status == K.EMPTY).sum())}  # fmt: skip
@@ -363,7 +363,8 @@ def _render_pass(driving, s, info, src, kpts, scores, status, face, thr, fit, tm
     black_pose = np.zeros((s.height, s.width, 3), np.uint8)
     # The overlay's background: the frame placed like the pose, or centre-cropped when the pose is not in
     # source pixels (Wan's retarget draws on the canvas directly).
-    bg = fit if (fit.src_w, fit.src_h) == (info.width, info.height) else center_crop_fit(info.width, info.height, s.width, s.height)
+    in_source_px = (fit.src_w, fit.src_h) == (info.width, info.height)
+    bg = fit if in_source_px else center_crop_fit(info.width, info.height, s.width, s.height)
     with ExitStack() as stack:
         pose_w = stack.enter_context(media.VideoWriter(tmp / POSE_FILE, s.width, s.height, s.fps, crf=s.crf))
         face_w = stack.enter_context(media.VideoWriter(tmp / FACE_FILE, FACE_SIZE, FACE_SIZE, s.fps, crf=s.crf))

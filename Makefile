@@ -50,8 +50,10 @@ demo: install  ## animate examples/ref.png with examples/driving.mp4 for 10 s (r
 bench: tiny  ## CPU: our rollout vs diffusers' WanAnimatePipeline on tiny weights, and RSS for 10 s vs 60 s
 	$(PY) benchmarks/bench_rollout.py --weights $(TINY)
 
-bench-pose: tiny  ## CPU: pose extraction frames/s and RSS with the tiny ONNX models
+BENCH_POSE ?= .bench-pose
+bench-pose: tiny  ## CPU: pose pipeline frames/s and RSS (tiny ONNX), then wan vs rtmw model cost at real size (random-weight stand-ins, 2.7 GB in $(BENCH_POSE)/, built once)
 	$(PY) benchmarks/bench_pose.py --weights $(TINY)
+	$(PY) benchmarks/bench_pose_models.py --dir $(BENCH_POSE)
 
 bench-gpu: install  ## full-size random-weight DiT/VAE benchmark (CUDA); tiny configs on CPU
 	$(PY) benchmarks/bench_gpu.py
@@ -61,4 +63,4 @@ bench-load: install  ## CPU: host RAM of the FP8 DiT load, old path vs streamed,
 	$(PY) benchmarks/bench_load_host.py --dir $(BENCH_LOAD)
 
 clean:
-	rm -rf $(VENV) $(TINY) $(BENCH_LOAD) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) $(TINY) $(BENCH_LOAD) $(BENCH_POSE) build *.egg-info src/*.egg-info

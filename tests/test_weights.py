@@ -59,7 +59,28 @@ def st_bytes(tensors: dict[str, np.ndarray]) -> bytes:
         return p.read_bytes()
 
 
-ONNX = b"\x08\x07" + b"\x00" * 30  # starts like a ModelProto (field 1, varint)
+ONNX = b"\x08\x07\x3a\x00"  # the smallest whole ModelProto: ir_version 7 and an empty graph (field 7)
+
+
+def folder_model(n_files: int = 3) -> dict[str, bytes]:
+    """A folder ONNX model as Wan's ViTPose-H is stored: end2end.onnx + one file per weight tensor."""
+    import tempfile
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [numpy_helper.from_array(np.full((4, 4), i, np.float32), f"blocks.{i}.weight") for i in range(n_files)]
+    nodes = [
+        helper.make_node("MatMul", ["x" if i == 0 else f"h{i}", f"blocks.{i}.weight"], [f"h{i + 1}"]) for i in range(n_files)
+    ]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info(f"h{n_files}", TensorProto.FLOAT, [1, 4])], inits)  # fmt: skip
+    with tempfile.TemporaryDirectory() as d:
+        onnx.save_model(helper.make_model(graph), f"{d}/end2end.onnx", save_as_external_data=True,
+                        all_tensors_to_one_file=False, size_threshold=0)  # fmt: skip
+        return {p.name: p.read_bytes() for p in Path(d).iterdir()}
+
+
 TRANSFORMER_KEYS = {i: [f"blocks.{i}.w"] for i in range(4)}
 
 
@@ -86,6 +107,12 @@ def hub_content() -> dict[str, dict[str, bytes]]:
             data = json.dumps({"metadata": {}, "weight_map": wm}).encode()
         elif it.how == "unzip":
             data = _zip("model_dir/end2end.onnx", ONNX)
+        elif it.how == "folder":
+            for name, data in folder_model().items():
+                hub.setdefault(repo, {})[f"{it.path}/{name}"] = data
+            continue
+        elif name.endswith(".onnx"):
+            data = ONNX
         elif name.endswith(".safetensors.index.json"):  # text_encoder
             wm = {f"t{j}": f"model-0000{j}-of-00003.safetensors" for j in (1, 2, 3)}
             data = json.dumps({"metadata": {}, "weight_map": wm}).encode()
@@ -102,6 +129,11 @@ def hub_content() -> dict[str, dict[str, bytes]]:
     for rel in W.EXAMPLE_FILES:
         hub["epfl-vita/everanimate"][W.EXAMPLES_PREFIX + rel] = b"demo:" + rel.encode()
     return hub
+
+
+def n_files(items) -> int:
+    """Files a download of `items` fetches: a folder item is all of its files."""
+    return sum(len(folder_model()) if it.how == "folder" else 1 for it in items)
 
 
 def sha(text: str) -> str:
@@ -249,7 +281,7 @@ def test_check_is_structural_not_just_presence(tmp_path, online):
 # --- download ---------------------------------------------------------------------------------------
 def test_download_fetches_everything_then_nothing(tmp_path, online):
     hub = fill(tmp_path, W.PARTS, "all")
-    assert len(hub.downloads) == len(W.registry_items(W.PARTS, "all"))
+    assert len(hub.downloads) == n_files(W.registry_items(W.PARTS, "all"))
     assert not (tmp_path / W.STAGING_DIR).exists()  # zips, original shards and the reference index are gone
     assert (tmp_path / "pose" / W.DET_ONNX).read_bytes() == ONNX
     index = json.loads((tmp_path / W.BASE_DIR / "transformer" / W.TRANSFORMER_INDEX).read_text())
@@ -285,7 +317,7 @@ def test_interrupted_download_resumes(tmp_path, online):
     report = W.download(tmp_path, W.PARTS, "480p", fetch=hub2, convert=copy_convert)
     assert report.complete
     assert not set(done) & set(hub2.downloads)  # finished files were not fetched again
-    assert len(done) + len(hub2.downloads) == len(W.registry_items(W.PARTS, "480p"))
+    assert len(done) + len(hub2.downloads) == n_files(W.registry_items(W.PARTS, "480p"))
 
 
 def test_download_that_lands_incomplete_is_reported(tmp_path, online):
@@ -321,12 +353,15 @@ def test_dry_run_cli_json_and_table(tmp_path, online, monkeypatch):
     )
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
-    assert out["ok"] and out["dry_run"] and out["to_download"] == 3
-    assert {f["path"] for f in out["files"]} == {W.LORA_ITEMS["480p"].dest, f"pose/{W.DET_ONNX}", f"pose/{W.POSE_ONNX}"}
+    assert out["ok"] and out["dry_run"] and out["to_download"] == 5
+    assert {f["path"] for f in out["files"]} == {W.LORA_ITEMS["480p"].dest, f"pose/{W.DET_ONNX}", f"pose/{W.POSE_ONNX}",
+                                                 f"pose/{W.WAN_DET_ONNX}", f"pose/{W.WAN_POSE_DIR}"}  # fmt: skip
+    folder = next(f for f in out["files"] if f["path"] == f"pose/{W.WAN_POSE_DIR}")
+    assert folder["size"] == sum(len(b) for b in folder_model().values()) and folder["size_exact"]  # summed from the listing
     assert all(not f["present"] for f in out["files"]) and hub.downloads == []
     r = CliRunner().invoke(app, ["download-weights", "--dir", str(tmp_path), "--only", "pose", "--dry-run"], env=CLI_ENV)
     assert r.exit_code == 0 and r.stdout == ""
-    assert "Will download 2 files (out of 2)" in r.stderr and "to download" in r.stderr
+    assert "Will download 4 files (out of 4)" in r.stderr and "to download" in r.stderr
 
 
 def test_offline_is_exit_4_without_touching_the_hub(tmp_path, offline, monkeypatch):
@@ -500,7 +535,11 @@ def test_download_pins_each_repo_to_one_commit(tmp_path, online):
     hub = FakeHub()
     W.download(tmp_path, ("lora", "pose"), "480p", fetch=hub)
     commits = [c for c in hub.calls if c[0] == "commit"]
-    assert sorted(c[1] for c in commits) == ["Tau-J/RTMPose", "epfl-vita/everanimate"]  # once per repo
+    assert sorted(c[1] for c in commits) == [
+        "Tau-J/RTMPose",
+        "Wan-AI/Wan2.2-Animate-14B",
+        "epfl-vita/everanimate",
+    ]  # once per repo
     m = _manifest(tmp_path)["repos"]
     for key, repo in (("everanimate", "epfl-vita/everanimate"), ("rtmpose", "Tau-J/RTMPose")):
         e = m[key]
@@ -508,7 +547,9 @@ def test_download_pins_each_repo_to_one_commit(tmp_path, online):
         assert {c[2] for c in hub.calls if c[1] == repo and c[0] != "commit"} == {e["commit"]}  # every file at it
         for dest, rec in e["files"].items():
             assert rec["commit"] == e["commit"] and rec["size"] == (tmp_path / dest).stat().st_size
-    assert set(m["rtmpose"]["files"]) == {it.dest for it in W.POSE_ITEMS}
+    assert set(m["rtmpose"]["files"]) == {it.dest for it in W.pose_items("rtmw")}
+    assert set(m["wan_original"]["files"]) == {it.dest for it in W.pose_items("wan")}
+    assert {c[2] for c in hub.calls if c[1] == "Wan-AI/Wan2.2-Animate-14B" and c[0] != "commit"} == {m["wan_original"]["commit"]}
 
 
 def test_resumed_download_stays_at_the_pinned_commit(tmp_path, online):

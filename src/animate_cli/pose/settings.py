@@ -11,6 +11,7 @@ from animate_cli import config as C
 MAX_SIDE = 4096  # larger pose videos are almost certainly a typo (and would not fit the DiT anyway)
 MIN_SIDE = 32
 SMOOTH_MODES = ("default", "none")
+POSE_MODELS = ("wan", "rtmw")  # wan: Wan2.2's official YOLOv10m + ViTPose-H preprocessing; rtmw: the light option
 FIT_MODES = ("person", "crop")  # person: keep the driving person's extent inside the canvas; crop: blind centre crop
 
 
@@ -25,6 +26,7 @@ class PoseSettings:
     seconds: float | None = None  # None: to the end
     smooth: str = "default"  # "default": zero-phase One-Euro on keypoints and face box; "none": per-frame (Wan parity)
     retarget: bool = False  # rescale limbs to the reference person's proportions (needs ref)
+    pose_model: str = "wan"  # POSE_MODELS; with retarget, "wan" runs Wan's own retarget (wan_retarget.py)
     device: str = "cpu"  # onnxruntime device: cpu | cuda | cuda:N | auto
     body_thr: float | None = None  # None: the pose model's default rule (estimator.default_threshold_rule)
     hand_thr: float | None = None  # None: same as body

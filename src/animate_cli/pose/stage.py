@@ -33,7 +33,7 @@ from animate_cli.pose import keypoints as K
 from animate_cli.pose.estimator import PoseEstimator, default_threshold_rule, file_sha256
 from animate_cli.pose.geometry import center_crop_fit, frame_index_map, output_frame_count, person_fit, source_index
 from animate_cli.pose.render import FACE68, FACE_SIZE, clip_box, crop_face, draw_overlay, draw_wan_pose, to_wan_meta
-from animate_cli.pose.settings import FIT_MODES, MAX_SIDE, MIN_SIDE, SMOOTH_MODES, PoseResult, PoseSettings
+from animate_cli.pose.settings import FIT_MODES, MAX_SIDE, MIN_SIDE, POSE_MODELS, SMOOTH_MODES, PoseResult, PoseSettings
 from animate_cli.pose.track import Tracker
 from animate_cli.progress import NullReporter, Reporter
 
@@ -61,6 +61,8 @@ def validate_settings(settings: PoseSettings, ref: Path | None) -> None:
         raise UsageError("--start must be >= 0 and --seconds > 0")
     if s.smooth not in SMOOTH_MODES:
         raise UsageError(f"smooth must be one of {', '.join(SMOOTH_MODES)}, got {s.smooth!r}")
+    if s.pose_model not in POSE_MODELS:
+        raise UsageError(f"pose model must be one of {', '.join(POSE_MODELS)}, got {s.pose_model!r}")
     if s.fit not in FIT_MODES:
         raise UsageError(f"fit must be one of {', '.join(FIT_MODES)}, got {s.fit!r}")
     if s.retarget and ref is None:
@@ -250,15 +252,21 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
     warnings = _face_warnings(estimator.pose_name, scores, status, face)
     for w in warnings:
         reporter.log(f"warning: {w}")
-    draw_kpts, retarget_info = kpts_s, None
-    if s.retarget:
+    draw_kpts, draw_sc, retarget_info, fit = kpts_s, scores_g, None, None
+    if s.retarget and s.pose_model == "wan":  # Wan's own retarget, in canvas pixels: drawn with an identity fit
+        from animate_cli.pose.wan_retarget import retarget_clip
+
+        draw_kpts, draw_sc, retarget_info = retarget_clip(kpts_s, scores_g, status != K.EMPTY, (info.width, info.height),
+                                                              ref_pose, (s.width, s.height))  # fmt: skip
+        fit = center_crop_fit(s.width, s.height, s.width, s.height)
+    elif s.retarget:
         from animate_cli.pose.retarget import retarget_sequence
 
         draw_kpts, retarget_info = retarget_sequence(kpts_s, scores_g, status, thr, ref_pose)
-    if s.fit == "crop":
+    if fit is None and s.fit == "crop":
         fit = center_crop_fit(info.width, info.height, s.width, s.height)
-    else:
-        fit = person_fit(info.width, info.height, s.width, s.height, _drawn_points(draw_kpts, scores_g, status, thr))
+    elif fit is None:
+        fit = person_fit(info.width, info.height, s.width, s.height, _drawn_points(draw_kpts, draw_sc, status, thr))
 
     # 3. render + encode (streamed) into a hidden folder, then move into place
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -266,7 +274,7 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
     tmp.mkdir()
     try:
         t1 = time.monotonic()
-        written = _render_pass(driving, s, info, src, draw_kpts, scores_g, status, face, thr, fit, tmp, debug_overlay, reporter)
+        written = _render_pass(driving, s, info, src, draw_kpts, draw_sc, status, face, thr, fit, tmp, debug_overlay, reporter)
         t_render = time.monotonic() - t1
         counts = {"detected": int((status == K.DETECTED).sum()), "interpolated": int((status == K.INTERPOLATED).sum()),
                   "empty": int((status == K.EMPTY).sum())}  # fmt: skip
@@ -353,6 +361,10 @@ def _render_pass(driving, s, info, src, kpts, scores, status, face, thr, fit, tm
 
     reporter.stage("render", len(src), "rendering pose + face")
     black_pose = np.zeros((s.height, s.width, 3), np.uint8)
+    # The overlay's background: the frame placed like the pose, or centre-cropped when the pose is not in
+    # source pixels (Wan's retarget draws on the canvas directly).
+    in_source_px = (fit.src_w, fit.src_h) == (info.width, info.height)
+    bg = fit if in_source_px else center_crop_fit(info.width, info.height, s.width, s.height)
     with ExitStack() as stack:
         pose_w = stack.enter_context(media.VideoWriter(tmp / POSE_FILE, s.width, s.height, s.fps, crf=s.crf))
         face_w = stack.enter_context(media.VideoWriter(tmp / FACE_FILE, FACE_SIZE, FACE_SIZE, s.fps, crf=s.crf))
@@ -363,15 +375,15 @@ def _render_pass(driving, s, info, src, kpts, scores, status, face, thr, fit, tm
                 if status[k] == K.EMPTY:
                     pose = black_pose
                 else:
-                    canvas = np.zeros((info.height, info.width, 3), np.uint8)  # Wan draws at the source size
+                    canvas = np.zeros((fit.src_h, fit.src_w, 3), np.uint8)  # Wan draws at the source (or retarget) size
                     draw_wan_pose(canvas, to_wan_meta(kpts[k], scores[k]), thr.body, thr.hand)
                     pose = fit.apply(canvas)
                 pose_w.write(pose)
                 face_w.write(crop_face(frame, clip_box(face[k], info.width, info.height)))
                 if over_w is not None:
                     fb = face[k]
-                    fb_out = None if not np.isfinite(fb).all() else fit.points(fb.reshape(2, 2)).reshape(4)
-                    over_w.write(draw_overlay(fit.apply(frame), pose, fb_out))
+                    fb_out = None if not np.isfinite(fb).all() else bg.points(fb.reshape(2, 2)).reshape(4)
+                    over_w.write(draw_overlay(bg.apply(frame), pose, fb_out))
                 reporter.advance("render")
                 k += 1
             if k >= len(src):

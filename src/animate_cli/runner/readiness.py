@@ -56,20 +56,22 @@ def first_blocker_code(items: list[Item]) -> int:
 
 
 # --- weights -------------------------------------------------------------------------------------
-def weights_item(weights_dir: Path, resolution: str, need: tuple[str, ...]) -> Item:
-    """Complete (with what is installed, repo@commit) or missing (with the download-weights command)."""
+def weights_item(weights_dir: Path, resolution: str, need: tuple[str, ...], pose_model: str = "rtmw") -> Item:
+    """Complete (with what is installed, repo@commit) or missing (with the download-weights command);
+    of the pose files, those of `pose_model` (the one the run loads)."""
     from animate_cli import weights
     from animate_cli.weights import manifest as weights_manifest
 
-    result = weights.check(weights_dir, need, resolution)
+    result = weights.check(weights_dir, need, resolution, pose_model)
     installed = weights_manifest.short(result["installed"])
     detail = {"dir": result["dir"], "installed": result["installed"], "problems": result["problems"]}
     if result["complete"]:
         return Item("weights", True, f"complete in {weights_dir} ({installed})", detail=detail)
     # Count in download-weights' terms (files to fetch, their size) rather than the structural check's.
-    todo = [it for it in weights.registry_items(need, resolution) if not weights.file_ok(Path(weights_dir) / it.dest)]
+    items = [it for it in weights.registry_items(need, resolution) if it.part != "pose" or it.model == pose_model]
+    todo = [it for it in items if not weights.file_ok(Path(weights_dir) / it.dest)]
     if todo:
-        total = len(weights.registry_items(need, resolution))
+        total = len(items)
         what = f"missing {len(todo)} of {total} files (~{weights.format_bytes(sum(it.size for it in todo))} to download)"
     else:
         what = f"{len(result['problems'])} files incomplete ({result['problems'][0]['path']}, …)"

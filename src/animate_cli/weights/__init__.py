@@ -8,6 +8,9 @@ Layout under the weights root (`config.default_weights_dir()` or `--dir`):
     wan2.2-animate-14b/   diffusers layout: transformer/ vae/ text_encoder/ tokenizer/ image_encoder/
     everanimate/ckpts/everanimate-v1-lora32/stage2_480p.safetensors (+ stage3_720p_beta.safetensors)
     pose/yolox_m_8xb8-300e_humanart-c2c7a14a.onnx, pose/rtmw-dw-x-l_simcc-cocktail14_270e-384x288_20231122.onnx
+    pose/process_checkpoint/det/yolov10m.onnx, pose/process_checkpoint/pose2d/vitpose_h_wholebody.onnx/ (Wan's
+                          own preprocessing models, same paths as in Wan-AI/Wan2.2-Animate-14B; the second is a
+                          folder: end2end.onnx + its external weight files, checked by onnx_check.py)
     .staging/             downloads that are converted or unpacked before they land above (deleted after)
 
 Why the transformer comes from two repos: `Wan-AI/Wan2.2-Animate-14B-Diffusers` stores it in fp32
@@ -34,7 +37,9 @@ from animate_cli.weights.installed import (  # noqa: F401
     problems,
     required_files,
     resolve,
+    size_on_disk,
 )
+from animate_cli.weights.onnx_check import onnx_problem  # noqa: F401
 from animate_cli.weights.registry import (  # noqa: F401
     BASE_DIR,
     BASE_ITEMS,
@@ -45,11 +50,15 @@ from animate_cli.weights.registry import (  # noqa: F401
     LORA_ITEMS,
     PARTS,
     POSE_ITEMS,
+    POSE_MODEL_NAMES,
     POSE_ONNX,
     REPOS,
     STAGING_DIR,
     TRANSFORMER_INDEX,
     TRANSFORMER_SHARD,
+    WAN_DET_ONNX,
+    WAN_POSE_DIR,
+    pose_items,
     registry_items,
     resolutions_for,
 )

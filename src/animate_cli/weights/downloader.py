@@ -21,7 +21,8 @@ from animate_cli.errors import (
 from animate_cli.media import locks
 from animate_cli.progress import NullReporter, Reporter
 from animate_cli.weights.hub import Fetcher, HubFetcher, hub_error, hub_offline, offline_error
-from animate_cli.weights.installed import file_ok, list_names, nonempty, problem_onnx, problems
+from animate_cli.weights.installed import file_ok, list_names, nonempty, problem_onnx, problems, size_on_disk
+from animate_cli.weights.onnx_check import onnx_problem
 from animate_cli.weights.registry import (
     EXAMPLE_FILES,
     EXAMPLES_PREFIX,
@@ -47,6 +48,7 @@ class FileStatus:
     exact: bool  # size from the Hub (True) or the registry's estimate (False)
     commit: str | None = None  # the pinned commit it is (to be) fetched at; None when not resolved (offline)
     stale: bool = False  # present, but from another commit than the pinned one: fetched anew
+    members: dict[str, int] | None = None  # a "folder" item: its files and sizes at that commit, from the Hub
 
     def to_dict(self) -> dict:
         return {
@@ -230,6 +232,9 @@ def _download(weights_dir, only, resolution, revision, dry_run, reporter, fetch,
             commits[key] = None  # offline, or a legacy folder that needs nothing: not pinned
     for f in report.files:
         f.commit = commits.get(f.item.repo)
+        size_then = manifest["repos"].get(f.item.repo, {}).get("files", {}).get(f.item.dest, {}).get("size")
+        if f.present and f.item.part == "pose" and size_then is not None and size_on_disk(root / f.item.dest) != size_then:
+            f.present = False  # changed since it was downloaded (as problems() reports): fetched anew
         recorded = M.file_commit(manifest, f.item.repo, f.item.dest)
         if f.present and f.commit and (recorded not in (None, f.commit) or (recorded is None and update)):
             f.present, f.stale = False, True  # from another commit (or unknown, with --update): fetch anew
@@ -271,10 +276,19 @@ def _download(weights_dir, only, resolution, revision, dry_run, reporter, fetch,
     # Exact sizes (and early 404 / gated / auth errors, before anything is written).
     if online and report.pending:
         for key in sorted(pending_repos):
-            paths = [f.item.path for f in report.pending if f.item.repo == key and f.item.part != "examples"]
+            pending = [f for f in report.pending if f.item.repo == key and f.item.part != "examples"]
+            paths = [f.item.path for f in pending if f.item.how != "folder"]
             at = commits.get(key) or revs[key]
             try:
                 sizes = _guard(lambda k=key, p=paths, a=at: fetch.sizes(REPOS[k].repo_id, a, p), key, revs)
+                for f in pending:  # a folder's size is the sum of its files, listed at the same commit
+                    if f.item.how == "folder":
+                        f.members = _guard(
+                            lambda k=key, a=at, it=f.item: fetch.listing(REPOS[k].repo_id, a, it.path + "/"), key, revs
+                        )
+                        if f.members:
+                            sizes[f.item.path] = sum(f.members.values())
+                paths += [f.item.path for f in pending if f.item.how == "folder"]
             except HubError:
                 if not dry_run:
                     raise
@@ -317,7 +331,7 @@ def _download(weights_dir, only, resolution, revision, dry_run, reporter, fetch,
         report.fetched.append(f.item.dest)
         f.present = True
         if f.item.part != "examples" and f.commit:
-            M.record_file(manifest, f.item.repo, f.item.dest, f.item.path, (root / f.item.dest).stat().st_size)
+            M.record_file(manifest, f.item.repo, f.item.dest, f.item.path, size_on_disk(root / f.item.dest))
             M.write(root, manifest)
         reporter.advance("download")
     _tidy(root / STAGING_DIR)
@@ -365,6 +379,9 @@ def _fetch_one(f: FileStatus, root: Path, examples_dir: Path | None, fetch: Fetc
         os.replace(got, dest)
         return
     dest = root / it.dest
+    if it.how == "folder":
+        _fetch_folder(f, root, fetch)
+        return
     if dest.exists():  # there but broken (truncated, empty): the Hub library would trust it, so remove it
         dest.unlink()
     if it.how == "copy":
@@ -406,6 +423,34 @@ def _fetch_one(f: FileStatus, root: Path, examples_dir: Path | None, fetch: Fetc
         raise ValueError(f"unknown item kind {it.how!r}")
     if Path(staged).exists():
         Path(staged).unlink()  # the staged zip / original shard / reference index is no longer needed
+
+
+def _fetch_folder(f: FileStatus, root: Path, fetch: Fetcher) -> None:
+    """Every file of a folder item at the pinned commit; files already there at their listed size are kept
+    (a resumed download fetches only the rest), then the folder must pass the ONNX structural check."""
+    it, rev = f.item, f.commit or f.revision
+    dest, local_dir = root / it.dest, root / it.dest[: -len(it.path)]
+    if f.stale and dest.is_dir():
+        shutil.rmtree(dest)  # another commit's files: none of them may be mixed with this one's
+    members = f.members or fetch.listing(f.repo_id, rev, it.path + "/")
+    if not members:
+        raise WeightsInvalidError(f"{it.path} is empty or absent in {f.repo_id}@{rev[:12]}",
+                                  hint="the registry in animate_cli/weights/registry.py needs updating, or pass an older --revision")  # fmt: skip
+    for path, size in sorted(members.items()):
+        target = local_dir / path
+        if target.is_file() and target.stat().st_size == size:
+            continue
+        if target.exists():  # a damaged copy: the Hub library would trust it
+            target.unlink()
+        got = Path(fetch.download(f.repo_id, path, rev, local_dir))
+        if got.stat().st_size != size:
+            n = got.stat().st_size
+            got.unlink()
+            raise WeightsInvalidError(f"{path} from {f.repo_id} came down as {n} bytes, the Hub lists {size}",
+                                      hint="run the same command again to fetch it anew")  # fmt: skip
+    if p := onnx_problem(dest):
+        raise WeightsInvalidError(f"{it.dest} from {f.repo_id} is not a complete ONNX model: {p}",
+                                  hint="run the same command again; files of the right size are kept")  # fmt: skip
 
 
 def _unzip_member(zip_path: Path, member: str, dest: Path) -> None:

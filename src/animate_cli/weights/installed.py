@@ -14,17 +14,20 @@ from animate_cli.errors import (
     UsageError,
     WeightsMissingError,
 )
+from animate_cli.weights.onnx_check import FOLDER_MODEL, onnx_problem
 from animate_cli.weights.registry import (
     BASE_DIR,
     DET_ONNX,
     LORA_ITEMS,
     PARTS,
     POSE_DIR,
-    POSE_ITEMS,
     POSE_ONNX,
     REPOS,
+    WAN_DET_ONNX,
+    WAN_POSE_DIR,
     fix_command,
     part_of,
+    pose_items,
     registry_items,
     resolutions_for,
 )
@@ -96,10 +99,9 @@ def problem_safetensors(path: Path) -> str | None:
 
 
 def problem_onnx(path: Path) -> str | None:
-    # An ONNX ModelProto starts with field 1 (ir_version, varint) -> tag byte 0x08. Cheap and enough
-    # to reject empty files, HTML error pages and zips that were never unpacked.
-    with path.open("rb") as f:
-        return None if f.read(1) == b"\x08" else "not an ONNX model"
+    # Walks the ModelProto's top-level fields (and a folder model's external files): rejects empty,
+    # truncated and damaged files, HTML error pages and zips that were never unpacked (onnx_check.py).
+    return onnx_problem(path)
 
 
 def _check_weights(root: Path, comp_rel: str, stem: str, out: list[tuple[str, str]]) -> None:
@@ -135,8 +137,10 @@ def _check_weights(root: Path, comp_rel: str, stem: str, out: list[tuple[str, st
             out.append((rel, f"lacks {len(lost)} tensors its index lists (e.g. {min(lost)})"))
 
 
-def problems(root: Path, resolution: str = "480p", parts: Iterable[str] = ("base", "lora")) -> list[tuple[str, str]]:
-    """(relative path, what is wrong) for everything `run`/`extract-pose` would trip over; [] if complete."""
+def problems(root: Path, resolution: str = "480p", parts: Iterable[str] = ("base", "lora"),
+             pose_model: str | None = None) -> list[tuple[str, str]]:  # fmt: skip
+    """(relative path, what is wrong) for everything `run`/`extract-pose` would trip over; [] if complete.
+    `pose_model` narrows the pose part to one model's files (None: all of them)."""
     root, parts, out = Path(root), tuple(parts), []
     if "base" in parts:
         for comp, stem in BASE_COMPONENTS.items():
@@ -162,12 +166,23 @@ def problems(root: Path, resolution: str = "480p", parts: Iterable[str] = ("base
             elif p := problem_safetensors(root / rel):
                 out.append((rel, p))
     if "pose" in parts:
-        for it in POSE_ITEMS:
-            if not nonempty(root / it.dest):
+        from animate_cli.weights import manifest as M
+
+        recorded = {d: r.get("size") for e in M.read(root)["repos"].values() for d, r in e.get("files", {}).items()}
+        for it in pose_items(pose_model):
+            dest = root / it.dest
+            if not (dest.is_dir() if it.how == "folder" else nonempty(dest)):
                 out.append((it.dest, "missing"))
-            elif p := problem_onnx(root / it.dest):
+            elif p := onnx_problem(dest):
                 out.append((it.dest, p))
+            elif recorded.get(it.dest) is not None and size_on_disk(dest) != recorded[it.dest]:
+                out.append((it.dest, f"{size_on_disk(dest)} bytes, {recorded[it.dest]} when downloaded (damaged?)"))
     return out
+
+
+def size_on_disk(p: Path) -> int:
+    """Bytes of a file, or of every file under a folder (a folder model)."""
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
 
 
 def missing_files(root: Path, resolution: str = "480p", parts: Iterable[str] = ("base", "lora")) -> list[str]:
@@ -184,7 +199,7 @@ class WeightPaths:
     root: Path
     base: Path  # root / "wan2.2-animate-14b"
     lora: Path | None
-    det_onnx: Path | None
+    det_onnx: Path | None  # the pose model's detector and pose ONNX (for a folder model: its end2end.onnx)
     pose_onnx: Path | None
 
 
@@ -193,8 +208,10 @@ def list_names(names: list[str], limit: int = 6) -> str:
     return shown + (f" … (+{len(names) - limit} more)" if len(names) > limit else "")
 
 
-def resolve(weights_dir: Path, resolution: str = "480p", need: tuple[str, ...] = ("base", "lora")) -> WeightPaths:
-    """Local paths of the weights `need`s, after the structural completeness check.
+def resolve(weights_dir: Path, resolution: str = "480p", need: tuple[str, ...] = ("base", "lora"),
+            pose_model: str = "rtmw") -> WeightPaths:  # fmt: skip
+    """Local paths of the weights `need`s, after the structural completeness check; with "pose", the
+    detector and pose model of `pose_model` ("rtmw": RTMW + YOLOX; "wan": Wan's YOLOv10m + ViTPose-H).
 
     Raises WeightsMissingError naming the missing or broken files and the command that fetches them.
     """
@@ -202,7 +219,7 @@ def resolve(weights_dir: Path, resolution: str = "480p", need: tuple[str, ...] =
     for n in need:
         if n not in PARTS:
             raise UsageError(f"unknown weights part {n!r}; choose from {', '.join(PARTS)}")
-    found = problems(root, resolution, need)
+    found = problems(root, resolution, need, pose_model if "pose" in need else None)
     if found:
         bad_parts = [p for p in PARTS if p in need and any(part_of(rel) == p for rel, _ in found)]
         names = [rel if why == "missing" else f"{rel} ({why})" for rel, why in found]
@@ -211,13 +228,16 @@ def resolve(weights_dir: Path, resolution: str = "480p", need: tuple[str, ...] =
             hint=f"run `{fix_command(root, bad_parts, resolution)}`",
         )
     lora = root / LORA_ITEMS[resolution].dest if "lora" in need else None
-    det = root / POSE_DIR / DET_ONNX if "pose" in need else None
-    pose = root / POSE_DIR / POSE_ONNX if "pose" in need else None
+    det_rel, pose_rel = (WAN_DET_ONNX, f"{WAN_POSE_DIR}/{FOLDER_MODEL}") if pose_model == "wan" else (DET_ONNX, POSE_ONNX)
+    det = root / POSE_DIR / det_rel if "pose" in need else None
+    pose = root / POSE_DIR / pose_rel if "pose" in need else None
     return WeightPaths(root=root, base=root / BASE_DIR, lora=lora, det_onnx=det, pose_onnx=pose)
 
 
 def file_ok(path: Path) -> bool:
-    """File-level check of one finished file (the folder-level check is `problems`)."""
+    """File-level check of one finished file or folder model (the folder-level check is `problems`)."""
+    if path.is_dir():
+        return onnx_problem(path) is None
     if not nonempty(path):
         return False
     if path.suffix == ".safetensors":
@@ -229,18 +249,20 @@ def file_ok(path: Path) -> bool:
     return True
 
 
-def check(weights_dir: Path, parts: Iterable[str] = PARTS, resolution: str = "480p") -> dict:
+def check(weights_dir: Path, parts: Iterable[str] = PARTS, resolution: str = "480p", pose_model: str | None = None) -> dict:
     """What is installed, without the network: the structural check plus the manifest's commits
-    (for `download-weights --check`, `run --dry-run` and run summaries)."""
+    (for `download-weights --check`, `run --dry-run` and run summaries). `pose_model` narrows the pose
+    part to the models one pose model needs (None: every pose file download-weights fetches)."""
     from animate_cli.weights import manifest as M
 
     root, parts = Path(weights_dir).expanduser(), tuple(p for p in PARTS if p in set(parts))
-    found = problems(root, resolution if resolution != "all" else "480p", parts)
+    found = problems(root, resolution if resolution != "all" else "480p", parts, pose_model)
     if "lora" in parts and resolution == "all":
         found += [p for p in problems(root, "720p", ("lora",)) if p not in found]
     manifest = M.read(root)
+    items = [it for it in registry_items(parts, resolution) if it.part != "pose" or pose_model in (None, it.model)]
     files = [{"path": it.dest, "repo": REPOS[it.repo].repo_id, "present": file_ok(root / it.dest),
-              "commit": M.file_commit(manifest, it.repo, it.dest)} for it in registry_items(parts, resolution)]  # fmt: skip
+              "commit": M.file_commit(manifest, it.repo, it.dest)} for it in items]  # fmt: skip
     bad_parts = [p for p in parts if any(part_of(rel) == p for rel, _ in found)]
     return {
         "dir": str(root),

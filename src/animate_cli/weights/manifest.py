@@ -75,7 +75,7 @@ def installed(root: Path) -> list[dict]:
     """[{repo, revision, commit, files}] for every pinned repo, for `run` and `--check` to report."""
     out = []
     for key, e in sorted(read(root)["repos"].items()):
-        present = sum(1 for d in e.get("files", {}) if (Path(root) / d).is_file())
+        present = sum(1 for d in e.get("files", {}) if (Path(root) / d).exists())  # a file, or a folder model
         out.append({"key": key, "repo": e.get("repo"), "revision": e.get("revision"), "commit": e.get("commit"),
                     "files": present, "resolved_at": e.get("resolved_at")})  # fmt: skip
     return out

@@ -29,6 +29,9 @@ DET_ONNX = "yolox_m_8xb8-300e_humanart-c2c7a14a.onnx"
 
 
 POSE_ONNX = "rtmw-dw-x-l_simcc-cocktail14_270e-384x288_20231122.onnx"
+WAN_DET_ONNX = "process_checkpoint/det/yolov10m.onnx"  # under pose/, the path in Wan-AI/Wan2.2-Animate-14B
+WAN_POSE_DIR = "process_checkpoint/pose2d/vitpose_h_wholebody.onnx"  # a folder there (ViTPose-H is > 2 GB)
+POSE_MODEL_NAMES = ("wan", "rtmw")  # which pose model a pose item belongs to (Item.model)
 
 
 PARTS = ("base", "lora", "pose")
@@ -63,7 +66,9 @@ class Item:
          "unzip"   - download the zip to .staging, extract `member` to dest, delete the zip;
          "convert" - download an original-layout bf16 shard to .staging, write it renamed to dest, delete it;
          "index"   - download the -Diffusers index (reference key list) to .staging and write our own
-                     index for the converted shards at dest, after every "convert" item is done.
+                     index for the converted shards at dest, after every "convert" item is done;
+         "folder"  - every file under `path` (listed on the Hub at the pinned commit) into dest, which
+                     ends with path; the item is one unit: complete when its structural check passes.
     size: bytes as listed on the Hub (estimates are marked in `approx`); refreshed from the Hub when
           it is reachable, used for --dry-run and the disk-space check, never for the completeness check.
     """
@@ -76,6 +81,7 @@ class Item:
     how: str = "copy"
     member: str = ""
     approx: bool = False
+    model: str = ""  # pose items: the pose model they belong to (POSE_MODEL_NAMES)
 
 
 def _b(sub: str, name: str, size: int, **kw) -> Item:
@@ -148,6 +154,7 @@ POSE_ITEMS: tuple[Item, ...] = (
         how="unzip",
         member="end2end.onnx",
         approx=True,
+        model="rtmw",
     ),
     Item(
         f"{POSE_DIR}/{POSE_ONNX}",
@@ -158,8 +165,23 @@ POSE_ITEMS: tuple[Item, ...] = (
         how="unzip",
         member="end2end.onnx",
         approx=True,
+        model="rtmw",
     ),
+    # Wan's official preprocessing models (issue 17). Sizes are exact at the repo's commit cb93a225 (a
+    # public record of that snapshot: yolov10m.onnx 61,659,339 B; the ViTPose-H folder 394 files,
+    # end2end.onnx 412,883 B + 393 external weight files, 2,549,362,899 B in all); the Hub's listing at
+    # the pinned commit replaces them when it is reachable. The folder's file list is not hard-coded:
+    # it is read from the Hub at the pinned commit, and the check reads it from end2end.onnx itself.
+    Item(f"{POSE_DIR}/{WAN_DET_ONNX}", "wan_original", WAN_DET_ONNX, 61_659_339, "pose", model="wan"),
+    Item(f"{POSE_DIR}/{WAN_POSE_DIR}", "wan_original", WAN_POSE_DIR, 2_549_362_899, "pose", how="folder", model="wan"),
 )
+
+
+def pose_items(pose_model: str | None = None) -> tuple[Item, ...]:
+    """The pose part's items, or only those of one pose model ("wan" | "rtmw")."""
+    if pose_model is not None and pose_model not in POSE_MODEL_NAMES:
+        raise UsageError(f"unknown pose model {pose_model!r}; choose from {', '.join(POSE_MODEL_NAMES)}")
+    return tuple(it for it in POSE_ITEMS if pose_model in (None, it.model))
 
 
 EXAMPLES_PREFIX = "data/test/"  # in epfl-vita/everanimate; lands in ./examples/ with the prefix stripped

@@ -397,7 +397,7 @@ def run_cmd(
             cfg = dataclasses.replace(cfg, offload="none")
         if dry_run:  # the plan and the estimate always; then whether a real run could start now
             checked = pipeline.check_inputs(cfg)
-            source = checked.pose_frames or checked.driving.approx_frames
+            source = checked.pose_frames or checked.driving.frames_at(C.FPS)
             plan = {
                 **make_plan(cfg.frames, cfg.width, cfg.height, source, cfg.steps, cfg.seed).to_dict(),
                 "canvas": canvas_dict(cfg),

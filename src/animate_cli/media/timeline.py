@@ -88,8 +88,13 @@ class Timeline:
 
     def source_indices(self, fps_out: float, count: int, start: float = 0.0) -> np.ndarray:
         """(count,) int64: the source frame shown at output frames 0..count-1 (the module's rule)."""
+        return self.source_at(np.arange(count, dtype=np.int64), fps_out, start)
+
+    def source_at(self, ks: np.ndarray, fps_out: float, start: float = 0.0) -> np.ndarray:
+        """int64 like `ks`: the source frame shown at output frames `ks` (any order, repeats allowed); past
+        the end, the last frame."""
         times = self.times
-        t = start + np.arange(count, dtype=np.float64) / fps_out
+        t = start + np.asarray(ks, dtype=np.float64) / fps_out
         j = np.clip(np.searchsorted(times, t, side="right") - 1, 0, len(times) - 1)  # last frame at or before t
         nxt = np.minimum(j + 1, len(times) - 1)
         before, after = t - times[j], times[nxt] - t

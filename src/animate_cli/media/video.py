@@ -47,6 +47,12 @@ class VideoInfo:
     def frames(self) -> int:
         return self.timeline.frames
 
+    @property
+    def video_start(self) -> float:
+        """Seconds from the start of the file (its earliest stream, ffmpeg's -ss clock) to the first video frame:
+        where audio that plays along with the output's frame 0 begins."""
+        return max(0.0, self.timeline.origin - self.timeline.container_start)
+
     def frames_at(self, fps: float, start: float = 0.0, seconds: float | None = None) -> int:
         """Output frames at `fps` that cover the video (from `start`, for at most `seconds`)."""
         return self.timeline.output_frames(fps, start, seconds)
@@ -271,9 +277,11 @@ def write_preview(segments: Sequence[Path], preview: Path, fps: float) -> Path:
     return concat_with_audio(segments, preview, None, fps, None)
 
 
-def concat_with_audio(segments: Sequence[Path], out: Path, frames: int | None, fps: float, audio_from: Path | None) -> Path:
-    """Join H.264 segments (same size/codec) without re-encoding and add the audio of `audio_from`,
-    trimmed to the video and padded with silence where the video is longer (`frames` None: no trim).
+def concat_with_audio(segments: Sequence[Path], out: Path, frames: int | None, fps: float, audio_from: Path | None,
+                      audio_start: float = 0.0) -> Path:  # fmt: skip
+    """Join H.264 segments (same size/codec) without re-encoding and add the audio of `audio_from` from
+    `audio_start` seconds into that file (VideoInfo.video_start: where its first video frame is), trimmed to
+    the video and padded with silence where the video is longer (`frames` None: no trim).
     Atomic: writes a temporary file next to `out` and renames it."""
     out = Path(out)
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, dir=out.parent) as f:
@@ -283,7 +291,7 @@ def concat_with_audio(segments: Sequence[Path], out: Path, frames: int | None, f
     tmp = out.with_name(out.name + ".partial.mp4")
     cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", listing]
     if audio_from is not None:
-        cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "192k", "-af", "apad"]
+        cmd += [*(["-ss", f"{audio_start:.6f}"] if audio_start > 0 else []), "-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "192k", "-af", "apad"]
     cmd += ["-c:v", "copy", *(["-t", f"{frames / fps:.6f}"] if frames is not None else []), "-movflags", "+faststart", str(tmp)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from animate_cli import config as C
-from animate_cli.cli.common import app, err_console, make_reporter, run_command
+from animate_cli.cli.common import FlagCommand, app, err_console, make_reporter, run_command
 from animate_cli.errors import UsageError
 
 LENGTH = "Length (one of; default: the driving video's duration)"
@@ -253,7 +253,7 @@ def _print_readiness(items: list, code: int) -> None:
             con.print(f"  {'':3} {'':<8} {'fix' if not item.ok else 'note'}: {item.fix}", markup=False)
 
 
-@app.command("run")
+@app.command("run", cls=FlagCommand)
 def run_cmd(
     ref: Annotated[Path, typer.Argument(help="Reference image of the person (png/jpg/webp; any mode).")],
     driving: Annotated[Path, typer.Argument(help="Driving video whose motion (and audio) is used.")],

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_pose_track import person_in
 from typer.testing import CliRunner
-from vfr_clips import H, PERSON, W, irregular_clip, issue_clip, make_clip, read_code, remux
+from vfr_clips import PERSON, H, W, irregular_clip, issue_clip, make_clip, read_code, remux
 
 from animate_cli import media
 from animate_cli.cli import app

@@ -20,6 +20,7 @@ from animate_cli import __version__
 from animate_cli.errors import EverAnimateError, ExitCode, SigTerm, as_error
 from animate_cli.progress import StepClock, format_eta
 
+
 class _PlainFlags:
     """--help shows a boolean flag without a value placeholder: typer 0.29 prints `--dry-run <bool>`, which
     reads as if the flag needed a value."""

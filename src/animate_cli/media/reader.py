@@ -42,7 +42,9 @@ def decode_span(ffmpeg: str, info: VideoInfo, first: int, last: int) -> Iterator
     if not 0 <= first <= last < tl.frames:
         raise ValueError(f"frames {first}..{last} are outside 0..{tl.frames - 1} of {info.path}")
     seek = None
-    if first > 0 and tl.source == "packets":  # without stored timestamps a seek restarts ffmpeg's guesses: never seek  # halfway between the frame before and `first`, on ffmpeg's -ss clock (from the container start)
+    if (
+        first > 0 and tl.source == "packets"
+    ):  # without stored timestamps a seek restarts ffmpeg's guesses: never seek  # halfway between the frame before and `first`, on ffmpeg's -ss clock (from the container start)
         seek = float((tl.pts[first - 1] + tl.pts[first]) * tl.time_base / 2) - tl.container_start
     expected = first
     for attempt_seek in (seek, None) if seek and seek > 0 else (None,):

@@ -77,7 +77,7 @@ def probe(path: Path) -> VideoInfo:
 
 
 def _probe(path: Path) -> VideoInfo:
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-copyts", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"]
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-copyts", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     info = proc.stderr
     video = re.search(r"Stream #\S+.*?: Video: .*?(\d{2,5})x(\d{2,5})", info)
@@ -104,7 +104,9 @@ def count_frames(path: Path) -> int:
     return probe(path).frames
 
 
-def iter_frames(path: Path, fps: float | None = None, start_time: float = 0.0, duration: float | None = None) -> Iterator[np.ndarray]:
+def iter_frames(
+    path: Path, fps: float | None = None, start_time: float = 0.0, duration: float | None = None
+) -> Iterator[np.ndarray]:
     """Stream RGB frames: every frame of the video, or with `fps` the output clock of media.timeline
     (frame k shows the source at start_time + k / fps; a source frame repeats or is skipped as needed)."""
     info = probe(path)
@@ -291,7 +293,7 @@ def concat_with_audio(segments: Sequence[Path], out: Path, frames: int | None, f
     tmp = out.with_name(out.name + ".partial.mp4")
     cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", listing]
     if audio_from is not None:
-        cmd += [*(["-ss", f"{audio_start:.6f}"] if audio_start > 0 else []), "-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "192k", "-af", "apad"]
+        cmd += [*(["-ss", f"{audio_start:.6f}"] if audio_start > 0 else []), "-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "192k", "-af", "apad"]  # fmt: skip
     cmd += ["-c:v", "copy", *(["-t", f"{frames / fps:.6f}"] if frames is not None else []), "-movflags", "+faststart", str(tmp)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")

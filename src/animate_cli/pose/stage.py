@@ -37,10 +37,9 @@ from animate_cli.media import locks
 from animate_cli.pose import keypoints as K
 from animate_cli.pose.estimator import PoseEstimator, default_threshold_rule, file_sha256
 from animate_cli.pose.geometry import center_crop_fit, person_fit
-from animate_cli.pose.scan import SCAN_FILE, Scan
 from animate_cli.pose.render import FACE68, FACE_SIZE, clip_box, crop_face, draw_overlay, draw_wan_pose, to_wan_meta
+from animate_cli.pose.scan import SCAN_FILE, Scan
 from animate_cli.pose.settings import FIT_MODES, MAX_SIDE, MIN_SIDE, SMOOTH_MODES, PoseResult, PoseSettings
-from animate_cli.pose.track import Tracker
 from animate_cli.progress import NullReporter, Reporter
 
 SCHEMA = "everanimate.pose/3"  # /3: frames mapped by timestamps, partial spans (span, scan.npz); /2: segments, person fit
@@ -224,7 +223,9 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
     info = media.probe(driving)
     src, n_total = output_span(info, s, frames)
     if len(src) == 0:
-        raise BadInputError(f"no frames in {driving} from {s.start:g} s (it lasts {info.duration:.3f} s; check --start/--seconds)")
+        raise BadInputError(
+            f"no frames in {driving} from {s.start:g} s (it lasts {info.duration:.3f} s; check --start/--seconds)"
+        )
     t0 = time.monotonic()
     if estimator is None:
         from animate_cli.pose.estimator import RtmlibEstimator

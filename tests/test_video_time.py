@@ -169,3 +169,33 @@ def test_help_shows_flags_as_flags():
         assert "<bool>" not in out and not re.search(r"\w \.(\s|$)", out)  # no "text ." left by eaten markup
     out = CliRunner().invoke(app, ["extract-pose", "--help"], env={"COLUMNS": "250", "NO_COLOR": "1"}).output
     assert "./<video name>-pose" in out and "median torso score" in out
+
+
+def test_audio_starts_where_the_first_video_frame_is(tmp_path):
+    """A driving video whose picture starts 0.5 s after its sound: output frame 0 shows the first picture,
+    so the output's audio must start 0.5 s into the driving audio (a tone that starts exactly there)."""
+    import subprocess
+
+    from conftest import write_video
+
+    video = make_clip(tmp_path / "v.mp4", 2, 25)
+    driving = tmp_path / "late_picture.mp4"
+    tone = "aevalsrc='if(gte(t,0.5),0.5*sin(2*PI*440*t),0)':s=16000:d=3"
+    subprocess.run([media.ffmpeg_exe(), "-loglevel", "error", "-y", "-itsoffset", "0.5", "-i", str(video), "-f", "lavfi",
+                    "-i", tone, "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", str(driving)], check=True)  # fmt: skip
+    info = media.probe(driving)
+    assert info.video_start == pytest.approx(0.5, abs=0.03) and info.frames == 50
+    segment = write_video(tmp_path / "seg.mp4", [np.zeros((32, 32, 3), np.uint8)] * 25)
+    out = media.concat_with_audio([segment], tmp_path / "out.mp4", 25, 25.0, driving, audio_start=info.video_start)
+    pcm = subprocess.run([media.ffmpeg_exe(), "-loglevel", "error", "-i", str(out), "-f", "s16le", "-ac", "1", "-ar", "16000", "-"],
+                         capture_output=True, check=True).stdout  # fmt: skip
+    first_100ms = np.frombuffer(pcm, np.int16)[:1600].astype(float)
+    assert np.sqrt((first_100ms**2).mean()) > 3000  # the tone from the first instant, not 0.5 s of silence
+
+
+def test_start_past_the_end_is_a_one_line_error(clips, tmp_path):
+    from animate_cli.errors import BadInputError
+
+    s = PoseSettings(width=W, height=H, body_thr=0.5, start=30.0)
+    with pytest.raises(BadInputError, match=r"no frames in .* from 30 s \(it lasts 10.000 s; check --start/--seconds\)"):
+        extract_pose(clips["issue"], tmp_path / "p", s, None, None, estimator=CodeReader())

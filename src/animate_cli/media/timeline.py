@@ -1,6 +1,6 @@
 """When each frame of a video is shown: its presentation timestamps, and which frame an output clock picks.
 
-Every stage reads video by time, through one rule (docs/video-time.md):
+Every stage reads video by time, through one rule (docs/video-time.md has the whole story):
 
     output frame k (at fps_out) shows the source at  t_k = start + k / fps_out  seconds,
     counted from the source's first presented frame; it takes the source frame whose presentation

@@ -389,7 +389,7 @@ def run_cmd(
                            offload=offload, weights_dtype=weights_dtype, attention=attention, compile_=compile_,
                            fit=fit)  # fmt: skip
         from animate_cli.models import parallel
-        from animate_cli.rollout.plan import make_plan
+        from animate_cli.rollout.plan import driving_frames_read, make_plan
         from animate_cli.runner import multigpu, pipeline, readiness
 
         ranks = _ranks(gpus, cfg)
@@ -398,10 +398,10 @@ def run_cmd(
         if dry_run:  # the plan and the estimate always; then whether a real run could start now
             checked = pipeline.check_inputs(cfg)
             source = checked.pose_frames or checked.driving.frames_at(C.FPS)
-            plan = {
-                **make_plan(cfg.frames, cfg.width, cfg.height, source, cfg.steps, cfg.seed).to_dict(),
-                "canvas": canvas_dict(cfg),
-            }
+            chunk_plan = make_plan(cfg.frames, cfg.width, cfg.height, source, cfg.steps, cfg.seed)
+            plan = {**chunk_plan.to_dict(), "canvas": canvas_dict(cfg)}
+            if cfg.pose_video is None:  # the pose stage extracts only what the chunks read (docs/video-time.md)
+                plan["pose_frames_extracted"] = driving_frames_read(chunk_plan)
             from animate_cli.models.device import memory_report
 
             memory = memory_report((cfg.width, cfg.height), cfg.device, cfg.offload, cfg.weights_dtype)  # fmt: skip

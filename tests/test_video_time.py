@@ -29,6 +29,7 @@ def clips(tmp_path_factory):
         "rotated": remux(irregular, d / "rotated.mp4", before_input=("-display_rotation", "90")),
         "editlist": remux(irregular, d / "editlist.mp4", before_input=("-ss", "1.3")),  # B-frames before the cut: negative pts
         "raw": remux(irregular, d / "raw.h264", "-bsf:v", "h264_mp4toannexb", "-f", "h264"),  # no timestamps at all
+        "mkv": remux(irregular, d / "ms.mkv"),  # time base 1/1000: every timestamp rounded to the millisecond
     }
 
 
@@ -59,7 +60,7 @@ def test_issue_clip_timeline_comes_from_timestamps(clips):
     assert np.array_equal(np.abs(times[src] - t), np.abs(times[:, None] - t).min(axis=0))  # always the nearest frame
 
 
-@pytest.mark.parametrize("name", ["irregular", "offset", "rotated", "editlist", "raw"])
+@pytest.mark.parametrize("name", ["irregular", "offset", "rotated", "editlist", "raw", "mkv"])
 def test_every_frame_shows_its_own_timestamp(clips, name):
     info = media.probe(clips[name])
     unrotate = (lambda f: np.rot90(f, -1)) if name == "rotated" else (lambda f: f)

@@ -104,9 +104,9 @@ def _infer_pass(driving: Path, src: np.ndarray, s: PoseSettings, info: media.Vid
     if scan is None:
         scan = Scan.begin(int(src[0]), _max_lost(info, s))
     todo = {int(i) for i in np.unique(src) if i > scan.last}
-    reporter.stage("pose", len(todo), "detecting poses")
     if not todo:
-        return scan
+        return scan  # every frame the span uses was estimated by an earlier request
+    reporter.stage("pose", len(todo), "detecting poses")
     tracker = scan.tracker
 
     def process(i: int, frame: np.ndarray) -> None:

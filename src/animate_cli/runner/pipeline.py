@@ -343,6 +343,7 @@ def _extract_pose(cfg: RunConfig, paths, run_device: str, reporter: Reporter):
             "empty": res.empty, "cache": str(res.pose_video.parent), "reused": bool(res.cached), "device": settings.device}  # fmt: skip
     return res.pose_video, res.face_video, source_frames, info
 
+
 def _prompt_embedding(state_dir: Path, base: Path, prompt: str, options):
     """[1, 512, text_dim] prompt embedding, cached in the state folder so a resumed run skips umT5."""
     from safetensors.torch import load_file, save_file

@@ -290,7 +290,7 @@ def test_two_runs_wanting_one_pose_cache_entry_extract_it_once(pose_inputs, tmp_
     assert sorted(o["cached"] for o in outs) == [False, True]  # one extracted, the other waited and reused it
     assert {o["dir"] for o in outs} == {str(entry)} and all(o["frames"] == 10 for o in outs)
     assert load_result(entry) is not None
-    assert sorted(p.name for p in entry.iterdir()) == ["face.mp4", "pose.json", "pose.mp4"]
+    assert sorted(p.name for p in entry.iterdir()) == ["face.mp4", "pose.json", "pose.mp4", "scan.npz"]
 
 
 # --- download-weights: one download per weights folder ---------------------------------------------

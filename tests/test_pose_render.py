@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from animate_cli import media
-from animate_cli.pose.geometry import center_crop_fit, frame_index_map, output_frame_count
+from animate_cli.pose.geometry import center_crop_fit
 from animate_cli.pose.render import (
     WanMeta,
     crop_face,
@@ -143,16 +143,6 @@ def test_face_box_wan_rule():
     face = crop_face(np.full((480, 640, 3), 7, np.uint8), (92, 93, 207, 162))
     assert face.shape == (512, 512, 3) and face.max() == 7
     assert crop_face(np.zeros((4, 4, 3), np.uint8), None).shape == (512, 512, 3)
-
-
-def test_fps_index_map():
-    m = frame_index_map(300, 30, 25)
-    assert len(m) == 250 == output_frame_count(300, 30, 25)
-    assert np.array_equal(m, np.clip(np.round(np.arange(250) / 25 * 30).astype(int), 0, 299))
-    up = frame_index_map(240, 24, 30)
-    assert len(up) == 300 and (np.diff(up) == 0).any() and up[-1] == 239 and (np.diff(up) >= 0).all()
-    assert np.array_equal(frame_index_map(77, 25, 25), np.arange(77))
-    assert len(frame_index_map(1, 30, 25)) == 1
 
 
 @pytest.mark.parametrize(("src", "dst"), [((1920, 1080), (832, 480)), ((1080, 1920), (480, 832)), ((640, 640), (832, 480)),

@@ -100,16 +100,17 @@ def test_tracker_counts_tracks_and_forgets_at_a_cut():
 
 
 def test_progress_reaches_the_end_and_counts_are_output_frames_for_slow_sources(tmp_path):
-    # 10 fps source, 20 frames -> 50 output frames at 25 fps; the last output frames map past the end
-    # (clipped to the last frame). Today the bar stops at 49 of 50, and multi_person_frames counts 20
-    # source frames although every other count is in output frames.
+    # 10 fps source, 20 frames -> 50 output frames at 25 fps. Pass 1 counts the source frames it estimates
+    # (each once, however often the output shows it), rendering counts output frames; each bar's total is
+    # what it then advances. multi_person_frames counts output frames like every other count.
     video = write_clip(tmp_path / "v10.mp4", 20, 10.0)
     a, other = box(40, 10, 40, 80), box(100, 10, 30, 70)
     rep = RecordingReporter()
     r, npz, meta = run(video, tmp_path, [[a, other] for _ in range(20)], PoseSettings(width=160, height=96, body_thr=0.5),
                        reporter=rep)  # fmt: skip
     assert r.frames == 50
-    assert rep.counts["pose"] == 50 and rep.counts["render"] == 50
+    totals = {e[1]: e[2] for e in rep.events if e[0] == "stage"}
+    assert rep.counts["pose"] == totals["pose"] == 20 and rep.counts["render"] == totals["render"] == 50
     assert meta["frames_unit"].startswith("output frames")
     assert meta["tracking"]["multi_person_frames"] == 50
     assert meta["source"]["frames"] == 20

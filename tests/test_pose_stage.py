@@ -72,8 +72,9 @@ def test_extract_pose_cli_end_to_end(pose_assets, tmp_path):
     assert frame[:, :200].max() == 0 and frame[:, -200:].max() == 0  # background exactly black after encoding
     assert (frame.max(axis=2) > 20).sum() > 1000  # and a skeleton in the middle
     meta = json.loads((out / "pose.json").read_text())
-    assert meta["source"]["fps"] == 30.0 and meta["source"]["frames"] == 40
-    assert meta["output"]["frames"] == 33 and meta["frame_map"]["first"][:4] == [0, 1, 2, 4]
+    assert meta["source"]["mean_fps"] == 30.0 and meta["source"]["frames"] == 40
+    assert meta["output"]["frames"] == 33 and meta["frame_map"]["source_index"][:4] == [0, 1, 2, 4]
+    assert meta["span"] == {**meta["span"], "frames": 33, "of": 33, "complete": True}
     # the centre crop (zoom 832/320 = 2.6) would cut the tiny model's person at the feet: zoomed out to keep them
     assert 480 / 240 <= meta["fit"]["scale"][0] < 832 / 320 and meta["fit"]["person_extent_xyxy"][3] > 212
     assert len(meta["models"]["pose"]["sha256"]) == 64 and meta["models"]["providers"]["pose"] == ["CPUExecutionProvider"]

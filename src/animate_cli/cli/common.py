@@ -14,12 +14,35 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from animate_cli import __version__
 from animate_cli.errors import EverAnimateError, ExitCode, SigTerm, as_error
 from animate_cli.progress import StepClock, format_eta
 
+
+class _PlainFlags:
+    """--help shows a boolean flag without a value placeholder: typer 0.29 prints `--dry-run <bool>`, which
+    reads as if the flag needed a value."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for p in params:
+            if getattr(p, "is_flag", False) and p.metavar is None:
+                p.metavar = ""
+        return params
+
+
+class FlagCommand(_PlainFlags, TyperCommand):
+    """Every everanimate command (`@app.command(..., cls=FlagCommand)`)."""
+
+
+class _FlagGroup(_PlainFlags, TyperGroup):
+    pass
+
+
 app = typer.Typer(
+    cls=_FlagGroup,
     name="everanimate",
     no_args_is_help=True,
     add_completion=False,

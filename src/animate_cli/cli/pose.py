@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from animate_cli import config as C
-from animate_cli.cli.common import RichReporter, app, run_command
+from animate_cli.cli.common import FlagCommand, RichReporter, app, run_command
 from animate_cli.errors import UsageError
 
 SCHEMA = "everanimate.extract-pose/1"
@@ -58,20 +58,20 @@ def _refuse_clobbering_inputs(out_dir: Path, driving: Path, ref: Path | None, ke
     refuse_inputs_as_outputs([("output", out_dir / n) for n in output_names(out_dir, keypoints, overlay)], inputs)
 
 
-@app.command("extract-pose")
+@app.command("extract-pose", cls=FlagCommand)
 def extract_pose_cmd(
     driving: Annotated[Path, typer.Argument(help="Driving video (one person).", show_default=False)],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder [default: ./<video name>-pose].")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.", show_default="./<video name>-pose")] = None,
     size: Annotated[str | None, typer.Option(help="Pose video size WxH (multiples of 16).", rich_help_panel="Geometry")] = None,
-    resolution: Annotated[str | None, typer.Option(help="480p (~832x480 px) or 720p (~1280x720 px): with --ref, the reference's aspect at that pixel count (as run); otherwise the preset, swapped for portrait videos. [default: 480p]", rich_help_panel="Geometry")] = None,
+    resolution: Annotated[str | None, typer.Option(help="480p (~832x480 px) or 720p (~1280x720 px): with --ref, the reference's aspect at that pixel count (as run); otherwise the preset, swapped for portrait videos.", show_default="480p", rich_help_panel="Geometry")] = None,
     fps: Annotated[float, typer.Option(help="Output frame rate; the driving video is resampled by timestamps.", rich_help_panel="Geometry")] = float(C.FPS),
     start: Annotated[float, typer.Option(help="Start this many seconds into the driving video.", rich_help_panel="Geometry")] = 0.0,
-    seconds: Annotated[float | None, typer.Option(help="Use at most this many seconds [default: to the end].", rich_help_panel="Geometry")] = None,
+    seconds: Annotated[float | None, typer.Option(help="Use at most this many seconds.", show_default="to the end", rich_help_panel="Geometry")] = None,
     ref: Annotated[Path | None, typer.Option(help="Reference image: sets the orientation; needed by --retarget; must show a person.")] = None,
     retarget: Annotated[bool, typer.Option("--retarget", help="Rescale the driving skeleton's limbs to the reference person's proportions.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (onnxruntime).")] = "auto",
     smooth: Annotated[str, typer.Option(help="default (zero-phase One-Euro on keypoints and face box) or none (per-frame, Wan parity).")] = "default",
-    kpt_thr: Annotated[float | None, typer.Option(help="Keypoint score threshold [default: per model; RTMW: 0.5 x the clip's median torso score].")] = None,
+    kpt_thr: Annotated[float | None, typer.Option(help="Keypoint score threshold.", show_default="per model; RTMW: 0.5 x the clip's median torso score")] = None,
     save_keypoints: Annotated[bool, typer.Option("--save-keypoints", help="Also write keypoints.npz.")] = False,
     debug_overlay: Annotated[bool, typer.Option("--debug-overlay", help="Also write debug_overlay.mp4 (skeleton and face box over the video).")] = False,
     weights_dir: Annotated[Path, typer.Option(envvar=C.WEIGHTS_ENV, show_envvar=True, help="Where download-weights put the models (pose/*.onnx).")] = None,  # type: ignore[assignment]

@@ -13,7 +13,7 @@ import typer
 
 from animate_cli import config as C
 from animate_cli.cli import run_view
-from animate_cli.cli.common import app, make_reporter, run_command
+from animate_cli.cli.common import FlagCommand, app, make_reporter, run_command
 from animate_cli.cli.run_config import build_config, canvas_dict, parse_lora
 from animate_cli.errors import BadInputError
 
@@ -47,7 +47,7 @@ def _test_pause():
     return pause
 
 
-@app.command("run")
+@app.command("run", cls=FlagCommand)
 def run_cmd(
     ref: Annotated[Path, typer.Argument(help="Reference image of the person (png/jpg/webp; any mode).")],
     driving: Annotated[Path, typer.Argument(help="Driving video whose motion (and audio) is used.")],

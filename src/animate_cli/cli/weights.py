@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from animate_cli.cli.common import RichReporter, app, err_console, run_command
+from animate_cli.cli.common import FlagCommand, RichReporter, app, err_console, run_command
 from animate_cli.errors import ExitCode, UsageError, interrupted
 
 EXAMPLES = """
@@ -26,7 +26,7 @@ def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
 
 
-@app.command("download-weights", epilog=EXAMPLES)
+@app.command("download-weights", epilog=EXAMPLES, cls=FlagCommand)
 def download_weights(
     dir: Annotated[
         Path | None,

@@ -1,7 +1,9 @@
 """Files and pictures: video/image probing, reading and H.264 writing with the bundled ffmpeg (video.py),
+frame timestamps and the output clock's time map (timeline.py), decoding by timestamps (reader.py),
 the segment writer thread (writer.py), the output canvas (canvas.py), the never-overwrite-an-input guard
 (guard.py) and folder locks (locks.py). This file only gathers what other stages call as `media.<name>`."""
 
+from animate_cli.media.timeline import Timeline  # noqa: F401
 from animate_cli.media.video import (  # noqa: F401
     CRF,
     VideoInfo,
@@ -12,6 +14,7 @@ from animate_cli.media.video import (  # noqa: F401
     ffmpeg_exe,
     fit_image,
     iter_frames,
+    iter_source_frames,
     load_image,
     probe,
     read_frames_at,

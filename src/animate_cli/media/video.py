@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from animate_cli.errors import BadInputError
+from animate_cli.media.timeline import Timeline, timeline_from_decoder, timeline_from_packets
 
 CRF = 16  # visually lossless H.264; keeps the black pose background < 20 after decode (pose spec §2)
+READ_BRIDGE_FRAMES = 30  # read_frames_at decodes through gaps up to this long rather than seek again (~1 s)
 
 
 def ffmpeg_exe() -> str:
@@ -30,107 +32,135 @@ def ffmpeg_exe() -> str:
 
 @dataclass(frozen=True)
 class VideoInfo:
+    """A video as every stage sees it. Frame count, duration and rate come from the frame timestamps
+    (`timeline`), never from the container's average rate, so variable-rate footage keeps its time."""
+
     path: Path
-    width: int
+    width: int  # as displayed (rotation applied, as the decoder outputs it)
     height: int
-    fps: float
-    duration: float  # seconds, from the container
+    fps: float  # frames / duration: a mean, for display and rate-like settings; frames are mapped by time
+    duration: float  # seconds, first frame's start to last frame's end
     has_audio: bool
+    timeline: Timeline
 
     @property
-    def approx_frames(self) -> int:
-        return max(0, round(self.duration * self.fps))
+    def frames(self) -> int:
+        return self.timeline.frames
+
+    @property
+    def video_start(self) -> float:
+        """Seconds from the start of the file (its earliest stream, ffmpeg's -ss clock) to the first video frame:
+        where audio that plays along with the output's frame 0 begins."""
+        return max(0.0, self.timeline.origin - self.timeline.container_start)
+
+    def frames_at(self, fps: float, start: float = 0.0, seconds: float | None = None) -> int:
+        """Output frames at `fps` that cover the video (from `start`, for at most `seconds`)."""
+        return self.timeline.output_frames(fps, start, seconds)
+
+
+_PROBES: dict[tuple[str, int, int], VideoInfo] = {}
 
 
 def probe(path: Path) -> VideoInfo:
-    """Read a video's size, fps, duration and whether it has audio. Raises BadInputError."""
+    """Size, timestamps (media.timeline) and audio of a video, in one ffmpeg run that demuxes without
+    decoding; memoised per (path, size, mtime). Raises BadInputError."""
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"video not found: {path}")
-    if path.stat().st_size == 0:
+    st = path.stat()
+    if st.st_size == 0:
         raise BadInputError(f"video is empty (0 bytes): {path}")
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True, errors="replace")
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _PROBES:
+        _PROBES[key] = _probe(path)
+    return _PROBES[key]
+
+
+def _probe(path: Path) -> VideoInfo:
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-copyts", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     info = proc.stderr
     video = re.search(r"Stream #\S+.*?: Video: .*?(\d{2,5})x(\d{2,5})", info)
     if not video:
         last = info.strip().splitlines()[-1] if info.strip() else "no video stream"
         raise BadInputError(f"cannot read video {path}: {last}")
-    fps_m = re.search(r"([\d.]+) fps", info) or re.search(r"([\d.]+) tbr", info)
-    dur_m = re.search(r"Duration: (\d+):(\d+):([\d.]+)", info)
-    fps = float(fps_m.group(1)) if fps_m else 0.0
-    duration = 0.0
-    if dur_m:
-        hh, mm, ss = dur_m.groups()
-        duration = int(hh) * 3600 + int(mm) * 60 + float(ss)
-    if fps <= 0:
-        raise BadInputError(f"cannot read the frame rate of {path}")
+    start_m = re.search(r"start: (-?[\d.]+)", info)
+    container_start = float(start_m.group(1)) if start_m else 0.0
+    timeline = timeline_from_packets(proc.stdout, container_start) if proc.returncode == 0 else None
+    if timeline is None:  # some packet has no timestamp: ask the decoder, which fills them in
+        timeline = timeline_from_decoder(ffmpeg_exe(), path, container_start)
+    if timeline.duration <= 0:
+        raise BadInputError(f"cannot read the frame timing of {path} (duration {timeline.duration:g} s)")
     w, h = int(video.group(1)), int(video.group(2))
     rot = re.search(r"rotate\s*:\s*(-?\d+)|rotation of (-?[\d.]+) degrees", info)
     if rot and int(float(rot.group(1) or rot.group(2))) % 180:
         w, h = h, w  # ffmpeg auto-rotates on decode, so report the displayed size
-    return VideoInfo(path, w, h, fps, duration, bool(re.search(r"Stream #\S+.*?: Audio:", info)))
+    has_audio = bool(re.search(r"Stream #\S+.*?: Audio:", info))
+    return VideoInfo(path, w, h, timeline.mean_fps, timeline.duration, has_audio, timeline)
+
+
+def count_frames(path: Path) -> int:
+    """Frames in the video stream (from its timestamps; nothing is decoded)."""
+    return probe(path).frames
 
 
 def iter_frames(
     path: Path, fps: float | None = None, start_time: float = 0.0, duration: float | None = None
 ) -> Iterator[np.ndarray]:
-    """Stream RGB frames. With `fps`, resample by timestamps (ffmpeg's nearest-frame `fps` filter)."""
-    import imageio_ffmpeg
-
-    input_params = ["-ss", f"{start_time:.6f}"] if start_time > 0 else []
-    output_params = []
-    if duration is not None:
-        output_params += ["-t", f"{duration:.6f}"]
-    if fps:
-        output_params += ["-vf", f"fps={fps}"]
-    try:
-        gen = imageio_ffmpeg.read_frames(str(path), input_params=input_params, output_params=output_params)
-        meta = next(gen)
-    except (OSError, RuntimeError, StopIteration) as e:
-        raise BadInputError(f"cannot read video {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    w, h = meta["size"]
-    try:
-        for raw in gen:
-            yield np.frombuffer(raw, np.uint8).reshape(h, w, 3)
-    finally:
-        gen.close()
+    """Stream RGB frames: every frame of the video, or with `fps` the output clock of media.timeline
+    (frame k shows the source at start_time + k / fps; a source frame repeats or is skipped as needed)."""
+    info = probe(path)
+    if fps is None and not start_time and duration is None:
+        for _, frame in iter_source_frames(path, 0, info.frames - 1):
+            yield frame
+        return
+    fps = fps or info.fps
+    src = info.timeline.source_indices(fps, info.frames_at(fps, start_time, duration), start_time)
+    yield from _expand_in_order(path, src)
 
 
-def count_frames(path: Path) -> int:
-    """Exact decoded frame count (decodes the stream once; cheap at pose-video sizes)."""
-    import imageio_ffmpeg
-
-    try:
-        n, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
-    except (OSError, RuntimeError) as e:
-        raise BadInputError(f"cannot read video {path}: {str(e).splitlines()[0]}") from None
-    return int(n)
-
-
-def read_frames_at(path: Path, indices: Sequence[int], fps: float) -> list[np.ndarray]:
-    """Frames at the given (constant-frame-rate) indices, in the order asked, repeats allowed.
-
-    Each run of consecutive indices is read with one accurate ffmpeg seek, so a chunk of a long
-    ping-pong schedule costs O(chunk), not O(video). Only the requested frames are held.
-    """
-    wanted = sorted(set(indices))
-    runs: list[tuple[int, int]] = []
-    for i in wanted:
-        if runs and i == runs[-1][1]:
-            runs[-1] = (runs[-1][0], i + 1)
-        else:
-            runs.append((i, i + 1))
+def read_frames_at(path: Path, indices: Sequence[int]) -> list[np.ndarray]:
+    """Frames at the given source-frame indices (positions in media.timeline order), in the order asked,
+    repeats allowed. Each stretch of nearby indices is one decode from a seek just before it, so a chunk
+    of a long ping-pong schedule costs O(chunk), not O(video). Only the requested frames are held."""
+    wanted = sorted(set(int(i) for i in indices))
     got: dict[int, np.ndarray] = {}
-    for a, b in runs:
-        # Seek half a frame early: ffmpeg's accurate seek keeps frames with pts >= t, so frame a is first.
-        t = max(0.0, (a - 0.5) / fps)
-        frames = iter_frames(path, start_time=t)
-        for k, frame in zip(range(a, b), frames, strict=False):
-            got[k] = frame
-        frames.close()
-        if b - 1 not in got:
-            raise BadInputError(f"{path} has fewer frames than expected (wanted frame {b - 1})")
-    return [got[i] for i in indices]
+    for a, b in _stretches(wanted):
+        keep = set(wanted[wanted.index(a) : wanted.index(b) + 1])
+        for i, frame in iter_source_frames(path, a, b):
+            if i in keep:
+                got[i] = frame
+    return [got[int(i)] for i in indices]
+
+
+def _stretches(sorted_indices: list[int]) -> list[tuple[int, int]]:
+    """Group indices into (first, last) stretches, bridging gaps up to READ_BRIDGE_FRAMES (decoding a few
+    unused frames is cheaper than a new ffmpeg process and seek)."""
+    out: list[tuple[int, int]] = []
+    for i in sorted_indices:
+        if out and i - out[-1][1] <= READ_BRIDGE_FRAMES:
+            out[-1] = (out[-1][0], i)
+        else:
+            out.append((i, i))
+    return out
+
+
+def _expand_in_order(path: Path, src: np.ndarray) -> Iterator[np.ndarray]:
+    """Yield the frame of each (non-decreasing) source index in `src`, decoding the span once."""
+    if len(src) == 0:
+        return
+    k = 0
+    for i, frame in iter_source_frames(path, int(src[0]), int(src[-1])):
+        while k < len(src) and src[k] == i:
+            yield frame
+            k += 1
+
+
+def iter_source_frames(path: Path, first: int, last: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, frame) for every source frame first..last, in order, each decoded once (media.reader)."""
+    from animate_cli.media.reader import decode_span
+
+    yield from decode_span(ffmpeg_exe(), probe(path), first, last)
 
 
 def load_image(path: Path) -> np.ndarray:
@@ -249,9 +279,11 @@ def write_preview(segments: Sequence[Path], preview: Path, fps: float) -> Path:
     return concat_with_audio(segments, preview, None, fps, None)
 
 
-def concat_with_audio(segments: Sequence[Path], out: Path, frames: int | None, fps: float, audio_from: Path | None) -> Path:
-    """Join H.264 segments (same size/codec) without re-encoding and add the audio of `audio_from`,
-    trimmed to the video and padded with silence where the video is longer (`frames` None: no trim).
+def concat_with_audio(segments: Sequence[Path], out: Path, frames: int | None, fps: float, audio_from: Path | None,
+                      audio_start: float = 0.0) -> Path:  # fmt: skip
+    """Join H.264 segments (same size/codec) without re-encoding and add the audio of `audio_from` from
+    `audio_start` seconds into that file (VideoInfo.video_start: where its first video frame is), trimmed to
+    the video and padded with silence where the video is longer (`frames` None: no trim).
     Atomic: writes a temporary file next to `out` and renames it."""
     out = Path(out)
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, dir=out.parent) as f:
@@ -261,7 +293,7 @@ def concat_with_audio(segments: Sequence[Path], out: Path, frames: int | None, f
     tmp = out.with_name(out.name + ".partial.mp4")
     cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", listing]
     if audio_from is not None:
-        cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "192k", "-af", "apad"]
+        cmd += [*(["-ss", f"{audio_start:.6f}"] if audio_start > 0 else []), "-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "192k", "-af", "apad"]  # fmt: skip
     cmd += ["-c:v", "copy", *(["-t", f"{frames / fps:.6f}"] if frames is not None else []), "-movflags", "+faststart", str(tmp)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")

@@ -1,9 +1,7 @@
-"""Where pose frames come from in time and space: the fps index map and the centre-crop fit.
+"""Where pose frames come from in space: the person fit and the centre-crop fit.
 
-Time (pose spec §1.6, Wan's nearest-timestamp rule for constant-frame-rate input):
-    n_out = floor(n_in * fps_out / fps_in);  src(k) = min(round(k * fps_in / fps_out), n_in - 1)
-The map is monotonic, so both decode passes can stream the source once and emit each source frame
-as many times as it is used (0, 1 or more).
+(Time is media.timeline's: output frame k shows the source frame nearest to start + k / fps by presentation
+timestamps, which is Wan's index map on constant-rate input; pose spec §1.6.)
 
 Space: the pose is drawn at the source resolution, as Wan does, and then placed on the output canvas:
 by default (`person_fit`) scaled and moved so the driving person's extent over the whole clip stays
@@ -18,25 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from animate_cli.media.canvas import Placement, person_extent, person_placement
-
-
-def output_frame_count(n_in: int, fps_in: float, fps_out: float) -> int:
-    """Wan's n_out = int(n_in / fps_in * fps_out); at least one frame when the source has any."""
-    if n_in <= 0:
-        return 0
-    return max(1, int(n_in / fps_in * fps_out + 1e-9))
-
-
-def source_index(k: int, n_in: int | None, fps_in: float, fps_out: float) -> int:
-    """Source frame shown at output frame k (nearest timestamp, clipped to the last frame)."""
-    i = int(np.round(k / fps_out * fps_in))  # the same float expression and half-to-even rounding as Wan
-    return i if n_in is None else min(i, n_in - 1)
-
-
-def frame_index_map(n_in: int, fps_in: float, fps_out: float) -> np.ndarray:
-    """(n_out,) int64 source index for each output frame."""
-    n_out = output_frame_count(n_in, fps_in, fps_out)
-    return np.array([source_index(k, n_in, fps_in, fps_out) for k in range(n_out)], dtype=np.int64)
 
 
 @dataclass(frozen=True)

@@ -53,3 +53,4 @@ class PoseResult:
     keypoints: Path | None = None  # keypoints.npz with save_keypoints=True
     overlay: Path | None = None  # debug_overlay.mp4 with debug_overlay=True
     cached: bool = False  # True when cached_extract_pose reused an earlier extraction
+    complete: bool = True  # False: only the first `frames` output frames of the requested range were extracted

@@ -3,7 +3,8 @@
 Two streamed passes over the driving video, so memory does not grow with its length (only the
 keypoints do, ~1.6 MB per 1000 frames):
   1. decode -> detect hard cuts -> detect -> track one person -> 133 keypoints, for each source frame
-     the fps map uses;
+     the time map uses (media.timeline: output frame k shows the source at start + k / fps, by the
+     frames' presentation timestamps), over only the span asked for (`frames`: what `run` will read);
   2. whole-clip post-processing (thresholds, gaps, smoothing, face boxes, retarget) on the small arrays,
      never across a segment boundary (a tracker re-seed or a hard cut: the person may have changed);
   3. decode again -> draw Wan's skeleton at source resolution, place it on the output canvas by the
@@ -11,6 +12,10 @@ keypoints do, ~1.6 MB per 1000 frames):
 pose.json counts output frames (at the output fps) everywhere except under "source" and "frame_map".
 Everything is written into a hidden temporary folder and moved into place at the end (pose.json last),
 so a failure never leaves files that look complete.
+
+The cache (`cached_extract_pose`) is keyed without the length: it keeps pass 1's results (pose.scan), so
+a later, longer request estimates only the source frames not seen yet, then post-processes and renders
+its whole span again (the thresholds, gap filling, smoothing and fit look at the whole span).
 """
 
 from __future__ import annotations
@@ -31,13 +36,13 @@ from animate_cli.errors import BadInputError, NoPersonDetectedError, OutputExist
 from animate_cli.media import locks
 from animate_cli.pose import keypoints as K
 from animate_cli.pose.estimator import PoseEstimator, default_threshold_rule, file_sha256
-from animate_cli.pose.geometry import center_crop_fit, frame_index_map, output_frame_count, person_fit, source_index
+from animate_cli.pose.geometry import center_crop_fit, person_fit
 from animate_cli.pose.render import FACE68, FACE_SIZE, clip_box, crop_face, draw_overlay, draw_wan_pose, to_wan_meta
+from animate_cli.pose.scan import SCAN_FILE, Scan
 from animate_cli.pose.settings import FIT_MODES, MAX_SIDE, MIN_SIDE, POSE_MODELS, SMOOTH_MODES, PoseResult, PoseSettings
-from animate_cli.pose.track import Tracker
 from animate_cli.progress import NullReporter, Reporter
 
-SCHEMA = "everanimate.pose/2"  # /2: segments (no glide across re-seeds/cuts), person-extent fit
+SCHEMA = "everanimate.pose/3"  # /3: frames mapped by timestamps, partial spans (span, scan.npz); /2: segments, person fit
 POSE_FILE, FACE_FILE, META_FILE = "pose.mp4", "face.mp4", "pose.json"
 KEYPOINTS_FILE, OVERLAY_FILE = "keypoints.npz", "debug_overlay.mp4"
 PARTIAL_PREFIX = ".pose-partial-"  # hidden folder an extraction writes into before moving files into place
@@ -91,61 +96,51 @@ def _thumb(frame: np.ndarray) -> np.ndarray:
     return frame[::step, ::step].mean(axis=2, dtype=np.float32)
 
 
-def _infer_pass(driving: Path, s: PoseSettings, info: media.VideoInfo, est: PoseEstimator, reporter: Reporter):
-    """Pass 1. Returns (n_in, {source index: (box | None, kpts, scores, n_candidates, epoch)}, cut source indices).
+def _infer_pass(driving: Path, src: np.ndarray, s: PoseSettings, info: media.VideoInfo, est: PoseEstimator,
+                reporter: Reporter, scan: Scan | None) -> Scan:  # fmt: skip
+    """Pass 1 over source frames src[0]..src[-1], continuing `scan` (pose.scan) where it stopped. Estimates
+    only the frames `src` uses and not estimated yet; progress counts exactly those.
 
     `epoch` changes at every hard cut and every (re-)seed of the tracker; output frames of different epochs
     are never interpolated or smoothed into each other."""
-    fps_in = info.fps
-    max_lost = max(1, round(s.max_gap_sec * min(fps_in, s.fps)))
-    tracker = Tracker(max_lost)
-    results: dict[int, tuple] = {}
-    cuts: list[int] = []
-    approx = output_frame_count(max(1, round(min(info.duration - s.start, s.seconds or 1e18) * fps_in)), fps_in, s.fps)
-    reporter.stage("pose", approx or None, "detecting poses")
+    if scan is None:
+        scan = Scan.begin(int(src[0]), _max_lost(info, s))
+    todo = {int(i) for i in np.unique(src) if i > scan.last}
+    if not todo:
+        return scan  # every frame the span uses was estimated by an earlier request
+    reporter.stage("pose", len(todo), "detecting poses")
+    tracker = scan.tracker
 
     def process(i: int, frame: np.ndarray) -> None:
         boxes = est.detect(frame)
         boxes = boxes[(boxes[:, 3] - boxes[:, 1]) >= MIN_BOX_PX] if len(boxes) else boxes
         box = tracker.update(boxes)
-        epoch = tracker.track_id + len(cuts)  # both only grow: a new value at every seed and every cut
+        epoch = tracker.track_id + len(scan.cuts)  # both only grow: a new value at every seed and every cut
         if box is None:
-            results[i] = (None, None, None, len(boxes), epoch)
+            scan.results[i] = (None, None, None, len(boxes), epoch)
         else:
             kpts, scores = est.estimate(frame, box)
-            results[i] = (box, kpts.astype(np.float32), scores.astype(np.float32), len(boxes), epoch)
+            scan.results[i] = (box, kpts.astype(np.float32), scores.astype(np.float32), len(boxes), epoch)
 
-    k = 0  # next output frame whose source frame we have not reached yet
-    n_in = 0
-    last = prev_thumb = None
-    for i, frame in enumerate(media.iter_frames(driving, start_time=s.start, duration=s.seconds)):
-        n_in = i + 1
+    for i, frame in media.iter_source_frames(driving, scan.last + 1, int(src[-1])):
         thumb = _thumb(frame)
-        if prev_thumb is not None and (np.abs(thumb - prev_thumb) > CUT_PIXEL_DIFF).mean() > CUT_CHANGED_FRACTION:
-            cuts.append(i)  # the picture changed almost entirely between i-1 and i: a hard cut
+        if scan.thumb is not None and (np.abs(thumb - scan.thumb) > CUT_PIXEL_DIFF).mean() > CUT_CHANGED_FRACTION:
+            scan.cuts.append(i)  # the picture changed almost entirely between i-1 and i: a hard cut
             tracker.cut()
-        prev_thumb = thumb
-        uses = 0
-        while source_index(k, None, fps_in, s.fps) == i:
-            k += 1
-            uses += 1
-        if uses:
+        scan.thumb, scan.last = thumb, i
+        if i in todo:
             process(i, frame)
-            reporter.advance("pose", uses)
-        last = frame
-    if n_in == 0:
-        raise BadInputError(f"no frames decoded from {driving}" + (" (check --start/--seconds)" if s.start or s.seconds else ""))
-    n_out = output_frame_count(n_in, fps_in, s.fps)
-    if k < n_out:  # the map's tail is clipped to the last source frame (sources slower than the output fps)
-        if (n_in - 1) not in results:
-            process(n_in - 1, last)
-        reporter.advance("pose", n_out - k)
-    return n_in, results, cuts
+            reporter.advance("pose")
+    return scan
 
 
-def _expand(n_in: int, fps_in: float, s: PoseSettings, results: dict, cuts: list[int]):
-    """Per output frame: source index, keypoints, scores, box, has-person, segment, reseed and cut flags."""
-    src = frame_index_map(n_in, fps_in, s.fps)
+def _max_lost(info: media.VideoInfo, s: PoseSettings) -> int:
+    """Frames the tracker waits for a lost person before re-seeding (max_gap_sec at the slower of the two rates)."""
+    return max(1, round(s.max_gap_sec * min(info.fps, s.fps)))
+
+
+def _expand(src: np.ndarray, results: dict, cuts: list[int]):
+    """Per output frame: keypoints, scores, box, has-person, segment, reseed and cut flags."""
     t = len(src)
     kpts = np.full((t, 133, 2), np.nan, np.float64)
     scores = np.zeros((t, 133), np.float64)
@@ -171,7 +166,15 @@ def _expand(n_in: int, fps_in: float, s: PoseSettings, results: dict, cuts: list
             if last_seg is not None and segment[k] != last_seg and not cut_since:
                 reseed[k] = True
             last_seg, cut_since = segment[k], False
-    return src, kpts, scores, boxes, has, segment, reseed, cut, int(multi)
+    return kpts, scores, boxes, has, segment, reseed, cut, int(multi)
+
+
+def output_span(info: media.VideoInfo, s: PoseSettings, frames: int | None) -> tuple[np.ndarray, int]:
+    """(src, n_total): the source frame of each output frame to extract, and how many output frames the
+    whole requested range (settings' start/seconds) has. `frames` caps the extraction (None: all of it)."""
+    n_total = info.frames_at(s.fps, s.start, s.seconds)
+    n_out = n_total if frames is None else min(int(frames), n_total)
+    return info.timeline.source_indices(s.fps, n_out, s.start), n_total
 
 
 def _thresholds(s: PoseSettings, pose_name: str, scores: np.ndarray, has: np.ndarray) -> K.Thresholds:
@@ -207,8 +210,10 @@ def extract_pose(driving: Path, out_dir: Path, settings: PoseSettings, det_onnx:
 def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_onnx: Path | None, pose_onnx: Path | None,
                     reporter: Reporter, ref: Path | None = None, overwrite: bool = False, *,
                     estimator: PoseEstimator | None = None, save_keypoints: bool = False,
-                    debug_overlay: bool = False) -> PoseResult:  # fmt: skip
-    """extract_pose, for a caller that holds the lock of out_dir."""
+                    debug_overlay: bool = False, frames: int | None = None, keep_scan: bool = False) -> PoseResult:  # fmt: skip
+    """extract_pose, for a caller that holds the lock of out_dir. `frames`: extract only the first this many
+    output frames (None: the whole range). `keep_scan`: keep pass 1's results in out_dir (pose.scan) and
+    continue from the ones already there."""
     s = settings
     driving, out_dir = Path(driving), Path(out_dir)
     for stale in out_dir.glob(f"{PARTIAL_PREFIX}*"):  # left by a killed extraction (only the lock holder writes here)
@@ -218,6 +223,11 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
     if existing and not overwrite:
         raise OutputExistsError(f"{out_dir / existing[0]} already exists", hint="pass --overwrite to replace it")
     info = media.probe(driving)
+    src, n_total = output_span(info, s, frames)
+    if len(src) == 0:
+        raise BadInputError(
+            f"no frames in {driving} from {s.start:g} s (it lasts {info.duration:.3f} s; check --start/--seconds)"
+        )
     t0 = time.monotonic()
     if estimator is None:
         from animate_cli.pose.estimator import RtmlibEstimator
@@ -229,9 +239,10 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
         ref_pose = _pick_largest_person(estimator, ref_img, f"the reference image {ref}") + (ref_img.shape[:2],)
 
     # 1. detect, track, estimate (streamed)
-    n_in, results, cuts = _infer_pass(driving, s, info, estimator, reporter)
+    scan = Scan.load(out_dir / SCAN_FILE, int(src[0]), _max_lost(info, s)) if keep_scan else None
+    scan = _infer_pass(driving, src, s, info, estimator, reporter, scan)
     t_infer = time.monotonic() - t0
-    src, kpts, scores, det_boxes, has, segment, reseed, cut, multi = _expand(n_in, info.fps, s, results, cuts)
+    kpts, scores, det_boxes, has, segment, reseed, cut, multi = _expand(src, scan.results, scan.cuts)
     if not has.any():
         raise NoPersonDetectedError(f"no person detected in any frame of {driving}",
                                     hint="the driving video needs one clearly visible person")  # fmt: skip
@@ -289,12 +300,18 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
             "schema": SCHEMA,
             "frames_unit": "output frames (at output.fps), numbered from 0; only keys under 'source' and "
                            "'frame_map' count source frames",
-            "source": {"path": str(driving.resolve()), "fps": info.fps, "frames": n_in, "size": [info.width, info.height],
+            "source": {"path": str(driving.resolve()), "size": [info.width, info.height], **info.timeline.to_dict(),
                        "start_s": s.start, "seconds": s.seconds},
+            "span": {"frames": written, "of": n_total, "complete": written == n_total,
+                     "rule": "only the first 'frames' of the 'of' output frames the range has were extracted (what the "
+                             "request needed); a longer request continues pass 1 from scan.npz and renders again"},
             "output": {"fps": s.fps, "frames": written, "size": [s.width, s.height], "face_size": [FACE_SIZE, FACE_SIZE],
                        "pose_video": POSE_FILE, "face_video": FACE_FILE, "codec": "h264 yuv420p", "crf": s.crf},
-            "frame_map": {"rule": "n_out = floor(n_in * fps_out / fps_in); src[k] = min(round_half_even(k / fps_out * fps_in), n_in - 1)",
-                          "first": src[:8].tolist(), "last": int(src[-1])},
+            "frame_map": {"rule": "output frame k shows the source frame whose presentation time is nearest to start_s + "
+                                  "k / fps_out (seconds from the first frame; exact ties to the even frame); "
+                                  "n_out = int(duration_s * fps_out) over the range (media.timeline)",
+                          "source_index": src.tolist(),
+                          "source_time_s": np.round(info.timeline.times[src], 6).tolist()},
             "fit": {**fit.to_dict(), "draw_resolution": "source", "interpolation": "linear"},
             "face": {"rule": "wan get_face_bboxes (area x1.3, 3:1 above:below), clipped; confident landmarks only",
                      "min_landmarks": K.MIN_FACE_POINTS, "frames_with_face": int(np.isfinite(face).all(axis=1).sum())},
@@ -326,13 +343,15 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
         for n in names:
             if n != META_FILE:
                 os.replace(tmp / n, out_dir / n)
+        if keep_scan:
+            scan.save(out_dir / SCAN_FILE)  # before pose.json: a scan never claims more than what pose.json can point to
         os.replace(tmp / META_FILE, out_dir / META_FILE)  # last: its presence marks a complete extraction
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return PoseResult(out_dir / POSE_FILE, out_dir / FACE_FILE, out_dir / META_FILE, written, s.fps, s.width, s.height,
                       counts["detected"], counts["interpolated"], counts["empty"],
                       out_dir / KEYPOINTS_FILE if save_keypoints else None,
-                      out_dir / OVERLAY_FILE if debug_overlay else None)  # fmt: skip
+                      out_dir / OVERLAY_FILE if debug_overlay else None, complete=written == n_total)  # fmt: skip
 
 
 def _drawn_points(kpts: np.ndarray, scores: np.ndarray, status: np.ndarray, thr: K.Thresholds) -> np.ndarray:
@@ -370,7 +389,7 @@ def _render_pass(driving, s, info, src, kpts, scores, status, face, thr, fit, tm
         face_w = stack.enter_context(media.VideoWriter(tmp / FACE_FILE, FACE_SIZE, FACE_SIZE, s.fps, crf=s.crf))
         over_w = stack.enter_context(media.VideoWriter(tmp / OVERLAY_FILE, s.width, s.height, s.fps)) if debug_overlay else None
         k = 0
-        for i, frame in enumerate(media.iter_frames(driving, start_time=s.start, duration=s.seconds)):
+        for i, frame in media.iter_source_frames(driving, int(src[0]), int(src[-1])):
             while k < len(src) and src[k] == i:
                 if status[k] == K.EMPTY:
                     pose = black_pose
@@ -460,14 +479,18 @@ def load_result(out_dir: Path) -> PoseResult | None:
             return None
         c = meta["counts"]
         return PoseResult(pose, face, meta_path, n, float(meta["output"]["fps"]), int(w), int(h),
-                          int(c["detected"]), int(c["interpolated"]), int(c["empty"]), cached=True)  # fmt: skip
+                          int(c["detected"]), int(c["interpolated"]), int(c["empty"]), cached=True,
+                          complete=bool(meta["span"]["complete"]))  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError, BadInputError):
         return None
 
 
 def cached_extract_pose(driving: Path, cache_root: Path, settings: PoseSettings, det_onnx: Path, pose_onnx: Path,
-                        reporter: Reporter | None = None, ref: Path | None = None, **opts) -> PoseResult:  # fmt: skip
-    """extract_pose into cache_root/pose-<key>, reusing a complete earlier extraction with the same key."""
+                        reporter: Reporter | None = None, ref: Path | None = None, frames: int | None = None,
+                        **opts) -> PoseResult:  # fmt: skip
+    """extract_pose into cache_root/pose-<key>, for at least the first `frames` output frames (None: all).
+    An earlier extraction with the same key is reused when it has that many frames (or all there are);
+    otherwise pass 1 continues from its scan and the longer span is rendered."""
     reporter = reporter or NullReporter()
     driving = Path(driving)
     if not driving.is_file():
@@ -478,7 +501,8 @@ def cached_extract_pose(driving: Path, cache_root: Path, settings: PoseSettings,
     # the others wait for its lock, then find the finished extraction and reuse it.
     with locks.hold(out_dir, wait=True, log=reporter.log):
         done = load_result(out_dir)
-        if done is not None:
+        if done is not None and (done.complete or (frames is not None and done.frames >= frames)):
             reporter.log(f"pose: reusing {out_dir}")
             return done
-        return _extract_locked(driving, out_dir, settings, det_onnx, pose_onnx, reporter, ref, overwrite=True, **opts)
+        return _extract_locked(driving, out_dir, settings, det_onnx, pose_onnx, reporter, ref, overwrite=True,
+                               frames=frames, keep_scan=True, **opts)  # fmt: skip

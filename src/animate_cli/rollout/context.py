@@ -25,13 +25,13 @@ class CheckedInputs:
     ref: np.ndarray  # uint8 [H0, W0, 3] as loaded
     views: tuple[np.ndarray, ...]  # uint8 [Hi, Wi, 3] each, the --ref-view images
     driving: VideoInfo
-    pose_frames: int | None  # frames in --pose-video (None: extracted later)
+    pose_frames: int | None  # output frames (at C.FPS) --pose-video covers, by its timestamps (None: extracted later)
 
 
 @dataclass(frozen=True)
 class ControlVideos:
     """The pose and face control videos every chunk reads its 77 frames from (pose.mp4 at the canvas size,
-    face.mp4 of 512x512 crops); each is read by its own frame rate."""
+    face.mp4 of 512x512 crops); each is read by its own timestamps (media.timeline)."""
 
     pose: Path
     face: Path

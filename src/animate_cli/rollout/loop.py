@@ -33,9 +33,6 @@ def run_chunks(ctx: RunContext) -> list[dict]:
     cfg, plan, models, reporter = ctx.cfg, ctx.plan, ctx.models, ctx.reporter
     tr, vae = models.transformer, models.vae
     face_size = tr.config.motion_encoder_size
-    pose_fps = media.probe(ctx.control.pose).fps
-    face_fps = media.probe(ctx.control.face).fps  # each video is read by its own timing
-    face_source = (face_fps, media.count_frames(ctx.control.face)) if face_fps != pose_fps else None
     sync = torch.cuda.synchronize if models.device.type == "cuda" else None
 
     # Identity: reference (and extra views) fitted to the canvas (cfg.fit: pad/crop/stretch), each a single-frame latent.
@@ -60,8 +57,8 @@ def run_chunks(ctx: RunContext) -> list[dict]:
         c = spec.index
         laps = Laps(sync)
         # 1. Conditioning of this chunk: pose latents, face crops, CLIP image, anchors, motion latent.
-        pose_px = read_chunk_frames(ctx.control.pose, spec.driving, pose_fps, (cfg.width, cfg.height))
-        face_px = read_chunk_frames(ctx.control.face, spec.driving, pose_fps, (face_size, face_size), face_source)
+        pose_px = read_chunk_frames(ctx.control.pose, spec.driving, (cfg.width, cfg.height))
+        face_px = read_chunk_frames(ctx.control.face, spec.driving, (face_size, face_size))
         laps.mark("frame_reads")
         pose_latents = encode.vae_encode(vae, pose_px)
         laps.mark("vae_encode")
@@ -115,17 +112,13 @@ def run_chunks(ctx: RunContext) -> list[dict]:
     return chunk_times
 
 
-def read_chunk_frames(video: Path, indices, fps: float, size: tuple[int, int],
-                      source: tuple[float, int] | None = None) -> np.ndarray:  # fmt: skip
+def read_chunk_frames(video: Path, indices, size: tuple[int, int]) -> np.ndarray:
     """uint8 [77, height, width, 3]: the chunk's control frames, centre-cropped/resized to size (w, h).
 
-    `indices` count frames at `fps` (the pose video's clock). A video with another frame rate
-    (`source` = (its fps, its frame count)) is read at the same times: index k -> its frame round(k / fps * its fps)."""
-    video_fps = fps
-    if source is not None and source[0] != fps:
-        video_fps, last = source[0], max(source[1], 1) - 1
-        indices = [min(int(np.round(k / fps * video_fps)), last) for k in indices]
-    frames = media.read_frames_at(video, indices, video_fps)
+    `indices` count output frames (C.FPS): index k shows `video` at k / C.FPS s from its first frame, by its
+    timestamps (media.timeline), so pose and face videos of any frame rate, or a variable one, stay in time."""
+    src = media.probe(video).timeline.source_at(np.asarray(indices, np.int64), float(C.FPS))
+    frames = media.read_frames_at(video, src.tolist())
     return np.stack([media.center_crop_resize(f, size[0], size[1]) for f in frames])
 
 
@@ -163,7 +156,7 @@ def ensure_segment(ctx: RunContext, c: int) -> Path:
     pose_px = None
     if ctx.cfg.side_by_side:
         pose = ctx.control.pose
-        pose_px = read_chunk_frames(pose, spec.driving, media.probe(pose).fps, (ctx.cfg.width, ctx.cfg.height))
+        pose_px = read_chunk_frames(pose, spec.driving, (ctx.cfg.width, ctx.cfg.height))
     for _ in decode_into_segment(ctx, spec, latents, pose_px, NullReporter()):
         pass
     return seg

@@ -53,7 +53,7 @@ class ChunkPlan:
     frames: int  # exact output length
     width: int
     height: int
-    source_frames: int  # frames in the (25 fps) driving pose/face videos
+    source_frames: int  # the driving video's length in output frames (25 fps): the ping-pong period
     steps: int
     seed: int
     chunks: tuple[ChunkSpec, ...]
@@ -111,6 +111,13 @@ def make_plan(frames: int, width: int, height: int, source_frames: int, steps: i
         chunks.append(ChunkSpec(c, start, driving, drop, keep, seed + C.SEED_STRIDE * c))
     assert written == frames, (written, frames)
     return ChunkPlan(frames, width, height, source_frames, steps, seed, tuple(chunks))
+
+
+def driving_frames_read(plan: ChunkPlan) -> int:
+    """How many driving (pose/face) frames from the start the plan reads: every chunk reads all 77 of its
+    frames, the trimmed last one too, so this is the requested length rounded up to whole chunks, or the
+    whole driving video when the plan ping-pongs through it."""
+    return max(max(c.driving) for c in plan.chunks) + 1
 
 
 # --- rough time estimate for --dry-run (no torch); memory comes from animate_cli.models.footprint --------

@@ -10,13 +10,17 @@ from animate_cli.config import RunConfig
 
 def dry_run(cfg: RunConfig, ranks: int, canvas: dict) -> dict:
     """{"plan": plan dict (+ canvas, memory modes, auto's pick, multi-GPU prediction), "readiness": items, "exit_code"}."""
+    from animate_cli import config as C
     from animate_cli.models.device import memory_report
-    from animate_cli.rollout.plan import make_plan
+    from animate_cli.rollout.plan import driving_frames_read, make_plan
     from animate_cli.runner import multigpu, pipeline, readiness
 
     checked = pipeline.check_inputs(cfg)
-    source = checked.pose_frames or checked.driving.approx_frames
-    plan = {**make_plan(cfg.frames, cfg.width, cfg.height, source, cfg.steps, cfg.seed).to_dict(), "canvas": canvas}
+    source = checked.pose_frames or checked.driving.frames_at(C.FPS)
+    chunk_plan = make_plan(cfg.frames, cfg.width, cfg.height, source, cfg.steps, cfg.seed)
+    plan = {**chunk_plan.to_dict(), "canvas": canvas}
+    if cfg.pose_video is None:  # the pose stage extracts only what the chunks read (docs/video-time.md)
+        plan["pose_frames_extracted"] = driving_frames_read(chunk_plan)
     memory = memory_report((cfg.width, cfg.height), cfg.device, cfg.offload, cfg.weights_dtype)
     plan["memory_modes"], plan["auto_mode"] = memory["modes"], memory["auto_mode"]
     if ranks > 1:

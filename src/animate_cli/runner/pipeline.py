@@ -26,7 +26,7 @@ from animate_cli.errors import BadInputError, FolderBusyError, OutputExistsError
 from animate_cli.media import locks
 from animate_cli.progress import NullReporter, Reporter
 from animate_cli.rollout.context import CheckedInputs, ControlVideos, ResumePoint, RunContext
-from animate_cli.rollout.plan import ChunkPlan, make_plan
+from animate_cli.rollout.plan import ChunkPlan, driving_frames_read, make_plan
 
 
 @dataclass
@@ -71,17 +71,15 @@ def check_inputs(cfg: RunConfig) -> CheckedInputs:
     if (cfg.pose_video is None) != (cfg.face_video is None):
         raise BadInputError("--pose-video and --face-video must be given together")
     if cfg.pose_video is not None:
-        pose_frames = media.count_frames(cfg.pose_video)
-        face_frames = media.count_frames(cfg.face_video)
+        pose, face = media.probe(cfg.pose_video), media.probe(cfg.face_video)
+        pose_frames = pose.frames_at(C.FPS)
         if pose_frames == 0:
             raise BadInputError(f"pose video {cfg.pose_video} has no frames")
-        # Each video is indexed by its own frame rate, so they only need to cover the same time (to a frame).
-        pose_fps, face_fps = media.probe(cfg.pose_video).fps, media.probe(cfg.face_video).fps
-        pose_s, face_s = pose_frames / pose_fps, face_frames / face_fps
-        if abs(pose_s - face_s) >= 1.0 / min(pose_fps, face_fps):
-            raise BadInputError(f"pose video lasts {pose_s:.2f} s ({pose_frames} frames at {pose_fps:g} fps) but face video "
-                                f"lasts {face_s:.2f} s ({face_frames} frames at {face_fps:g} fps); they must match")  # fmt: skip
-    elif driving.approx_frames == 0:
+        # Each video is read by its own timestamps, so they only need to cover the same time (to a frame).
+        if abs(pose.duration - face.duration) >= 1.0 / min(pose.fps, face.fps):
+            raise BadInputError(f"pose video lasts {pose.duration:.2f} s ({pose.frames} frames at {pose.fps:g} fps) but face "
+                                f"video lasts {face.duration:.2f} s ({face.frames} frames at {face.fps:g} fps); they must match")  # fmt: skip
+    elif driving.frames_at(C.FPS) == 0:
         raise BadInputError(f"driving video {cfg.driving} has no frames")
     return CheckedInputs(ref, views, driving, pose_frames)
 
@@ -272,7 +270,8 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
         writer.wait()
     audio = cfg.driving if (cfg.audio and checked.driving.has_audio) else None
     reporter.stage("mux", 1, "writing mp4")
-    media.concat_with_audio(segments, cfg.out, plan.frames, C.FPS, audio)
+    # the audio from the driving video's first frame on, as output frame 0 shows it (media.timeline)
+    media.concat_with_audio(segments, cfg.out, plan.frames, C.FPS, audio, audio_start=checked.driving.video_start)
     cfg.preview_path.unlink(missing_ok=True)  # the output is complete: the preview has served its purpose
     reporter.artifact("output", cfg.out)
     reporter.advance("mux")
@@ -309,26 +308,40 @@ def _rounded(timings: dict) -> dict:
 
 
 def _extract_pose(cfg: RunConfig, paths, run_device: str, reporter: Reporter):
-    """The pose stage for `run` (on the pose worker thread): (pose.mp4, face.mp4, frames, summary dict).
-    ONNX Runtime runs on the run's GPU when its CUDA provider is installed; a CUDA provider that cannot
-    start (missing CUDA/cuDNN libraries) falls back to the CPU with a warning instead of failing the run."""
+    """The pose stage for `run` (on the pose worker thread): (pose.mp4, face.mp4, source frames, summary dict).
+
+    Only the span the plan reads is extracted: the requested length rounded up to whole chunks, or the whole
+    driving video when the plan ping-pongs through it. "source frames" is the driving video's length in
+    output frames (the plan's ping-pong period), whatever the pose video's. ONNX Runtime runs on the run's
+    GPU when its CUDA provider is installed; a CUDA provider that cannot start (missing CUDA/cuDNN libraries)
+    falls back to the CPU with a warning instead of failing the run."""
     from animate_cli.errors import DeviceError
     from animate_cli.pose import PoseSettings, cached_extract_pose
     from animate_cli.pose.estimator import pose_device
 
+    source_frames = media.probe(cfg.driving).frames_at(C.FPS)
+    needed = driving_frames_read(make_plan(cfg.frames, cfg.width, cfg.height, source_frames, cfg.steps, cfg.seed))
     settings = PoseSettings(width=cfg.width, height=cfg.height, fps=float(C.FPS), device=pose_device(run_device))
     cache = cfg.out.parent / ".everanimate-pose-cache"
+
+    def extract(settings: PoseSettings):
+        return cached_extract_pose(
+            cfg.driving, cache, settings, paths.det_onnx, paths.pose_onnx, reporter=reporter, frames=needed
+        )
+
     try:
-        res = cached_extract_pose(cfg.driving, cache, settings, paths.det_onnx, paths.pose_onnx, reporter=reporter)
+        res = extract(settings)
     except DeviceError as e:
         if settings.device == "cpu":
             raise
         reporter.log(f"warning: pose models on the CPU: {e.message}")
         settings = PoseSettings(width=cfg.width, height=cfg.height, fps=float(C.FPS), device="cpu")
-        res = cached_extract_pose(cfg.driving, cache, settings, paths.det_onnx, paths.pose_onnx, reporter=reporter)
-    info = {"frames": res.frames, "detected": res.detected, "interpolated": res.interpolated, "empty": res.empty,
-            "cache": str(res.pose_video.parent), "reused": bool(res.cached), "device": settings.device}  # fmt: skip
-    return res.pose_video, res.face_video, res.frames, info
+        res = extract(settings)
+    if res.frames < needed:
+        raise BadInputError(f"the pose of {cfg.driving} has {res.frames} frames, the plan reads {needed}")
+    info = {"frames": res.frames, "of": source_frames, "detected": res.detected, "interpolated": res.interpolated,
+            "empty": res.empty, "cache": str(res.pose_video.parent), "reused": bool(res.cached), "device": settings.device}  # fmt: skip
+    return res.pose_video, res.face_video, source_frames, info
 
 
 def _prompt_embedding(state_dir: Path, base: Path, prompt: str, options):

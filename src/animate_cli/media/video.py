@@ -72,17 +72,32 @@ def probe(path: Path) -> VideoInfo:
 
 
 def iter_frames(
-    path: Path, fps: float | None = None, start_time: float = 0.0, duration: float | None = None
+    path: Path,
+    fps: float | None = None,
+    start_time: float = 0.0,
+    duration: float | None = None,
+    width: int | None = None,
+    every: int | None = None,
 ) -> Iterator[np.ndarray]:
-    """Stream RGB frames. With `fps`, resample by timestamps (ffmpeg's nearest-frame `fps` filter)."""
+    """Stream RGB frames. With `fps`, resample by timestamps (ffmpeg's nearest-frame `fps` filter). With `width`,
+    ffmpeg scales them (area average, even height at the same aspect): a small analysis copy at little cost. With
+    `every`, only frames 0, every, 2 * every, ... by decoded frame number (the others never leave ffmpeg)."""
+    import logging
+
     import imageio_ffmpeg
 
     input_params = ["-ss", f"{start_time:.6f}"] if start_time > 0 else []
     output_params = []
     if duration is not None:
         output_params += ["-t", f"{duration:.6f}"]
-    if fps:
-        output_params += ["-vf", f"fps={fps}"]
+    filters = ([f"fps={fps}"] if fps else []) + ([f"select=not(mod(n\\,{every}))"] if every else [])
+    filters += [f"scale={width}:-2:flags=area"] if width else []
+    if filters:
+        output_params += ["-vf", ",".join(filters)]
+    if every:
+        output_params += ["-fps_mode", "passthrough"]  # the selected frames only, no duplicates to keep the rate
+    if width:  # imageio-ffmpeg warns (stderr) that the read size differs from the source size: that is the point
+        logging.getLogger("imageio_ffmpeg").setLevel(logging.ERROR)
     try:
         gen = imageio_ffmpeg.read_frames(str(path), input_params=input_params, output_params=output_params)
         meta = next(gen)

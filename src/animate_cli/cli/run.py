@@ -65,14 +65,15 @@ def _frames(minutes: float | None, seconds: float | None, frames: int | None, dr
 def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds, frames, ref_view, pose_video, face_video,
                  weights_dir, device, dtype, resolution, size, steps, seed, prompt, lora, no_audio, side_by_side,
                  overwrite, state_dir, offload="auto", weights_dtype="bf16", attention="auto", compile_=False,
-                 fit: str | None = None) -> C.RunConfig:  # fmt: skip
+                 fit: str | None = None, report: bool = True, seam_fix: str = "none") -> C.RunConfig:  # fmt: skip
     """Turn flags into a frozen RunConfig (no torch, no models)."""
     from animate_cli import media
     from animate_cli.media import canvas
     from animate_cli.models.runtime import check_attention_installed
+    from animate_cli.report import SEAM_FIX_MODES
 
     for flag, value, valid in (("--offload", offload, C.OFFLOAD_MODES), ("--weights-dtype", weights_dtype, C.WEIGHTS_DTYPES),
-                               ("--attention", attention, C.ATTENTION_CHOICES)):  # fmt: skip
+                               ("--attention", attention, C.ATTENTION_CHOICES), ("--seam-fix", seam_fix, SEAM_FIX_MODES)):  # fmt: skip
         if value not in valid:
             raise UsageError(f"{flag} must be one of {', '.join(valid)}, got {value!r}")
     check_attention_installed(attention)
@@ -103,7 +104,7 @@ def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds
         device=device, dtype=dtype, steps=steps, seed=seed, prompt=prompt, loras=tuple(_lora(v) for v in lora or ()),
         audio=not no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir,
         offload=offload, weights_dtype=weights_dtype, attention=attention, compile=compile_, fit=cv.fit,
-        canvas_rule=cv.rule,
+        canvas_rule=cv.rule, report=report, seam_fix=seam_fix,
     )  # fmt: skip
 
 
@@ -348,6 +349,13 @@ def run_cmd(
         ),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate inputs and print the chunk plan; loads no model.")] = False,
+    no_report: Annotated[
+        bool, typer.Option("--no-report", help="Do not write <out>.report.json/.png (seams, drift, identity, pose).", rich_help_panel=IO)
+    ] = False,
+    seam_fix: Annotated[
+        str, typer.Option(help="none, or color: ease each chunk's colour into the previous chunk's over 8 frames (changes the "
+                               "output).", rich_help_panel=MODEL)
+    ] = "none",
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
     progress: Annotated[
         str,
@@ -387,7 +395,7 @@ def run_cmd(
                            resolution=resolution, size=size, steps=steps, seed=seed, prompt=prompt, lora=lora,
                            no_audio=no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir,
                            offload=offload, weights_dtype=weights_dtype, attention=attention, compile_=compile_,
-                           fit=fit)  # fmt: skip
+                           fit=fit, report=not no_report, seam_fix=seam_fix)  # fmt: skip
         from animate_cli.models import parallel
         from animate_cli.rollout.plan import make_plan
         from animate_cli.runner import multigpu, pipeline, readiness
@@ -428,7 +436,8 @@ def run_cmd(
                       "chunks": summary.chunks, "resumed_from_chunk": summary.resumed_from_chunk, "steps": steps, "seed": seed,
                       "lora_modules": summary.lora_modules, "device": summary.device, "timings_s": summary.timings_s,
                       "pose": summary.pose, "weights": weights_manifest.installed(cfg.weights_dir),
-                      "memory_mode": summary.memory_mode, "runtime": summary.runtime, "canvas": canvas_dict(cfg)}  # fmt: skip
+                      "memory_mode": summary.memory_mode, "runtime": summary.runtime, "canvas": canvas_dict(cfg),
+                      "report": summary.report}  # fmt: skip
             if progress == "json":
                 reporter.emit("done", **result)
         if not json_out and progress != "json":
@@ -440,6 +449,10 @@ def run_cmd(
                 pred = f" (predicted {mm['predicted_gpu_gib']:.1f} GiB with margins)" if mm.get("predicted_gpu_gib") else ""
                 err_console().print(f"memory mode {mm['offload']}/{mm['weights_dtype']}: peak {mm['measured_peak_gpu_gib']:.1f} GiB "
                                     f"allocated on the GPU{pred}", markup=False)  # fmt: skip
+            if summary.report.get("json"):
+                from animate_cli.cli.inspect import summary_line
+
+                err_console().print(f"report {summary.report['png']}: {summary_line(summary.report)}", markup=False)
             if summary.runtime:
                 rt = summary.runtime
                 compiled = f"on ({rt['compile_s']} s compiling)" if rt["compile"] else "off"

@@ -138,7 +138,7 @@ def _people(video, fps, frames, layout: ChunkLayout, driving, ref_img, weights_d
         return off, off, None, None
     est, why = P.load_estimator(weights_dir) if weights_dir is not None else (None, "no weights folder")
     if est is None:
-        off["reason"] = f"no pose models: {why}"
+        off |= {"reason": "no pose models (everanimate download-weights --only pose)", "detail": why}
         return off, off, None, None
     samples = P.sample_people(video, est, fps, reporter, frames)
     ref_person = P.look(est, ref_img) if ref_img is not None else None

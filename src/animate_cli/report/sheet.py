@@ -85,6 +85,7 @@ def draw(png: Path, video: Path, fps: float, layout: ChunkLayout, seams: list[di
     ax.axhline(S.SEAM_Z_FLAG, ls="--", lw=0.8, color=FLAG_COLOUR)
     top = max([S.SEAM_Z_FLAG * 1.6, *(s["score"] * 1.15 for s in seams)])
     ax.set_ylim(min([0.0, *(s["score"] for s in seams)]), top)
+    ax.set_ylabel("robust z", fontsize=8)
     ax.set_title("seam: change across each join vs the motion around it (robust z; red = flagged, ring = with --seam-fix color)",
                  fontsize=9, loc="left")  # fmt: skip
 
@@ -93,6 +94,7 @@ def draw(png: Path, video: Path, fps: float, layout: ChunkLayout, seams: list[di
     ax.plot(t, brightness, lw=0.8, color="#2ca02c", label="brightness ΔL* vs chunk 0")
     ax.axhline(0, lw=0.5, color="#999999")
     ax.legend(fontsize=7, loc="upper left", frameon=False, ncol=2)
+    ax.set_ylabel("ΔE, ΔL*", fontsize=8)
     ax.set_title("drift: each frame's mean colour against chunk 0's", fontsize=9, loc="left")
 
     _series_panel(axes[2], identity, "identity", layout, fps)
@@ -106,6 +108,8 @@ def draw(png: Path, video: Path, fps: float, layout: ChunkLayout, seams: list[di
             ax.axvline(j / fps, ls=":", lw=0.7, color="#999999")
         ax.set_xlim(0, end)
         ax.tick_params(labelsize=7)
+    axes[2].set_ylabel("similarity", fontsize=8)
+    axes[3].set_ylabel("PCK", fontsize=8)
     axes[3].set_xlabel("seconds (dotted: chunk boundaries)", fontsize=8)
     for ax in axes[:3]:
         ax.tick_params(labelbottom=False)

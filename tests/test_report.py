@@ -201,3 +201,7 @@ def test_inspect_cli_bad_inputs_and_json(videos, tmp_path):
     bad = run(tmp_path / "text.mp4")
     assert bad.returncode == 3 and "Traceback" not in bad.stderr
     assert run(video, "--overwrite", "--ref", tmp_path / "nope.png").returncode == 3
+    inputs_kept = report_paths(video)[1]
+    before = inputs_kept.read_bytes()
+    assert run(video, "--overwrite", "--ref", inputs_kept).returncode == 2  # the picture is an input here: never written over
+    assert inputs_kept.read_bytes() == before

@@ -45,7 +45,7 @@ def inspect_cmd(
     json_mode: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     progress: Annotated[str, typer.Option(help="rich, json or none.")] = "rich",
 ) -> None:  # fmt: skip
-    """Write <video>.report.json and <video>.report.png: seams at chunk joins, colour drift, identity, pose adherence."""
+    """Write NAME.report.json and NAME.report.png next to NAME.mp4: seams at chunk joins, colour drift, identity, pose adherence."""
 
     def body() -> dict:
         from animate_cli.report import make_report

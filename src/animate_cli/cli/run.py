@@ -350,11 +350,19 @@ def run_cmd(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate inputs and print the chunk plan; loads no model.")] = False,
     no_report: Annotated[
-        bool, typer.Option("--no-report", help="Do not write <out>.report.json/.png (seams, drift, identity, pose).", rich_help_panel=IO)
+        bool,
+        typer.Option(
+            "--no-report",
+            help="Do not write NAME.report.json/.png next to the output NAME.mp4 (seams, drift, identity, pose).",
+            rich_help_panel=IO,
+        ),
     ] = False,
     seam_fix: Annotated[
-        str, typer.Option(help="none, or color: ease each chunk's colour into the previous chunk's over 8 frames (changes the "
-                               "output).", rich_help_panel=MODEL)
+        str,
+        typer.Option(
+            help="none, or color: ease each chunk's colour into the previous chunk's over 8 frames (changes the output).",
+            rich_help_panel=MODEL,
+        ),
     ] = "none",
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
     progress: Annotated[

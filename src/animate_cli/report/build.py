@@ -32,9 +32,13 @@ class ReportResult:
     timings_s: dict = field(default_factory=dict)
 
 
-def check_outputs(video: Path, overwrite: bool) -> tuple[Path, Path]:
-    """The report's paths; OutputExistsError when one exists and `overwrite` is off."""
+def check_outputs(video: Path, overwrite: bool, inputs: tuple[tuple[str, Path | None], ...] = ()) -> tuple[Path, Path]:
+    """The report's paths; UsageError when one of them is an input, OutputExistsError when one exists and
+    `overwrite` is off."""
+    from animate_cli.media.guard import refuse_inputs_as_outputs
+
     paths = S.report_paths(video)
+    refuse_inputs_as_outputs([("report", p) for p in paths], [("video", video), *inputs])
     for p in paths:
         if p.exists() and not overwrite:
             raise OutputExistsError(f"report {p} already exists", hint="pass --overwrite to replace it")
@@ -50,7 +54,7 @@ def make_report(video: Path, *, driving: Path | None = None, ref: Path | None = 
     video = Path(video).resolve()
     info = media.probe(video)
     fps = info.fps
-    json_path, png_path = check_outputs(video, overwrite)
+    json_path, png_path = check_outputs(video, overwrite, (("--driving video", driving), ("--ref image", ref)))
     ref_img = media.load_image(ref) if ref is not None else None
     if driving is not None:
         media.probe(driving)

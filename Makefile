@@ -11,7 +11,7 @@ export HF_HUB_DISABLE_TELEMETRY ?= 1
 export OMP_NUM_THREADS ?= 2
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help install test test-real lint demo bench bench-pose bench-gpu bench-load tiny clean
+.PHONY: help install test test-real lint demo bench bench-pose bench-gpu bench-load bench-report tiny clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -62,5 +62,9 @@ BENCH_LOAD ?= .bench-load
 bench-load: install  ## CPU: host RAM of the FP8 DiT load, old path vs streamed, vs the memory model (writes a 4.5 GB checkpoint to $(BENCH_LOAD)/ once)
 	$(PY) benchmarks/bench_load_host.py --dir $(BENCH_LOAD)
 
+BENCH_REPORT ?= .bench-report
+bench-report: tiny  ## CPU: `everanimate inspect` on a 2-minute 480p clip made once in $(BENCH_REPORT)/, without and with the (tiny) pose models
+	$(PY) benchmarks/bench_report.py --dir $(BENCH_REPORT) --weights $(TINY)
+
 clean:
-	rm -rf $(VENV) $(TINY) $(BENCH_LOAD) $(BENCH_POSE) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) $(TINY) $(BENCH_LOAD) $(BENCH_POSE) $(BENCH_REPORT) build *.egg-info src/*.egg-info

@@ -120,6 +120,8 @@ class RunConfig:
     compile: bool = False  # regional torch.compile of the repeated transformer blocks
     fit: str = "pad"  # how the reference (and views) go onto width x height: pad | crop | stretch (canvas.py)
     canvas_rule: str = ""  # one line for the plan: where width x height came from
+    report: bool = True  # write <stem>.report.json/.png (seams, drift, identity, pose) next to the output (report/)
+    seam_fix: str = "none"  # "color": ease each chunk's colour into the previous chunk's last frame (report/seamfix.py)
     extra: dict = field(default_factory=dict)  # test hooks only (never set from the CLI)
 
     @property

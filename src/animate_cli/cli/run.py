@@ -142,6 +142,21 @@ def run_cmd(
         ),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate inputs and print the chunk plan; loads no model.")] = False,
+    no_report: Annotated[
+        bool,
+        typer.Option(
+            "--no-report",
+            help="Do not write NAME.report.json/.png next to the output NAME.mp4 (seams, drift, identity, pose).",
+            rich_help_panel=IO,
+        ),
+    ] = False,
+    seam_fix: Annotated[
+        str,
+        typer.Option(
+            help="none, or color: ease each chunk's colour into the previous chunk's over 8 frames (changes the output).",
+            rich_help_panel=MODEL,
+        ),
+    ] = "none",
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
     progress: Annotated[
         str,
@@ -179,7 +194,7 @@ def run_cmd(
                            resolution=resolution, size=size, steps=steps, seed=seed, prompt=prompt, lora=lora,
                            no_audio=no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir,
                            offload=offload, weights_dtype=weights_dtype, attention=attention, compile_=compile_,
-                           fit=fit)  # fmt: skip
+                           fit=fit, report=not no_report, seam_fix=seam_fix)  # fmt: skip
         from animate_cli.models import parallel
         from animate_cli.runner import multigpu, pipeline
 

@@ -52,14 +52,15 @@ def _frames(minutes: float | None, seconds: float | None, frames: int | None, dr
 def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds, frames, ref_view, pose_video, face_video,
                  weights_dir, device, dtype, resolution, size, steps, seed, prompt, lora, no_audio, side_by_side,
                  overwrite, state_dir, offload="auto", weights_dtype="bf16", attention="auto", compile_=False,
-                 fit: str | None = None) -> C.RunConfig:  # fmt: skip
+                 fit: str | None = None, report: bool = True, seam_fix: str = "none") -> C.RunConfig:  # fmt: skip
     """Turn flags into a frozen RunConfig (no torch, no models)."""
     from animate_cli import media
     from animate_cli.media import canvas
     from animate_cli.models.runtime import check_attention_installed
+    from animate_cli.report import SEAM_FIX_MODES
 
     for flag, value, valid in (("--offload", offload, C.OFFLOAD_MODES), ("--weights-dtype", weights_dtype, C.WEIGHTS_DTYPES),
-                               ("--attention", attention, C.ATTENTION_CHOICES)):  # fmt: skip
+                               ("--attention", attention, C.ATTENTION_CHOICES), ("--seam-fix", seam_fix, SEAM_FIX_MODES)):  # fmt: skip
         if value not in valid:
             raise UsageError(f"{flag} must be one of {', '.join(valid)}, got {value!r}")
     check_attention_installed(attention)
@@ -90,7 +91,7 @@ def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds
         device=device, dtype=dtype, steps=steps, seed=seed, prompt=prompt, loras=tuple(parse_lora(v) for v in lora or ()),
         audio=not no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir,
         offload=offload, weights_dtype=weights_dtype, attention=attention, compile=compile_, fit=cv.fit,
-        canvas_rule=cv.rule,
+        canvas_rule=cv.rule, report=report, seam_fix=seam_fix,
     )  # fmt: skip
 
 

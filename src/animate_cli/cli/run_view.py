@@ -70,7 +70,8 @@ def summary_dict(cfg: C.RunConfig, summary) -> dict:
             "chunks": summary.chunks, "resumed_from_chunk": summary.resumed_from_chunk, "steps": cfg.steps, "seed": cfg.seed,
             "lora_modules": summary.lora_modules, "device": summary.device, "timings_s": summary.timings_s,
             "pose": summary.pose, "weights": manifest.installed(cfg.weights_dir),
-            "memory_mode": summary.memory_mode, "runtime": summary.runtime, "canvas": canvas_dict(cfg)}  # fmt: skip
+            "memory_mode": summary.memory_mode, "runtime": summary.runtime, "canvas": canvas_dict(cfg),
+            "report": summary.report}  # fmt: skip
 
 
 def print_summary(cfg: C.RunConfig, summary, result: dict) -> None:
@@ -86,6 +87,10 @@ def print_summary(cfg: C.RunConfig, summary, result: dict) -> None:
         pred = f" (predicted {mm['predicted_gpu_gib']:.1f} GiB with margins)" if mm.get("predicted_gpu_gib") else ""
         con.print(f"memory mode {mm['offload']}/{mm['weights_dtype']}: peak {mm['measured_peak_gpu_gib']:.1f} GiB "
                   f"allocated on the GPU{pred}", markup=False)  # fmt: skip
+    if summary.report.get("json"):
+        from animate_cli.cli.inspect import summary_line
+
+        con.print(f"report {summary.report['png']}: {summary_line(summary.report)}", markup=False)
     if summary.runtime:
         rt = summary.runtime
         compiled = f"on ({rt['compile_s']} s compiling)" if rt["compile"] else "off"

@@ -105,10 +105,24 @@ def count_frames(path: Path) -> int:
 
 
 def iter_frames(
-    path: Path, fps: float | None = None, start_time: float = 0.0, duration: float | None = None
+    path: Path,
+    fps: float | None = None,
+    start_time: float = 0.0,
+    duration: float | None = None,
+    width: int | None = None,
+    every: int | None = None,
 ) -> Iterator[np.ndarray]:
     """Stream RGB frames: every frame of the video, or with `fps` the output clock of media.timeline
-    (frame k shows the source at start_time + k / fps; a source frame repeats or is skipped as needed)."""
+    (frame k shows the source at start_time + k / fps; a source frame repeats or is skipped as needed).
+
+    Analysis reads of every decoded frame (the report) may ask ffmpeg to do the work: `width` scales each
+    frame (area average, even height at the same aspect), `every` keeps frames 0, every, 2 * every, ... by
+    decoded frame number; neither combines with fps/start_time/duration."""
+    if width is not None or every is not None:
+        if fps is not None or start_time or duration is not None:
+            raise ValueError("width/every read whole videos; they do not combine with fps, start_time or duration")
+        yield from _iter_analysis_frames(path, width, every)
+        return
     info = probe(path)
     if fps is None and not start_time and duration is None:
         for _, frame in iter_source_frames(path, 0, info.frames - 1):
@@ -117,6 +131,31 @@ def iter_frames(
     fps = fps or info.fps
     src = info.timeline.source_indices(fps, info.frames_at(fps, start_time, duration), start_time)
     yield from _expand_in_order(path, src)
+
+
+def _iter_analysis_frames(path: Path, width: int | None, every: int | None) -> Iterator[np.ndarray]:
+    """Every decoded frame (or every n-th), scaled by ffmpeg when `width` is given."""
+    import logging
+
+    import imageio_ffmpeg
+
+    filters = ([f"select=not(mod(n\\,{every}))"] if every else []) + ([f"scale={width}:-2:flags=area"] if width else [])
+    output_params = ["-vf", ",".join(filters)]
+    if every:
+        output_params += ["-fps_mode", "passthrough"]  # the selected frames only, no duplicates to keep the rate
+    if width:  # imageio-ffmpeg warns (stderr) that the read size differs from the source size: that is the point
+        logging.getLogger("imageio_ffmpeg").setLevel(logging.ERROR)
+    try:
+        gen = imageio_ffmpeg.read_frames(str(path), output_params=output_params)
+        meta = next(gen)
+    except (OSError, RuntimeError, StopIteration) as e:
+        raise BadInputError(f"cannot read video {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    w, h = meta["size"]
+    try:
+        for raw in gen:
+            yield np.frombuffer(raw, np.uint8).reshape(h, w, 3)
+    finally:
+        gen.close()
 
 
 def read_frames_at(path: Path, indices: Sequence[int]) -> list[np.ndarray]:

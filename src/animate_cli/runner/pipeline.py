@@ -43,6 +43,7 @@ class RunSummary:
     pose: dict = field(default_factory=dict)
     memory_mode: dict = field(default_factory=dict)  # offload, weights_dtype, predicted and measured peak GiB
     runtime: dict = field(default_factory=dict)  # offload, weights_dtype, attention, compile, compile_s
+    report: dict = field(default_factory=dict)  # the report's paths and headline figures (report.after_run)
 
 
 def check_inputs(cfg: RunConfig) -> CheckedInputs:
@@ -182,6 +183,7 @@ def _resume_settings(cfg: RunConfig, setup: Setup) -> dict:
         # FP8 storage changes the frames (and which layers it covers); offload and compile do not
         "weights_dtype": cfg.weights_dtype if cfg.weights_dtype == "bf16" else f"fp8 skip {FP8_SKIP_PATTERN}",
         **({"attention": attention} if attention in APPROXIMATE_BACKENDS else {}),  # exact backends: same frames
+        **({"seam_fix": cfg.seam_fix} if cfg.seam_fix != "none" else {}),  # changes the frames written
     }  # fmt: skip
     if cfg.pose_video is not None:  # given, so their digests are known now
         settings |= {"pose_video": resume.file_digest(cfg.pose_video), "face_video": resume.file_digest(cfg.face_video)}
@@ -255,6 +257,10 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
             hooks.on_segment_done(c, path)
 
     with SegmentWriter(segment_done) as writer:
+        if cfg.seam_fix == "color":  # frames are eased at each join on their way to the segments (report/seamfix.py)
+            from animate_cli import report
+
+            writer = report.fixing_writer(writer, cfg.width, state.last_frame.numpy() if state else None, start_chunk - 1)
         ctx = RunContext(cfg, plan, checked, models, text, ControlVideos(pose_video, face_video),
                          ResumePoint(state_dir, state, start_chunk, fingerprint, settings), writer, reporter, hooks.on_chunk_done)  # fmt: skip
         t = time.monotonic()
@@ -277,9 +283,18 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
     reporter.advance("mux")
     timings["mux"] = time.monotonic() - t
     timings["total"] = time.monotonic() - t0
-    return RunSummary(cfg.out, plan.frames, C.FPS, (cfg.width, cfg.height), len(plan.chunks), start_chunk,
-                      models.lora_modules if models else 0, dev.name, _rounded(timings), pose_info,
-                      _memory_summary(dev), models.summary() if models else {})  # fmt: skip
+    summary = RunSummary(cfg.out, plan.frames, C.FPS, (cfg.width, cfg.height), len(plan.chunks), start_chunk,
+                         models.lora_modules if models else 0, dev.name, _rounded(timings), pose_info,
+                         _memory_summary(dev), models.summary() if models else {})  # fmt: skip
+    if cfg.report:  # 7. <stem>.report.json/.png and the chunk record <stem>.chunks.json (report/; a failure only warns)
+        from animate_cli import report
+
+        t = time.monotonic()
+        summary.report = report.after_run(cfg.out, [(c.out_start, c.out_start + c.keep) for c in plan.chunks], C.FPS,
+                                          seam_fix=cfg.seam_fix, driving=cfg.driving, ref=cfg.ref,
+                                          weights_dir=cfg.weights_dir, overwrite=cfg.overwrite, reporter=reporter)  # fmt: skip
+        summary.timings_s["report"] = round(time.monotonic() - t, 3)
+    return summary
 
 
 def _memory_summary(dev) -> dict:

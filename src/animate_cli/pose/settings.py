@@ -30,7 +30,10 @@ class PoseSettings:
     hand_thr: float | None = None  # None: same as body
     max_gap_sec: float = 0.3  # gaps without a person up to this long are interpolated, longer ones stay black
     crf: int = 16  # H.264 quality of pose/face videos; 16 keeps the black background < 20 after decoding
-    fit: str = "person"  # how the source frame goes onto the width x height canvas (FIT_MODES)
+    fit: str = "person"  # how the source frame goes onto the width x height canvas (FIT_MODES); rtmw only
+    # "wan": Wan2.2-Animate's official YOLOv10m + ViTPose-H pipeline, per frame, letterboxed (smooth must be
+    # "none", thresholds fixed at Wan's 0.5); "rtmw": rtmlib's RTMW with our tracking and smoothing
+    model: str = "rtmw"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -51,3 +54,4 @@ class PoseResult:
     keypoints: Path | None = None  # keypoints.npz with save_keypoints=True
     overlay: Path | None = None  # debug_overlay.mp4 with debug_overlay=True
     cached: bool = False  # True when cached_extract_pose reused an earlier extraction
+    model: str = "rtmw"  # which pose model made it (config.POSE_MODELS)

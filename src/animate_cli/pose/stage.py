@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from animate_cli import config as C
 from animate_cli import media
 from animate_cli.errors import BadInputError, NoPersonDetectedError, OutputExistsError, UsageError
 from animate_cli.media import locks
@@ -67,6 +68,11 @@ def validate_settings(settings: PoseSettings, ref: Path | None) -> None:
         raise UsageError("--retarget needs --ref (the reference image whose proportions to use)")
     if s.max_gap_sec < 0:
         raise UsageError("max_gap_sec must be >= 0")
+    if s.model not in C.POSE_MODELS:
+        raise UsageError(f"pose model must be one of {', '.join(C.POSE_MODELS)}, got {s.model!r}")
+    if s.model == "wan" and (s.smooth != "none" or s.body_thr is not None or s.hand_thr is not None):
+        raise UsageError("--pose-model wan works per frame with Wan's fixed 0.5 thresholds, as the official pipeline: "
+                         "--smooth and --kpt-thr apply to rtmw only")  # fmt: skip
 
 
 def _pick_largest_person(est: PoseEstimator, image: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -103,6 +109,11 @@ def _infer_pass(driving: Path, s: PoseSettings, info: media.VideoInfo, est: Pose
     reporter.stage("pose", approx or None, "detecting poses")
 
     def process(i: int, frame: np.ndarray) -> None:
+        if getattr(est, "wan", False):  # Wan's pipeline: its own person choice every frame, no tracker
+            box = est.select(frame)  # (5,): score -1 = nobody found, the pose model sees the whole frame
+            kpts, scores = est.estimate(frame, box)
+            results[i] = (box, kpts.astype(np.float32), scores.astype(np.float32), int(box[4] > 0), 0)
+            return
         boxes = est.detect(frame)
         boxes = boxes[(boxes[:, 3] - boxes[:, 1]) >= MIN_BOX_PX] if len(boxes) else boxes
         box = tracker.update(boxes)
@@ -149,6 +160,7 @@ def _expand(n_in: int, fps_in: float, s: PoseSettings, results: dict, cuts: list
     scores = np.zeros((t, 133), np.float64)
     boxes = np.full((t, 4), np.nan)
     has = np.zeros(t, bool)
+    found = np.zeros(t, bool)  # the detector found someone (Wan's box: score > 0; otherwise: a box at all)
     segment = np.zeros(t, np.int64)
     multi = 0
     for k, i in enumerate(src):
@@ -156,7 +168,8 @@ def _expand(n_in: int, fps_in: float, s: PoseSettings, results: dict, cuts: list
         segment[k] = epoch
         multi += n_cand > 1
         if box is not None:
-            kpts[k], scores[k], boxes[k], has[k] = kp, sc, box, True
+            kpts[k], scores[k], boxes[k], has[k] = kp, sc, box[:4], True
+            found[k] = len(box) < 5 or box[4] > 0
     cut_src = np.asarray(cuts, np.int64)
     # output frame k follows a cut when a cut source frame lies in (src[k-1], src[k]]
     cut = np.r_[False, [bool(((cut_src > a) & (cut_src <= b)).any()) for a, b in zip(src[:-1], src[1:], strict=True)]]
@@ -169,7 +182,7 @@ def _expand(n_in: int, fps_in: float, s: PoseSettings, results: dict, cuts: list
             if last_seg is not None and segment[k] != last_seg and not cut_since:
                 reseed[k] = True
             last_seg, cut_since = segment[k], False
-    return src, kpts, scores, boxes, has, segment, reseed, cut, int(multi)
+    return src, kpts, scores, boxes, has, segment, reseed, cut, int(multi), found
 
 
 def _thresholds(s: PoseSettings, pose_name: str, scores: np.ndarray, has: np.ndarray) -> K.Thresholds:
@@ -217,7 +230,11 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
         raise OutputExistsError(f"{out_dir / existing[0]} already exists", hint="pass --overwrite to replace it")
     info = media.probe(driving)
     t0 = time.monotonic()
-    if estimator is None:
+    if estimator is None and s.model == "wan":
+        from animate_cli.pose.wan_estimator import WanEstimator
+
+        estimator = WanEstimator(det_onnx, pose_onnx, s.device)
+    elif estimator is None:
         from animate_cli.pose.estimator import RtmlibEstimator
 
         estimator = RtmlibEstimator(det_onnx, pose_onnx, s.device)
@@ -229,36 +246,20 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
     # 1. detect, track, estimate (streamed)
     n_in, results, cuts = _infer_pass(driving, s, info, estimator, reporter)
     t_infer = time.monotonic() - t0
-    src, kpts, scores, det_boxes, has, segment, reseed, cut, multi = _expand(n_in, info.fps, s, results, cuts)
+    src, kpts, scores, det_boxes, has, segment, reseed, cut, multi, found = _expand(n_in, info.fps, s, results, cuts)
     if not has.any():
         raise NoPersonDetectedError(f"no person detected in any frame of {driving}",
                                     hint="the driving video needs one clearly visible person")  # fmt: skip
 
     # 2. whole-clip post-processing on the small keypoint arrays
-    thr = _thresholds(s, estimator.pose_name, scores, has)
-    valid = K.valid_frames(scores, has, thr.body)
-    if not valid.any():
-        raise NoPersonDetectedError(
-            f"no frame of {driving} has a usable skeleton (fewer than {K.MIN_BODY_POINTS} confident body points)"
-        )
-    max_gap = round(s.max_gap_sec * s.fps)
-    kpts_g, scores_g, status = K.fill_gaps(kpts, scores, valid, max_gap, segment)
-    kpts_s = kpts_g if s.smooth == "none" else K.smooth_keypoints(kpts_g, scores_g, status, s.fps, thr, segment)
-    face = K.face_boxes(kpts_s, scores_g, status, thr.face)
-    if s.smooth != "none":
-        face = K.smooth_face_boxes(face, s.fps, segment)
-    warnings = _face_warnings(estimator.pose_name, scores, status, face)
-    for w in warnings:
-        reporter.log(f"warning: {w}")
-    draw_kpts, retarget_info = kpts_s, None
-    if s.retarget:
-        from animate_cli.pose.retarget import retarget_sequence
-
-        draw_kpts, retarget_info = retarget_sequence(kpts_s, scores_g, status, thr, ref_pose)
-    if s.fit == "crop":
-        fit = center_crop_fit(info.width, info.height, s.width, s.height)
+    wan = None
+    if getattr(estimator, "wan", False):  # Wan's pipeline: per frame, fixed 0.5, letterboxed (wan_frames)
+        thr, valid, kpts_s, scores_g, status, face, warnings, draw_kpts, retarget_info, fit, wan = _post_wan(
+            driving, s, info, kpts, scores, has, ref_pose, reporter)
     else:
-        fit = person_fit(info.width, info.height, s.width, s.height, _drawn_points(draw_kpts, scores_g, status, thr))
+        thr, valid, kpts_s, scores_g, status, face, warnings, draw_kpts, retarget_info, fit = _post_rtmw(
+            driving, s, info, estimator, kpts, scores, has, segment, ref_pose, reporter)
+    max_gap = round(s.max_gap_sec * s.fps)
 
     # 3. render + encode (streamed) into a hidden folder, then move into place
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -266,17 +267,20 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
     tmp.mkdir()
     try:
         t1 = time.monotonic()
-        written = _render_pass(driving, s, info, src, draw_kpts, scores_g, status, face, thr, fit, tmp, debug_overlay, reporter)
+        written = _render_pass(driving, s, info, src, draw_kpts, scores_g, status, face, thr, fit, tmp, debug_overlay, reporter,
+                               wan)
         t_render = time.monotonic() - t1
         counts = {"detected": int((status == K.DETECTED).sum()), "interpolated": int((status == K.INTERPOLATED).sum()),
                   "empty": int((status == K.EMPTY).sum())}  # fmt: skip
+        if wan is not None:  # every frame is drawn; "detected" counts frames where the detector found someone
+            counts["detected"] = int(found.sum())
         if save_keypoints:
             with open(tmp / KEYPOINTS_FILE, "wb") as f:
                 np.savez(f, kpts=kpts.astype(np.float32), scores=scores.astype(np.float32),
                          kpts_smoothed=kpts_s.astype(np.float32), kpts_drawn=draw_kpts.astype(np.float32),
                          valid=valid, interp=status == K.INTERPOLATED, status=status, det_boxes=det_boxes.astype(np.float32),
                          face_boxes=face.astype(np.float32), src_index=src, segment=segment, reseed=reseed,
-                         cut=cut)  # fmt: skip
+                         cut=cut, **({} if wan is None else {"wan_body": wan.body20(), "body_reused": wan.reused}))  # fmt: skip
         meta = {
             "schema": SCHEMA,
             "frames_unit": "output frames (at output.fps), numbered from 0; only keys under 'source' and "
@@ -289,7 +293,15 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
                           "first": src[:8].tolist(), "last": int(src[-1])},
             "fit": {**fit.to_dict(), "draw_resolution": "source", "interpolation": "linear"},
             "face": {"rule": "wan get_face_bboxes (area x1.3, 3:1 above:below), clipped; confident landmarks only",
-                     "min_landmarks": K.MIN_FACE_POINTS, "frames_with_face": int(np.isfinite(face).all(axis=1).sum())},
+                     "min_landmarks": K.MIN_FACE_POINTS, "frames_with_face": int(np.isfinite(face).all(axis=1).sum())}
+                    if wan is None else
+                    {"rule": "wan get_face_bboxes from all 68 landmarks, no score check, unsmoothed (official)",
+                     "frames_with_face": int(np.isfinite(face).all(axis=1).sum())},
+            "pose_model": s.model if wan is None else "wan",
+            **({} if wan is None else {"wan": {
+                "pipeline": "Wan2.2-Animate official preprocessing (github Wan-Video/Wan2.2 @42bf4cf), reproduced",
+                "no_detection_frames": np.flatnonzero(~found).tolist(),
+                "body_reused_frames": np.flatnonzero(wan.reused).tolist()}}),
             "models": _models_meta(estimator, det_onnx, pose_onnx),
             "thresholds": thr.to_dict(),
             "tracking": {"rule": "seed largest (Wan strict), follow by IoU >= 0.3 of a constant-velocity prediction; "
@@ -324,7 +336,61 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
     return PoseResult(out_dir / POSE_FILE, out_dir / FACE_FILE, out_dir / META_FILE, written, s.fps, s.width, s.height,
                       counts["detected"], counts["interpolated"], counts["empty"],
                       out_dir / KEYPOINTS_FILE if save_keypoints else None,
-                      out_dir / OVERLAY_FILE if debug_overlay else None)  # fmt: skip
+                      out_dir / OVERLAY_FILE if debug_overlay else None, model=meta["pose_model"])  # fmt: skip
+
+
+def _post_rtmw(driving, s: PoseSettings, info, estimator, kpts, scores, has, segment, ref_pose, reporter):
+    """Thresholds, gaps, smoothing, face boxes, retarget and the person fit of the rtmw path."""
+    thr = _thresholds(s, estimator.pose_name, scores, has)
+    valid = K.valid_frames(scores, has, thr.body)
+    if not valid.any():
+        raise NoPersonDetectedError(
+            f"no frame of {driving} has a usable skeleton (fewer than {K.MIN_BODY_POINTS} confident body points)"
+        )
+    max_gap = round(s.max_gap_sec * s.fps)
+    kpts_g, scores_g, status = K.fill_gaps(kpts, scores, valid, max_gap, segment)
+    kpts_s = kpts_g if s.smooth == "none" else K.smooth_keypoints(kpts_g, scores_g, status, s.fps, thr, segment)
+    face = K.face_boxes(kpts_s, scores_g, status, thr.face)
+    if s.smooth != "none":
+        face = K.smooth_face_boxes(face, s.fps, segment)
+    warnings = _face_warnings(estimator.pose_name, scores, status, face)
+    for w in warnings:
+        reporter.log(f"warning: {w}")
+    draw_kpts, retarget_info = kpts_s, None
+    if s.retarget:
+        from animate_cli.pose.retarget import retarget_sequence
+
+        draw_kpts, retarget_info = retarget_sequence(kpts_s, scores_g, status, thr, ref_pose)
+    if s.fit == "crop":
+        fit = center_crop_fit(info.width, info.height, s.width, s.height)
+    else:
+        fit = person_fit(info.width, info.height, s.width, s.height, _drawn_points(draw_kpts, scores_g, status, thr))
+
+    return thr, valid, kpts_s, scores_g, status, face, warnings, draw_kpts, retarget_info, fit
+
+
+def _post_wan(driving, s: PoseSettings, info, kpts, scores, has, ref_pose, reporter):
+    """Wan's official rules (pose.wan_frames): every frame drawn from its own keypoints (a body the model did
+    not see reuses the previous one), fixed 0.5 thresholds, the face box from all 68 landmarks, letterbox."""
+    from animate_cli.pose import wan_decode as D
+    from animate_cli.pose.wan_frames import LetterboxFit, wan_frames
+
+    thr = K.fixed_thresholds(D.KPT_THR, rule="Wan: fixed 0.5 on ViTPose heatmap maxima, body and hands")
+    status = np.full(len(kpts), K.DETECTED, np.int8)
+    draw_kpts, retarget_info = kpts, None
+    if s.retarget:
+        from animate_cli.pose.retarget import retarget_sequence
+
+        draw_kpts, retarget_info = retarget_sequence(kpts, scores, status, thr, ref_pose)
+    wan = wan_frames(draw_kpts, scores, info.width, info.height)
+    if not (wan.body20()[:, :, 2] >= thr.body).any():
+        raise NoPersonDetectedError(f"no frame of {driving} has a body point the pose model is confident of (>= 0.5)",
+                                    hint="the driving video needs one clearly visible person")  # fmt: skip
+    face = np.array([[np.nan] * 4 if b is None else b for b in wan.face_boxes], np.float64)
+    if wan.reused.any():
+        reporter.log(f"pose: no body seen in {int(wan.reused.sum())} frames; the previous frame's body is drawn there (Wan's rule)")
+    fit = LetterboxFit(info.width, info.height, s.width, s.height)
+    return thr, has, kpts, scores, status, face, [], draw_kpts, retarget_info, fit, wan
 
 
 def _drawn_points(kpts: np.ndarray, scores: np.ndarray, status: np.ndarray, thr: K.Thresholds) -> np.ndarray:
@@ -347,8 +413,10 @@ def _face_warnings(pose_name: str, scores: np.ndarray, status: np.ndarray, face:
     return []
 
 
-def _render_pass(driving, s, info, src, kpts, scores, status, face, thr, fit, tmp: Path, debug_overlay: bool, reporter) -> int:
-    """Pass 3: decode again and write pose/face (and overlay) frames; returns the frame count."""
+def _render_pass(driving, s, info, src, kpts, scores, status, face, thr, fit, tmp: Path, debug_overlay: bool, reporter,
+                 wan=None) -> int:
+    """Pass 3: decode again and write pose/face (and overlay) frames; returns the frame count.
+    `wan` (pose.wan_frames.WanFrames) draws and crops by Wan's rules instead."""
     from contextlib import ExitStack
 
     reporter.stage("render", len(src), "rendering pose + face")
@@ -360,14 +428,16 @@ def _render_pass(driving, s, info, src, kpts, scores, status, face, thr, fit, tm
         k = 0
         for i, frame in enumerate(media.iter_frames(driving, start_time=s.start, duration=s.seconds)):
             while k < len(src) and src[k] == i:
-                if status[k] == K.EMPTY:
+                if wan is not None:
+                    pose = wan.pose_frame(k, fit)
+                elif status[k] == K.EMPTY:
                     pose = black_pose
                 else:
                     canvas = np.zeros((info.height, info.width, 3), np.uint8)  # Wan draws at the source size
                     draw_wan_pose(canvas, to_wan_meta(kpts[k], scores[k]), thr.body, thr.hand)
                     pose = fit.apply(canvas)
                 pose_w.write(pose)
-                face_w.write(crop_face(frame, clip_box(face[k], info.width, info.height)))
+                face_w.write(wan.face_frame(k, frame) if wan is not None else crop_face(frame, clip_box(face[k], info.width, info.height)))
                 if over_w is not None:
                     fb = face[k]
                     fb_out = None if not np.isfinite(fb).all() else fit.points(fb.reshape(2, 2)).reshape(4)
@@ -428,8 +498,13 @@ def cache_key(driving: Path, settings: PoseSettings, det_onnx: Path, pose_onnx: 
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     h.update(replace(settings, device="cpu").to_json().encode())
-    for p in (det_onnx, pose_onnx):
-        h.update(file_sha256(Path(p)).encode())
+    for p in map(Path, (det_onnx, pose_onnx)):
+        if p.is_dir():  # a model folder (end2end.onnx + external weights, as the Hub's ViTPose-H)
+            from animate_cli.pose.wan_estimator import FOLDER_MODEL, model_digest
+
+            h.update(model_digest(p / FOLDER_MODEL).encode())
+        else:
+            h.update(file_sha256(p).encode())
     if settings.retarget and ref is not None:
         h.update(Path(ref).read_bytes())
     return h.hexdigest()[:16]
@@ -448,7 +523,8 @@ def load_result(out_dir: Path) -> PoseResult | None:
             return None
         c = meta["counts"]
         return PoseResult(pose, face, meta_path, n, float(meta["output"]["fps"]), int(w), int(h),
-                          int(c["detected"]), int(c["interpolated"]), int(c["empty"]), cached=True)  # fmt: skip
+                          int(c["detected"]), int(c["interpolated"]), int(c["empty"]), cached=True,
+                          model=meta.get("pose_model", "rtmw"))  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError, BadInputError):
         return None
 

@@ -34,6 +34,7 @@ FILL_FLOOR = 0.32  # box score = clip(4 x (fill - 0.32), 0, 0.95): a box mostly 
 FILL_GAIN = 4.0
 PRIOR_SIGMA = 3.0  # heatmap pixels; wide enough that image content moves the peak, narrow enough to stay local
 POOL = 4  # input pixels per heatmap pixel (256x192 -> 64x48)
+STRIP = 40  # detector windows are unions of 40 px strips (1/16 of the input), so per-strip sums are computed once
 # (w over the three input channels as the model receives them, bias): responses ~0.8 on the matching colour
 # fed in BGR order (Wan's ViTPose input), ~0 on black; the same pixel fed as RGB answers much less.
 BODY_W, BODY_B = (0.0, 0.0, 0.5), -0.15  # channel 2 (= R in BGR) above ~120/255: the red person (dark or green: 0)
@@ -45,7 +46,7 @@ def _windows() -> list[tuple[int, int, int, int]]:
     """(x0, x1, y0, y1) detector windows in 640 px: the whole frame, then full-height strips 1/2, 3/8 and 1/4
     of the frame wide, sliding by 1/16 (people stand side by side; some strip holds each one uncut)."""
     out = [(0, DET_HW[1], 0, DET_HW[0])]
-    step = DET_HW[1] // 16
+    step = STRIP
     for width in (DET_HW[1] // 2, DET_HW[1] * 3 // 8, DET_HW[1] // 4):
         out += [(x0, x0 + width, 0, DET_HW[0]) for x0 in range(0, DET_HW[1] - width + 1, step)]
     return out
@@ -95,29 +96,42 @@ class _Graph:
         return self.slice(x, [c], [c + 1], [1])  # (1, 1, H, W)
 
 
-def _box_row(g: _Graph, mask: str, win: tuple[int, int, int, int], cls: float) -> str:
-    """(1, 1, 6) [x1, y1, x2, y2, score, cls] of the mask's pixels > 0 inside a window."""
-    x0, x1, y0, y1 = win
-    sub = g.slice(mask, [y0, x0], [y1, x1], [2, 3])
-    on = g.op("Cast", g.op("Greater", sub, g.const(0.0)), to=1)  # 1.0 where the pixel counts
-    cols = g.op("ReduceMax", on, axes=[1, 2], keepdims=0)  # (1, w)
-    rows = g.op("ReduceMax", on, axes=[1, 3], keepdims=0)  # (1, h)
+def _mask_stats(g: _Graph, mask: str) -> tuple[str, str, str]:
+    """Per-strip summaries of a (1, 1, 640, 640) mask, computed once: `on` pixels (mask > 0) as column
+    profile (640,), per-strip row profiles (640, 16) and per-strip counts (16,); strips are 40 px wide, so
+    every window (edges on multiples of 40) is a union of strips."""
+    on = g.op("Cast", g.op("Greater", mask, g.const(0.0)), to=1)
+    cols = g.op("ReduceMax", on, axes=[0, 1, 2], keepdims=0)  # (640,)
+    strips = g.op("Reshape", on, g.const([DET_HW[0], DET_HW[1] // STRIP, STRIP], np.int64))  # (640, 16, 40)
+    rows = g.op("ReduceMax", strips, axes=[2], keepdims=0)  # (640, 16)
+    counts = g.op("ReduceSum", strips, g.const([0, 2], np.int64), keepdims=0)  # (16,)
+    return cols, rows, counts
+
+
+def _box_row(g: _Graph, stats: tuple[str, str, str], win: tuple[int, int, int, int], cls: float) -> str:
+    """(1, 1, 6) [x1, y1, x2, y2, score, cls] of the mask's pixels inside a full-height window."""
+    cols_all, rows_all, counts_all = stats
+    x0, x1, _, _ = win
+    a, b = x0 // STRIP, x1 // STRIP
+    cols = g.op("Unsqueeze", g.slice(cols_all, [x0], [x1], [0]), g.const([0], np.int64))  # (1, w)
+    rows = g.op("Unsqueeze", g.op("ReduceMax", g.slice(rows_all, [a], [b], [1]), axes=[1], keepdims=0),
+                g.const([0], np.int64))  # (1, 640)
     first_x = g.op("Cast", g.op("ArgMax", cols, axis=1, keepdims=1), to=1)  # (1, 1)
     last_x = g.op("Cast", g.op("ArgMax", cols, axis=1, keepdims=1, select_last_index=1), to=1)
     first_y = g.op("Cast", g.op("ArgMax", rows, axis=1, keepdims=1), to=1)
     last_y = g.op("Cast", g.op("ArgMax", rows, axis=1, keepdims=1, select_last_index=1), to=1)
-    bx1, by1 = g.op("Add", first_x, g.const(float(x0))), g.op("Add", first_y, g.const(float(y0)))
-    bx2, by2 = g.op("Add", last_x, g.const(float(x0) + 1.0)), g.op("Add", last_y, g.const(float(y0) + 1.0))
+    bx1, by1 = g.op("Add", first_x, g.const(float(x0))), first_y
+    bx2, by2 = g.op("Add", last_x, g.const(float(x0) + 1.0)), g.op("Add", last_y, g.const(1.0))
     area = g.op("Mul", g.op("Sub", bx2, bx1), g.op("Sub", by2, by1))
-    count = g.op("ReduceSum", on, g.const([1, 2, 3], np.int64), keepdims=0)  # (1,)
+    count = g.op("ReduceSum", g.slice(counts_all, [a], [b], [0]), g.const([0], np.int64), keepdims=1)  # (1,)
     fill = g.op("Div", g.op("Reshape", count, g.const([1, 1], np.int64)), area)
     score = g.op("Clip", g.op("Mul", g.op("Sub", fill, g.const(FILL_FLOOR)), g.const(FILL_GAIN)), g.const(0.0), g.const(0.95))
     # a window edge inside the frame that has mask pixels on both sides cuts someone in two: score 0
     for edge in (x0, x1):
         if 0 < edge < DET_HW[1]:
-            seen = [g.op("ReduceMax", g.slice(mask, [y0, c], [y1, c + 1], [2, 3]), keepdims=0) for c in (edge - 1, edge)]
-            cut = g.op("Cast", g.op("Greater", g.op("Mul", *seen), g.const(0.0)), to=1)
-            score = g.op("Mul", score, g.op("Reshape", g.op("Sub", g.const(1.0), cut), g.const([1, 1], np.int64)))
+            both = g.op("ReduceMin", g.slice(cols_all, [edge - 1], [edge + 1], [0]), keepdims=1)  # (1,)
+            keep = g.op("Reshape", g.op("Sub", g.const(1.0), both), g.const([1, 1], np.int64))
+            score = g.op("Mul", score, keep)
     row = g.op("Concat", bx1, by1, bx2, by2, score, g.const([[cls]]), axis=1)  # (1, 6)
     return g.op("Unsqueeze", row, g.const([0], np.int64))
 
@@ -130,8 +144,9 @@ def write_wan_detector(path: Path) -> Path:
     r, gr, b = g.channel("images", 0), g.channel("images", 1), g.channel("images", 2)
     red = g.op("Relu", g.op("Sub", g.op("Sub", r, b), g.const(RED_MARGIN)))
     green = g.op("Relu", g.op("Sub", g.op("Sub", gr, r), g.const(GREEN_MARGIN)))
-    rows = [_box_row(g, red, w, 0.0) for w in _windows()]
-    rows.append(_box_row(g, green, (0, DET_HW[1], 0, DET_HW[0]), 2.0))
+    red_stats, green_stats = _mask_stats(g, red), _mask_stats(g, green)
+    rows = [_box_row(g, red_stats, w, 0.0) for w in _windows()]
+    rows.append(_box_row(g, green_stats, (0, DET_HW[1], 0, DET_HW[0]), 2.0))
     pad = g.const(np.zeros((1, DET_ROWS - len(rows), 6)))
     out = g.op("Concat", *rows, pad, axis=1)
     g.nodes.append(helper.make_node("Identity", [out], ["output0"]))

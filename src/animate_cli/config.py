@@ -127,6 +127,9 @@ class RunConfig:
     compile: bool = False  # regional torch.compile of the repeated transformer blocks
     fit: str = "pad"  # how the reference (and views) go onto width x height: pad | crop | stretch (canvas.py)
     canvas_rule: str = ""  # one line for the plan: where width x height came from
+    pose_model: str | None = None  # POSE_MODELS; None: wan when its files are in the weights folder, else rtmw
+    det_onnx: Path | None = None  # --det-onnx / --pose-onnx: a file or a folder holding end2end.onnx
+    pose_onnx: Path | None = None
     extra: dict = field(default_factory=dict)  # test hooks only (never set from the CLI)
 
     @property

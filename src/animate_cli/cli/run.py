@@ -65,7 +65,8 @@ def _frames(minutes: float | None, seconds: float | None, frames: int | None, dr
 def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds, frames, ref_view, pose_video, face_video,
                  weights_dir, device, dtype, resolution, size, steps, seed, prompt, lora, no_audio, side_by_side,
                  overwrite, state_dir, offload="auto", weights_dtype="bf16", attention="auto", compile_=False,
-                 fit: str | None = None) -> C.RunConfig:  # fmt: skip
+                 fit: str | None = None, pose_model: str | None = None, det_onnx: Path | None = None,
+                 pose_onnx: Path | None = None) -> C.RunConfig:  # fmt: skip
     """Turn flags into a frozen RunConfig (no torch, no models)."""
     from animate_cli import media
     from animate_cli.media import canvas
@@ -76,6 +77,8 @@ def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds
         if value not in valid:
             raise UsageError(f"{flag} must be one of {', '.join(valid)}, got {value!r}")
     check_attention_installed(attention)
+    if pose_model is not None and pose_model not in C.POSE_MODELS:
+        raise UsageError(f"--pose-model must be one of {', '.join(C.POSE_MODELS)}, got {pose_model!r}")
     if resolution not in C.RESOLUTIONS:
         raise UsageError(f"--resolution must be one of {', '.join(C.RESOLUTIONS)}")
     if steps < 1 or steps > 1000:
@@ -103,7 +106,7 @@ def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds
         device=device, dtype=dtype, steps=steps, seed=seed, prompt=prompt, loras=tuple(_lora(v) for v in lora or ()),
         audio=not no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir,
         offload=offload, weights_dtype=weights_dtype, attention=attention, compile=compile_, fit=cv.fit,
-        canvas_rule=cv.rule,
+        canvas_rule=cv.rule, pose_model=pose_model, det_onnx=det_onnx, pose_onnx=pose_onnx,
     )  # fmt: skip
 
 
@@ -134,7 +137,7 @@ def _test_pause():
 def canvas_dict(cfg: C.RunConfig) -> dict:
     """The plan's `canvas` entry: size, where it came from, how the reference and the pose are fitted."""
     pose_fit = ("given --pose-video: centre-cropped if its size differs" if cfg.pose_video else
-                "placed by the driving person's extent over the clip")  # fmt: skip
+                "letterboxed as Wan's pipeline (wan pose model); rtmw: placed by the driving person's extent")  # fmt: skip
     return {"size": [cfg.width, cfg.height], "rule": cfg.canvas_rule, "reference_fit": cfg.fit, "pose_fit": pose_fit}
 
 
@@ -221,12 +224,24 @@ def _print_memory_modes(report: dict) -> None:
     con.print(f"auto: {auto['reason']}", markup=False)
 
 
+def _pose_need(cfg: C.RunConfig) -> tuple[str, ...]:
+    """The weights part the pose model needs: none for wan (its files are checked by pose.choice), the
+    "pose" part (RTMW) when that is what `run` would use or when neither model is there."""
+    from animate_cli.errors import WeightsMissingError
+    from animate_cli.pose.choice import choose_models
+
+    try:
+        return () if choose_models(cfg.pose_model, cfg.weights_dir, cfg.det_onnx, cfg.pose_onnx).model == "wan" else ("pose",)
+    except WeightsMissingError:
+        return ("pose",)
+
+
 def _readiness(cfg: C.RunConfig, plan_dict: dict, auto_mode: dict) -> list:
     """weights, GPU, disk: each ok or a blocker with the exit code a real run would fail with."""
     from animate_cli import weights
     from animate_cli.runner import readiness
 
-    need = ("base", "lora") if cfg.pose_video else ("base", "lora", "pose")
+    need = ("base", "lora") if cfg.pose_video else ("base", "lora", *_pose_need(cfg))
     w = readiness.weights_item(cfg.weights_dir, cfg.resolution, need)
     tiny = w.ok and weights.is_tiny(Path(cfg.weights_dir) / weights.BASE_DIR)
     modes = plan_dict.get("memory_modes", [])
@@ -269,6 +284,30 @@ def run_cmd(
     ] = None,
     pose_video: Annotated[
         Path | None, typer.Option(help="Pre-extracted Wan-Animate pose video (with --face-video).", rich_help_panel=IO)
+    ] = None,
+    pose_model: Annotated[
+        str | None,
+        typer.Option(
+            "--pose-model",
+            help="wan (Wan2.2-Animate's own YOLOv10m + ViTPose-H, what the model was trained on) or rtmw (lighter). [default: wan when its models are in the weights folder, else rtmw]",
+            rich_help_panel=IO,
+        ),
+    ] = None,
+    det_onnx: Annotated[
+        Path | None,
+        typer.Option(
+            "--det-onnx",
+            help="Person detector ONNX for the pose stage (a file, or a folder holding end2end.onnx).",
+            rich_help_panel=IO,
+        ),
+    ] = None,
+    pose_onnx: Annotated[
+        Path | None,
+        typer.Option(
+            "--pose-onnx",
+            help="Whole-body pose ONNX for the pose stage (a file, or a folder holding end2end.onnx).",
+            rich_help_panel=IO,
+        ),
     ] = None,
     face_video: Annotated[
         Path | None, typer.Option(help="Pre-extracted 512x512 face video (with --pose-video).", rich_help_panel=IO)
@@ -387,7 +426,7 @@ def run_cmd(
                            resolution=resolution, size=size, steps=steps, seed=seed, prompt=prompt, lora=lora,
                            no_audio=no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir,
                            offload=offload, weights_dtype=weights_dtype, attention=attention, compile_=compile_,
-                           fit=fit)  # fmt: skip
+                           fit=fit, pose_model=pose_model, det_onnx=det_onnx, pose_onnx=pose_onnx)  # fmt: skip
         from animate_cli.models import parallel
         from animate_cli.rollout.plan import make_plan
         from animate_cli.runner import multigpu, pipeline, readiness
@@ -434,7 +473,8 @@ def run_cmd(
         if not json_out and progress != "json":
             err_console().print(f"wrote {summary.output} ({summary.frames} frames, {summary.frames / C.FPS:.2f} s, "
                                 f"{summary.size[0]}x{summary.size[1]}, reference {cfg.fit}) in {summary.timings_s.get('total', 0):.1f} s; "
-                                f"weights: {weights_manifest.short(result['weights'])}", markup=False)  # fmt: skip
+                                f"weights: {weights_manifest.short(result['weights'])}"
+                                + (f"; pose by {summary.pose['model']}" if summary.pose.get("model") else ""), markup=False)  # fmt: skip
             mm = summary.memory_mode
             if mm.get("measured_peak_gpu_gib") is not None:
                 pred = f" (predicted {mm['predicted_gpu_gib']:.1f} GiB with margins)" if mm.get("predicted_gpu_gib") else ""

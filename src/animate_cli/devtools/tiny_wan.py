@@ -114,8 +114,9 @@ def _box_row(g: _Graph, stats: tuple[str, str, str], win: tuple[int, int, int, i
     x0, x1, _, _ = win
     a, b = x0 // STRIP, x1 // STRIP
     cols = g.op("Unsqueeze", g.slice(cols_all, [x0], [x1], [0]), g.const([0], np.int64))  # (1, w)
-    rows = g.op("Unsqueeze", g.op("ReduceMax", g.slice(rows_all, [a], [b], [1]), axes=[1], keepdims=0),
-                g.const([0], np.int64))  # (1, 640)
+    rows = g.op(
+        "Unsqueeze", g.op("ReduceMax", g.slice(rows_all, [a], [b], [1]), axes=[1], keepdims=0), g.const([0], np.int64)
+    )  # (1, 640)
     first_x = g.op("Cast", g.op("ArgMax", cols, axis=1, keepdims=1), to=1)  # (1, 1)
     last_x = g.op("Cast", g.op("ArgMax", cols, axis=1, keepdims=1, select_last_index=1), to=1)
     first_y = g.op("Cast", g.op("ArgMax", rows, axis=1, keepdims=1), to=1)

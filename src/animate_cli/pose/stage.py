@@ -255,10 +255,12 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
     wan = None
     if getattr(estimator, "wan", False):  # Wan's pipeline: per frame, fixed 0.5, letterboxed (wan_frames)
         thr, valid, kpts_s, scores_g, status, face, warnings, draw_kpts, retarget_info, fit, wan = _post_wan(
-            driving, s, info, kpts, scores, has, ref_pose, reporter)
+            driving, s, info, kpts, scores, has, ref_pose, reporter
+        )
     else:
         thr, valid, kpts_s, scores_g, status, face, warnings, draw_kpts, retarget_info, fit = _post_rtmw(
-            driving, s, info, estimator, kpts, scores, has, segment, ref_pose, reporter)
+            driving, s, info, estimator, kpts, scores, has, segment, ref_pose, reporter
+        )
     max_gap = round(s.max_gap_sec * s.fps)
 
     # 3. render + encode (streamed) into a hidden folder, then move into place
@@ -267,8 +269,9 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
     tmp.mkdir()
     try:
         t1 = time.monotonic()
-        written = _render_pass(driving, s, info, src, draw_kpts, scores_g, status, face, thr, fit, tmp, debug_overlay, reporter,
-                               wan)
+        written = _render_pass(
+            driving, s, info, src, draw_kpts, scores_g, status, face, thr, fit, tmp, debug_overlay, reporter, wan
+        )
         t_render = time.monotonic() - t1
         counts = {"detected": int((status == K.DETECTED).sum()), "interpolated": int((status == K.INTERPOLATED).sum()),
                   "empty": int((status == K.EMPTY).sum())}  # fmt: skip
@@ -388,7 +391,9 @@ def _post_wan(driving, s: PoseSettings, info, kpts, scores, has, ref_pose, repor
                                     hint="the driving video needs one clearly visible person")  # fmt: skip
     face = np.array([[np.nan] * 4 if b is None else b for b in wan.face_boxes], np.float64)
     if wan.reused.any():
-        reporter.log(f"pose: no body seen in {int(wan.reused.sum())} frames; the previous frame's body is drawn there (Wan's rule)")
+        reporter.log(
+            f"pose: no body seen in {int(wan.reused.sum())} frames; the previous frame's body is drawn there (Wan's rule)"
+        )
     fit = LetterboxFit(info.width, info.height, s.width, s.height)
     return thr, has, kpts, scores, status, face, [], draw_kpts, retarget_info, fit, wan
 
@@ -413,8 +418,9 @@ def _face_warnings(pose_name: str, scores: np.ndarray, status: np.ndarray, face:
     return []
 
 
-def _render_pass(driving, s, info, src, kpts, scores, status, face, thr, fit, tmp: Path, debug_overlay: bool, reporter,
-                 wan=None) -> int:
+def _render_pass(
+    driving, s, info, src, kpts, scores, status, face, thr, fit, tmp: Path, debug_overlay: bool, reporter, wan=None
+) -> int:
     """Pass 3: decode again and write pose/face (and overlay) frames; returns the frame count.
     `wan` (pose.wan_frames.WanFrames) draws and crops by Wan's rules instead."""
     from contextlib import ExitStack
@@ -437,7 +443,9 @@ def _render_pass(driving, s, info, src, kpts, scores, status, face, thr, fit, tm
                     draw_wan_pose(canvas, to_wan_meta(kpts[k], scores[k]), thr.body, thr.hand)
                     pose = fit.apply(canvas)
                 pose_w.write(pose)
-                face_w.write(wan.face_frame(k, frame) if wan is not None else crop_face(frame, clip_box(face[k], info.width, info.height)))
+                face_w.write(
+                    wan.face_frame(k, frame) if wan is not None else crop_face(frame, clip_box(face[k], info.width, info.height))
+                )
                 if over_w is not None:
                     fb = face[k]
                     fb_out = None if not np.isfinite(fb).all() else fit.points(fb.reshape(2, 2)).reshape(4)

@@ -13,6 +13,8 @@ Shapes: frames HxWx3 uint8; detector input (1, 3, 640, 640) float32, output (1, 
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from animate_cli.errors import WeightsInvalidError
@@ -162,10 +164,9 @@ def pose_input(frame_rgb: np.ndarray, center: np.ndarray, scale: np.ndarray) -> 
     dst_y = max(0, -ul[1]), min(br[1], fh) - ul[1]
     src_x = max(0, ul[0]), min(fw, br[0])
     src_y = max(0, ul[1]), min(fh, br[1])
-    try:  # a crop wholly outside the frame gives mismatched slices: Wan then keeps the all-zero patch
+    # a crop wholly outside the frame gives mismatched slices: Wan's try/except then keeps the all-zero patch
+    with contextlib.suppress(ValueError):
         patch[dst_y[0] : dst_y[1], dst_x[0] : dst_x[1]] = bgr[src_y[0] : src_y[1], src_x[0] : src_x[1]]
-    except ValueError:
-        pass
     if patch.size == 0:  # Wan's cv2.resize would raise here; an empty crop sees nothing
         patch = np.zeros((*POSE_SIZE, 3), np.float32)
     img = cv2.resize(patch, (POSE_SIZE[1], POSE_SIZE[0]))

@@ -145,7 +145,9 @@ class WanEstimator:
         heat = self.pose.run(None, {self._pose_in: D.pose_input(frame, center, scale)})[0]
         kp = D.decode_heatmaps(heat, center, scale)
         if kp.shape[0] != HEATMAP_KEYPOINTS:
-            raise WeightsInvalidError(f"{self.pose_name} predicts {kp.shape[0]} keypoints; a COCO-WholeBody (133) model is needed")
+            raise WeightsInvalidError(
+                f"{self.pose_name} predicts {kp.shape[0]} keypoints; a COCO-WholeBody (133) model is needed"
+            )
         return kp[:, :2], kp[:, 2]
 
     def info(self) -> dict:

@@ -14,6 +14,7 @@ frames the next chunk needs (last frame for CLIP, the sampled memory frames of c
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -145,9 +146,14 @@ def _setup(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter) -> Setup:
     from animate_cli.models import device as devmod
     from animate_cli.models.runtime import APPROXIMATE_BACKENDS, resolve_attention
 
-    paths = weights.resolve(
-        cfg.weights_dir, cfg.resolution, need=("base", "lora") if cfg.pose_video else ("base", "lora", "pose")
-    )
+    paths = weights.resolve(cfg.weights_dir, cfg.resolution, need=("base", "lora"))
+    pose_models = None
+    if cfg.pose_video is None:  # which pose model, and its files (WeightsMissingError here, before any model loads)
+        from animate_cli.pose.choice import choose_models
+
+        pose_models = choose_models(cfg.pose_model, cfg.weights_dir, cfg.det_onnx, cfg.pose_onnx)
+        if pose_models.note:
+            reporter.log(f"warning: {pose_models.note}")
     loras = [(paths.lora, 1.0), *((spec.path, spec.scale) for spec in cfg.loras)]
     for p, _ in loras:
         if not Path(p).is_file():
@@ -212,7 +218,7 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
     if cfg.pose_video is not None:
         pose_job = done_job("pose", (cfg.pose_video, cfg.face_video, checked.pose_frames, {}))
     else:
-        pose_job = BackgroundJob("pose", lambda r: _extract_pose(cfg, paths, dev.device, r), reporter)
+        pose_job = BackgroundJob("pose", lambda r: _extract_pose(cfg, pose_models, dev.device, r), reporter)
     with pose_job:
         # 3. Resume state, first without the digests of pose videos still being extracted: a saved run with
         #    other settings is refused before any model loads. The chunk count does not depend on the pose
@@ -308,7 +314,7 @@ def _rounded(timings: dict) -> dict:
     return out
 
 
-def _extract_pose(cfg: RunConfig, paths, run_device: str, reporter: Reporter):
+def _extract_pose(cfg: RunConfig, models, run_device: str, reporter: Reporter):
     """The pose stage for `run` (on the pose worker thread): (pose.mp4, face.mp4, frames, summary dict).
     ONNX Runtime runs on the run's GPU when its CUDA provider is installed; a CUDA provider that cannot
     start (missing CUDA/cuDNN libraries) falls back to the CPU with a warning instead of failing the run."""
@@ -316,17 +322,19 @@ def _extract_pose(cfg: RunConfig, paths, run_device: str, reporter: Reporter):
     from animate_cli.pose import PoseSettings, cached_extract_pose
     from animate_cli.pose.estimator import pose_device
 
-    settings = PoseSettings(width=cfg.width, height=cfg.height, fps=float(C.FPS), device=pose_device(run_device))
+    settings = PoseSettings(width=cfg.width, height=cfg.height, fps=float(C.FPS), device=pose_device(run_device),
+                            model=models.model, smooth="none" if models.model == "wan" else "default")  # fmt: skip
     cache = cfg.out.parent / ".everanimate-pose-cache"
     try:
-        res = cached_extract_pose(cfg.driving, cache, settings, paths.det_onnx, paths.pose_onnx, reporter=reporter)
+        res = cached_extract_pose(cfg.driving, cache, settings, models.det_onnx, models.pose_onnx, reporter=reporter)
     except DeviceError as e:
         if settings.device == "cpu":
             raise
         reporter.log(f"warning: pose models on the CPU: {e.message}")
-        settings = PoseSettings(width=cfg.width, height=cfg.height, fps=float(C.FPS), device="cpu")
-        res = cached_extract_pose(cfg.driving, cache, settings, paths.det_onnx, paths.pose_onnx, reporter=reporter)
-    info = {"frames": res.frames, "detected": res.detected, "interpolated": res.interpolated, "empty": res.empty,
+        settings = dataclasses.replace(settings, device="cpu")
+        res = cached_extract_pose(cfg.driving, cache, settings, models.det_onnx, models.pose_onnx, reporter=reporter)
+    info = {"model": res.model, "det": Path(models.det_onnx).name, "pose_model_file": Path(models.pose_onnx).name,
+            "frames": res.frames, "detected": res.detected, "interpolated": res.interpolated, "empty": res.empty,
             "cache": str(res.pose_video.parent), "reused": bool(res.cached), "device": settings.device}  # fmt: skip
     return res.pose_video, res.face_video, res.frames, info
 

@@ -77,7 +77,7 @@ def extract_pose_cmd(
     kpt_thr: Annotated[float | None, typer.Option(help="rtmw: keypoint score threshold [default: 0.5 x the clip's median torso score]. wan uses Wan's fixed 0.5.")] = None,
     save_keypoints: Annotated[bool, typer.Option("--save-keypoints", help="Also write keypoints.npz.")] = False,
     debug_overlay: Annotated[bool, typer.Option("--debug-overlay", help="Also write debug_overlay.mp4 (skeleton and face box over the video).")] = False,
-    weights_dir: Annotated[Path, typer.Option(envvar=C.WEIGHTS_ENV, show_envvar=True, help="Where download-weights put the models (pose/*.onnx).")] = None,  # type: ignore[assignment]
+    weights_dir: Annotated[Path, typer.Option(envvar=C.WEIGHTS_ENV, show_envvar=True, help="Where download-weights put the models (wan: wan2.2-animate-14b/process_checkpoint/, rtmw: pose/*.onnx).")] = None,  # type: ignore[assignment]
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
     json_mode: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:  # fmt: skip

@@ -387,7 +387,7 @@ def _post_wan(driving, s: PoseSettings, info, kpts, scores, has, ref_pose, repor
         draw_kpts, retarget_info = retarget_sequence(kpts, scores, status, thr, ref_pose)
     wan = wan_frames(draw_kpts, scores, info.width, info.height)
     if not (wan.body20()[:, :, 2] >= thr.body).any():
-        raise NoPersonDetectedError(f"no frame of {driving} has a body point the pose model is confident of (>= 0.5)",
+        raise NoPersonDetectedError(f"no person detected in any frame of {driving} (no body point scores >= 0.5)",
                                     hint="the driving video needs one clearly visible person")  # fmt: skip
     face = np.array([[np.nan] * 4 if b is None else b for b in wan.face_boxes], np.float64)
     if wan.reused.any():

@@ -31,7 +31,9 @@ DATA = Path(__file__).parent / "data" / "wan_parity"
 MANIFEST = json.loads((DATA / "manifest.json").read_text())
 CASES = {c["name"]: c for c in MANIFEST["cases"]}
 ROOT = Path(__file__).resolve().parents[1]
-FACE_PSNR_DB = 35.0  # crf 16 H.264 of these 512x512 crops measured 40.0-44.5 dB against the official crops (margin for other x264 builds)
+FACE_PSNR_DB = (
+    35.0  # crf 16 H.264 of these 512x512 crops measured 40.0-44.5 dB against the official crops (margin for other x264 builds)
+)
 
 
 def _sha(path: Path) -> str:

@@ -137,6 +137,7 @@ class Setup:
     loras: list[tuple[Path, float]]  # the EverAnimate LoRA first, then --lora files, with their scales
     dev: object  # models.device.DeviceChoice
     options: object  # models.LoadOptions: every memory/speed choice, consumed only by loading
+    pose_models: object = None  # pose.choice.PoseModels: the pose model and its files (None with --pose-video)
 
 
 def _setup(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter) -> Setup:
@@ -172,7 +173,7 @@ def _setup(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter) -> Setup:
                           attention=attention, compile=cfg.compile)  # fmt: skip
     if attention in APPROXIMATE_BACKENDS:
         reporter.log(f"warning: --attention {cfg.attention} is approximate (8-bit attention); frames differ from exact attention")
-    return Setup(paths, loras, dev, options)
+    return Setup(paths, loras, dev, options, pose_models)
 
 
 def _resume_settings(cfg: RunConfig, setup: Setup) -> dict:
@@ -218,7 +219,7 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
     if cfg.pose_video is not None:
         pose_job = done_job("pose", (cfg.pose_video, cfg.face_video, checked.pose_frames, {}))
     else:
-        pose_job = BackgroundJob("pose", lambda r: _extract_pose(cfg, pose_models, dev.device, r), reporter)
+        pose_job = BackgroundJob("pose", lambda r: _extract_pose(cfg, setup.pose_models, dev.device, r), reporter)
     with pose_job:
         # 3. Resume state, first without the digests of pose videos still being extracted: a saved run with
         #    other settings is refused before any model loads. The chunk count does not depend on the pose

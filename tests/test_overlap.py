@@ -47,7 +47,9 @@ def raw(tmp_path_factory, media_dir):
 
 
 def raw_cfg(media_dir, weights, out, driving, **kw):
-    return make_cfg(media_dir, weights, out, frames=kw.pop("frames", 20), driving=driving, pose_video=None, face_video=None, **kw)
+    # RTMW (the tiny set has both models): the sequential comparison below extracts with RTMW's files
+    return make_cfg(media_dir, weights, out, frames=kw.pop("frames", 20), driving=driving, pose_video=None, face_video=None,
+                    pose_model="rtmw", **kw)  # fmt: skip
 
 
 def test_pose_thread_overlaps_model_loading_and_gives_the_sequential_frames(tiny_weights, media_dir, raw, tmp_path, monkeypatch):
@@ -95,7 +97,7 @@ def test_pose_thread_overlaps_model_loading_and_gives_the_sequential_frames(tiny
 
 def test_pose_thread_failure_is_the_same_clean_error(tiny_weights, media_dir, raw, tmp_path):
     args = ["run", str(raw["ref"]), str(raw["black"]), "--weights-dir", str(tiny_weights), "--out", str(tmp_path / "o.mp4"),
-            "--size", "64x32", "--steps", "1", "--device", "cpu", "--dtype", "fp32", "--frames", "5", "--json"]  # fmt: skip
+            "--size", "64x32", "--steps", "1", "--device", "cpu", "--dtype", "fp32", "--frames", "5", "--pose-model", "rtmw", "--json"]  # fmt: skip
     result = CliRunner().invoke(app, args, env=ENV)
     assert result.exit_code == 3, result.output
     assert "Traceback" not in result.output
@@ -124,7 +126,7 @@ def test_ctrl_c_during_pose_extraction_exits_130_and_stops_the_pose_thread(tiny_
     monkeypatch.setattr(RtmlibEstimator, "detect", detect)
     monkeypatch.setattr(models, "load_models", load)
     args = ["run", str(raw["ref"]), str(raw["drive"]), "--weights-dir", str(tiny_weights), "--out", str(tmp_path / "o.mp4"),
-            "--size", "64x32", "--steps", "1", "--device", "cpu", "--dtype", "fp32", "--frames", "5"]  # fmt: skip
+            "--size", "64x32", "--steps", "1", "--device", "cpu", "--dtype", "fp32", "--frames", "5", "--pose-model", "rtmw"]  # fmt: skip
     result = CliRunner().invoke(app, args, env=ENV)
     assert result.exit_code == 130, result.output
     assert "interrupted" in result.output and "Traceback" not in result.output
@@ -152,14 +154,15 @@ def test_pose_provider_choice(monkeypatch, tiny_weights, raw):
 
 
 def test_unusable_cuda_provider_falls_back_to_the_cpu(monkeypatch, tiny_weights, raw, tmp_path):
-    from animate_cli import weights
     from animate_cli.pose import estimator
+    from animate_cli.pose.choice import choose_models
     from animate_cli.progress import RecordingReporter
 
     monkeypatch.setattr(estimator, "pose_device", lambda d: "cuda:0")  # CPU onnxruntime: RtmlibEstimator refuses cuda
     cfg = raw_cfg(tmp_path, tiny_weights, tmp_path / "o.mp4", raw["drive"])
     rep = RecordingReporter()
-    pose_video, _, n, info = pipeline._extract_pose(cfg, weights.resolve(tiny_weights, need=("pose",)), "cuda:0", rep)
+    models = choose_models("rtmw", tiny_weights)
+    pose_video, _, n, info = pipeline._extract_pose(cfg, models, "cuda:0", rep)
     assert info["device"] == "cpu" and n == 30 and pose_video.exists()
     assert any("warning: pose models on the CPU" in m for m in rep.messages)
 

@@ -191,7 +191,7 @@ def test_retarget_rescales_limbs_to_the_reference(video25, tmp_path):
             return k, s
 
     est = LongArms([[a]] + [[a] for _ in range(N)])  # one detection for the reference, then one per frame
-    settings = PoseSettings(width=160, height=96, body_thr=0.5, retarget=True, smooth="none", pose_model="rtmw")
+    settings = PoseSettings(width=160, height=96, body_thr=0.5, retarget=True, smooth="none", model="rtmw")
     r = extract_pose(video25, tmp_path / "rt", settings, None, None, ref=ref, estimator=est, save_keypoints=True)
     meta = __import__("json").loads(r.meta_path.read_text())
     assert np.isclose(meta["retarget"]["limb_ratios"]["l_upper_arm"], 1.5, atol=0.02)

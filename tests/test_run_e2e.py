@@ -120,14 +120,25 @@ def test_odd_reference_images_work(tiny_weights, media_dir, tmp_path):
 
 
 def test_raw_driving_video_uses_the_pose_stage_and_its_cache(tiny_weights, media_dir, tmp_path):
-    first = pipeline.run(make_cfg(media_dir, tiny_weights, tmp_path / "p1.mp4", frames=30, pose_video=None, face_video=None))
+    from animate_cli.devtools.tiny_wan import draw_person
+
+    driving = tmp_path / "person.mp4"  # a figure the tiny Wan pose models (the default pose model) see
+    with media.VideoWriter(driving, 160, 120, 25.0) as w:
+        for t in range(40):
+            f = np.zeros((120, 160, 3), np.uint8)
+            draw_person(f, 70 + t, 10, 100)
+            w.write(f)
+    first = pipeline.run(make_cfg(media_dir, tiny_weights, tmp_path / "p1.mp4", frames=30, pose_video=None, face_video=None,
+                                  driving=driving))  # fmt: skip
     assert first.pose["reused"] is False and first.pose["frames"] == 40  # 1.6 s driving video at 25 fps
+    assert first.pose["model"] == "wan" and first.pose["detected"] == 40
     cache = Path(first.pose["cache"])
     assert cache.parent == tmp_path / ".everanimate-pose-cache"
     assert (cache / "pose.mp4").exists() and (cache / "face.mp4").exists() and (cache / "pose.json").exists()
     assert media.count_frames(first.output) == 30
-    second = pipeline.run(make_cfg(media_dir, tiny_weights, tmp_path / "p2.mp4", frames=30, pose_video=None, face_video=None))
-    assert second.pose["reused"] is True and second.pose["cache"] == first.pose["cache"]
+    second = pipeline.run(make_cfg(media_dir, tiny_weights, tmp_path / "p2.mp4", frames=30, pose_video=None, face_video=None,
+                                   driving=driving))  # fmt: skip
+    assert second.pose["reused"] is True and second.pose["cache"] == first.pose["cache"] and second.pose["model"] == "wan"
 
 
 def test_side_by_side_and_no_audio(tiny_weights, media_dir, tmp_path):

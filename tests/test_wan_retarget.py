@@ -136,6 +136,19 @@ def test_canvas_letterboxes_the_reference():
 # --- through the pose stage ----------------------------------------------------------------------
 
 
+class WanFakeEstimator(FakeEstimator):
+    """The scripted estimator on the wan path: one person chosen per frame (score 1), as the official detector does."""
+
+    wan = True
+
+    def select(self, frame):
+        boxes = self.detect(frame)
+        return np.append(boxes[0], 1.0) if len(boxes) else np.array([0.0, 0.0, frame.shape[1], frame.shape[0], -1.0])
+
+    def estimate(self, frame, b):
+        return super().estimate(frame, np.asarray(b)[:4])
+
+
 def test_pose_stage_runs_wans_retarget_onto_the_canvas(tmp_path):
     from PIL import Image
 
@@ -150,8 +163,8 @@ def test_pose_stage_runs_wans_retarget_onto_the_canvas(tmp_path):
             w.write(f)
     ref = tmp_path / "ref.png"
     Image.fromarray(np.full((200, 100, 3), 200, np.uint8)).save(ref)  # portrait reference, 100x200
-    est = FakeEstimator([[box(10, 20, 80, 170)]] + [[box(60 + t, 8, 40, 84)] for t in range(8)])
-    settings = PoseSettings(width=96, height=160, body_thr=0.5, retarget=True, smooth="none", pose_model="wan")
+    est = WanFakeEstimator([[box(10, 20, 80, 170)]] + [[box(60 + t, 8, 40, 84)] for t in range(8)])
+    settings = PoseSettings(width=96, height=160, retarget=True, smooth="none", model="wan")
     r = extract_pose(video, tmp_path / "out", settings, None, None, ref=ref, estimator=est, save_keypoints=True)
     meta = json.loads(r.meta_path.read_text())
     rt = meta["retarget"]
@@ -175,4 +188,4 @@ def test_unknown_pose_model_is_a_usage_error(tmp_path):
     from animate_cli.pose import PoseSettings, extract_pose
 
     with pytest.raises(UsageError, match="pose model must be one of wan, rtmw"):
-        extract_pose(tmp_path / "x.mp4", tmp_path / "out", PoseSettings(pose_model="openpose"), None, None)
+        extract_pose(tmp_path / "x.mp4", tmp_path / "out", PoseSettings(model="openpose"), None, None)

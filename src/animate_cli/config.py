@@ -38,6 +38,13 @@ SIZE_MULTIPLE = VAE_STRIDE_S * PATCH
 RESOLUTIONS = {"480p": (832, 480), "720p": (1280, 720)}  # landscape (W, H); portrait swaps them
 MEMORY_SEED_OFFSET = 7_919  # numpy generator for identity-memory frame picks: seed + this (any fixed prime)
 
+# --- pose models (issue 17) -----------------------------------------------------------------------
+POSE_MODELS = ("wan", "rtmw")  # wan: Wan2.2-Animate's own YOLOv10m + ViTPose-H, what the model was trained on
+# The official ONNX files, relative to the base model folder (weights BASE_DIR), as in the Hub repo
+# Wan-AI/Wan2.2-Animate-14B; the pose one may be a folder holding end2end.onnx (+ external data).
+WAN_DET_ONNX = "process_checkpoint/det/yolov10m.onnx"
+WAN_POSE_ONNX = "process_checkpoint/pose2d/vitpose_h_wholebody.onnx"
+
 # --- overlap of CPU work with the GPU (pipeline, writer) -----------------------------------------
 WRITER_QUEUE_FRAMES = CHUNK_FRAMES  # decoded frames waiting for the H.264 thread: one chunk, so a whole decode never blocks
 # (at most ~77 x 2.7 MB = 210 MB at 720p, twice that with --side-by-side; host memory stays bounded)
@@ -122,6 +129,9 @@ class RunConfig:
     canvas_rule: str = ""  # one line for the plan: where width x height came from
     report: bool = True  # write <stem>.report.json/.png (seams, drift, identity, pose) next to the output (report/)
     seam_fix: str = "none"  # "color": ease each chunk's colour into the previous chunk's last frame (report/seamfix.py)
+    pose_model: str | None = None  # POSE_MODELS; None: wan when its files are in the weights folder, else rtmw
+    det_onnx: Path | None = None  # --det-onnx / --pose-onnx: a file or a folder holding end2end.onnx
+    pose_onnx: Path | None = None
     extra: dict = field(default_factory=dict)  # test hooks only (never set from the CLI)
 
     @property

@@ -70,43 +70,51 @@ def extract_pose_cmd(
     ref: Annotated[Path | None, typer.Option(help="Reference image: sets the orientation; needed by --retarget; must show a person.")] = None,
     retarget: Annotated[bool, typer.Option("--retarget", help="Rescale the driving skeleton's limbs to the reference person's proportions.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (onnxruntime).")] = "auto",
-    smooth: Annotated[str, typer.Option(help="default (zero-phase One-Euro on keypoints and face box) or none (per-frame, Wan parity).")] = "default",
-    kpt_thr: Annotated[float | None, typer.Option(help="Keypoint score threshold.", show_default="per model; RTMW: 0.5 x the clip's median torso score")] = None,
+    pose_model: Annotated[str | None, typer.Option("--pose-model", help="wan (Wan2.2-Animate's own YOLOv10m + ViTPose-H, what the model was trained on) or rtmw (lighter). [default: wan when its models are in the weights folder, else rtmw]")] = None,
+    det_onnx: Annotated[Path | None, typer.Option("--det-onnx", help="Person detector ONNX (a file, or a folder holding end2end.onnx) instead of the weights folder's.")] = None,
+    pose_onnx: Annotated[Path | None, typer.Option("--pose-onnx", help="Whole-body pose ONNX (a file, or a folder holding end2end.onnx) instead of the weights folder's.")] = None,
+    smooth: Annotated[str | None, typer.Option(help="rtmw: default (zero-phase One-Euro on keypoints and face box) or none (per frame). wan is always per frame, as the official pipeline.")] = None,
+    kpt_thr: Annotated[float | None, typer.Option(help="rtmw: keypoint score threshold [default: 0.5 x the clip's median torso score]. wan uses Wan's fixed 0.5.")] = None,
     save_keypoints: Annotated[bool, typer.Option("--save-keypoints", help="Also write keypoints.npz.")] = False,
     debug_overlay: Annotated[bool, typer.Option("--debug-overlay", help="Also write debug_overlay.mp4 (skeleton and face box over the video).")] = False,
-    weights_dir: Annotated[Path, typer.Option(envvar=C.WEIGHTS_ENV, show_envvar=True, help="Where download-weights put the models (pose/*.onnx).")] = None,  # type: ignore[assignment]
+    weights_dir: Annotated[Path, typer.Option(envvar=C.WEIGHTS_ENV, show_envvar=True, help="Where download-weights put the models (wan: wan2.2-animate-14b/process_checkpoint/, rtmw: pose/*.onnx).")] = None,  # type: ignore[assignment]
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
     json_mode: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:  # fmt: skip
     """Extract the Wan-style pose video and 512x512 face video that `run` feeds the model."""
 
     def body() -> dict:
-        from animate_cli.pose import PoseSettings, extract_pose, find_pose_models
+        from animate_cli.pose import PoseSettings, extract_pose
+        from animate_cli.pose.choice import choose_models
 
         if retarget and ref is None:
             raise UsageError("--retarget needs --ref (the reference image whose proportions to use)")
-        if smooth not in ("default", "none"):
+        if smooth not in (None, "default", "none"):
             raise UsageError(f"--smooth must be default or none, got {smooth!r}")
         if device != "auto" and device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", device):
             raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
         out_dir = out or Path(f"{driving.stem}-pose")
         _refuse_clobbering_inputs(out_dir, driving, ref, save_keypoints, debug_overlay)
         width, height = choose_size(size, resolution, driving, ref)
-        settings = PoseSettings(width=width, height=height, fps=fps, start=start, seconds=seconds, smooth=smooth,
-                                retarget=retarget, device=device, body_thr=kpt_thr)  # fmt: skip
-        det, pose = find_pose_models(weights_dir or C.default_weights_dir())
+        models = choose_models(pose_model, weights_dir or C.default_weights_dir(), det_onnx, pose_onnx)
+        smooth_mode = smooth or ("none" if models.model == "wan" else "default")
+        settings = PoseSettings(width=width, height=height, fps=fps, start=start, seconds=seconds, smooth=smooth_mode,
+                                retarget=retarget, device=device, body_thr=kpt_thr, model=models.model)  # fmt: skip
+        det, pose = models.det_onnx, models.pose_onnx
         with RichReporter(enabled=not json_mode) as reporter:
+            if models.note:
+                reporter.log(f"warning: {models.note}")
             r = extract_pose(driving, out_dir, settings, det, pose, reporter, ref=ref, overwrite=overwrite,
                              save_keypoints=save_keypoints, debug_overlay=debug_overlay)  # fmt: skip
         if not json_mode:
             from animate_cli.cli.common import err_console
 
-            err_console().print(f"wrote {r.pose_video} and {r.face_video}: {r.frames} frames at {r.fps:g} fps, "
+            err_console().print(f"wrote {r.pose_video} and {r.face_video} ({r.model} pose model): {r.frames} frames at {r.fps:g} fps, "
                                 f"{r.width}x{r.height}; person detected in {r.detected}, interpolated {r.interpolated}, "
                                 f"empty {r.empty}", markup=False, highlight=False)  # fmt: skip
         return {"pose_video": str(r.pose_video), "face_video": str(r.face_video), "meta": str(r.meta_path),
                 "keypoints": str(r.keypoints) if r.keypoints else None, "overlay": str(r.overlay) if r.overlay else None,
-                "frames": r.frames, "fps": r.fps, "size": [r.width, r.height],
+                "frames": r.frames, "fps": r.fps, "size": [r.width, r.height], "pose_model": r.model,
                 "counts": {"detected": r.detected, "interpolated": r.interpolated, "empty": r.empty}}  # fmt: skip
 
     run_command(SCHEMA, json_mode, body)

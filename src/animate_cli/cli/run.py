@@ -142,6 +142,30 @@ def run_cmd(
         ),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate inputs and print the chunk plan; loads no model.")] = False,
+    pose_model: Annotated[
+        str | None,
+        typer.Option(
+            "--pose-model",
+            help="wan (Wan2.2-Animate's own YOLOv10m + ViTPose-H, what the model was trained on) or rtmw (lighter). [default: wan when its models are in the weights folder, else rtmw]",
+            rich_help_panel=IO,
+        ),
+    ] = None,
+    det_onnx: Annotated[
+        Path | None,
+        typer.Option(
+            "--det-onnx",
+            help="Person detector ONNX for the pose stage (a file, or a folder holding end2end.onnx).",
+            rich_help_panel=IO,
+        ),
+    ] = None,
+    pose_onnx: Annotated[
+        Path | None,
+        typer.Option(
+            "--pose-onnx",
+            help="Whole-body pose ONNX for the pose stage (a file, or a folder holding end2end.onnx).",
+            rich_help_panel=IO,
+        ),
+    ] = None,
     no_report: Annotated[
         bool,
         typer.Option(
@@ -194,7 +218,8 @@ def run_cmd(
                            resolution=resolution, size=size, steps=steps, seed=seed, prompt=prompt, lora=lora,
                            no_audio=no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir,
                            offload=offload, weights_dtype=weights_dtype, attention=attention, compile_=compile_,
-                           fit=fit, report=not no_report, seam_fix=seam_fix)  # fmt: skip
+                           fit=fit, report=not no_report, seam_fix=seam_fix, pose_model=pose_model,
+                           det_onnx=det_onnx, pose_onnx=pose_onnx)  # fmt: skip
         from animate_cli.models import parallel
         from animate_cli.runner import multigpu, pipeline
 

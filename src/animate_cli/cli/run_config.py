@@ -52,7 +52,8 @@ def _frames(minutes: float | None, seconds: float | None, frames: int | None, dr
 def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds, frames, ref_view, pose_video, face_video,
                  weights_dir, device, dtype, resolution, size, steps, seed, prompt, lora, no_audio, side_by_side,
                  overwrite, state_dir, offload="auto", weights_dtype="bf16", attention="auto", compile_=False,
-                 fit: str | None = None, report: bool = True, seam_fix: str = "none") -> C.RunConfig:  # fmt: skip
+                 fit: str | None = None, report: bool = True, seam_fix: str = "none", pose_model: str | None = None,
+                 det_onnx: Path | None = None, pose_onnx: Path | None = None) -> C.RunConfig:  # fmt: skip
     """Turn flags into a frozen RunConfig (no torch, no models)."""
     from animate_cli import media
     from animate_cli.media import canvas
@@ -64,6 +65,8 @@ def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds
         if value not in valid:
             raise UsageError(f"{flag} must be one of {', '.join(valid)}, got {value!r}")
     check_attention_installed(attention)
+    if pose_model is not None and pose_model not in C.POSE_MODELS:
+        raise UsageError(f"--pose-model must be one of {', '.join(C.POSE_MODELS)}, got {pose_model!r}")
     if resolution not in C.RESOLUTIONS:
         raise UsageError(f"--resolution must be one of {', '.join(C.RESOLUTIONS)}")
     if steps < 1 or steps > 1000:
@@ -91,12 +94,12 @@ def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds
         device=device, dtype=dtype, steps=steps, seed=seed, prompt=prompt, loras=tuple(parse_lora(v) for v in lora or ()),
         audio=not no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir,
         offload=offload, weights_dtype=weights_dtype, attention=attention, compile=compile_, fit=cv.fit,
-        canvas_rule=cv.rule, report=report, seam_fix=seam_fix,
+        canvas_rule=cv.rule, report=report, seam_fix=seam_fix, pose_model=pose_model, det_onnx=det_onnx, pose_onnx=pose_onnx,
     )  # fmt: skip
 
 
 def canvas_dict(cfg: C.RunConfig) -> dict:
     """The plan's `canvas` entry: size, where it came from, how the reference and the pose are fitted."""
     pose_fit = ("given --pose-video: centre-cropped if its size differs" if cfg.pose_video else
-                "placed by the driving person's extent over the clip")  # fmt: skip
+                "letterboxed as Wan's pipeline (wan pose model); rtmw: placed by the driving person's extent")  # fmt: skip
     return {"size": [cfg.width, cfg.height], "rule": cfg.canvas_rule, "reference_fit": cfg.fit, "pose_fit": pose_fit}

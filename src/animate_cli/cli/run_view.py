@@ -81,7 +81,8 @@ def print_summary(cfg: C.RunConfig, summary, result: dict) -> None:
     con = err_console()
     con.print(f"wrote {summary.output} ({summary.frames} frames, {summary.frames / C.FPS:.2f} s, "
               f"{summary.size[0]}x{summary.size[1]}, reference {cfg.fit}) in {summary.timings_s.get('total', 0):.1f} s; "
-              f"weights: {manifest.short(result['weights'])}", markup=False)  # fmt: skip
+              f"weights: {manifest.short(result['weights'])}"
+              + (f"; pose by {summary.pose['model']}" if summary.pose.get("model") else ""), markup=False)  # fmt: skip
     mm = summary.memory_mode
     if mm.get("measured_peak_gpu_gib") is not None:
         pred = f" (predicted {mm['predicted_gpu_gib']:.1f} GiB with margins)" if mm.get("predicted_gpu_gib") else ""

@@ -103,5 +103,8 @@ def write_tiny_weights(root: Path, with_pose: bool = True) -> Path:
         from animate_cli.devtools import tiny_pose
 
         tiny_pose.write_tiny_pose_models(root / "pose")
+        from animate_cli.devtools import tiny_wan
+
+        tiny_wan.write_wan_models(root / BASE_DIRNAME)  # Wan's process_checkpoint: the default pose model
     (root / ".complete").write_text("tiny random weights for tests; not a real model\n")
     return root

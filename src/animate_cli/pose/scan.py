@@ -8,7 +8,8 @@ loads it and scans on from `last + 1`, so the frames already estimated are never
 result is the same as one scan of the longer span (the tracker sees the same frames in the same order).
 
 Arrays in scan.npz, m = source frames estimated so far:
-    idx (m,) int64 source index | box (m, 4) xyxy, NaN when nobody was tracked | kpts (m, 133, 2)
+    idx (m,) int64 source index | box (m, 5) xyxy + the detector's score (the wan pose model's person choice;
+    NaN for rtmw, whose tracker keeps no score), xyxy NaN when nobody was tracked | kpts (m, 133, 2)
     scores (m, 133) | n_cand (m,) int64 | epoch (m,) int64 | cuts (c,) int64 source indices
     thumb (h, w) float32 or (0, 0) | meta (7,) int64: first, last, max_lost, lost, reseeds, track_id, version
     trk_last, trk_prev (4,) float64, NaN when None
@@ -24,7 +25,7 @@ import numpy as np
 from animate_cli.pose.track import Tracker
 
 SCAN_FILE = "scan.npz"
-VERSION = 1  # bump when what pass 1 computes per frame changes, so old scans are not continued
+VERSION = 2  # bump when what pass 1 computes per frame changes, so old scans are not continued
 
 
 @dataclass
@@ -48,7 +49,7 @@ class Scan:
         with open(path, "wb") as f:
             np.savez(
                 f, idx=idx,
-                box=np.asarray([nan(4) if r[0] is None else r[0] for r in rows], np.float64).reshape(-1, 4),
+                box=np.asarray([nan(5) if r[0] is None else _box5(r[0]) for r in rows], np.float64).reshape(-1, 5),
                 kpts=np.asarray([nan((133, 2)) if r[1] is None else r[1] for r in rows], np.float32).reshape(-1, 133, 2),
                 scores=np.asarray([np.zeros(133, np.float32) if r[2] is None else r[2] for r in rows], np.float32).reshape(-1, 133),
                 n_cand=np.asarray([r[3] for r in rows], np.int64), epoch=np.asarray([r[4] for r in rows], np.int64),
@@ -71,13 +72,20 @@ class Scan:
                 results = {}
                 for j, i in enumerate(z["idx"]):
                     box = z["box"][j]
-                    found = bool(np.isfinite(box).all())
+                    found = bool(np.isfinite(box[:4]).all())
+                    box = box[:4] if np.isnan(box[4]) else box  # rtmw's 4-value boxes; wan's keep their score
                     results[int(i)] = (box.copy() if found else None, z["kpts"][j].copy() if found else None,
                                        z["scores"][j].copy() if found else None, int(z["n_cand"][j]), int(z["epoch"][j]))  # fmt: skip
                 thumb = z["thumb"].copy() if z["thumb"].size else None
                 return cls(meta[0], meta[1], tracker, results, [int(c) for c in z["cuts"]], thumb)
         except (OSError, ValueError, KeyError, IndexError):
             return None
+
+
+def _box5(box) -> np.ndarray:
+    """A result's box as 5 values: xyxy and the detector's score (NaN when the box has none)."""
+    b = np.asarray(box, np.float64)
+    return b if len(b) == 5 else np.append(b[:4], np.nan)
 
 
 def _box_or_nan(box: np.ndarray | None) -> np.ndarray:

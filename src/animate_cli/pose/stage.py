@@ -21,6 +21,7 @@ its whole span again (the thresholds, gap filling, smoothing and fit look at the
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from animate_cli import config as C
 from animate_cli import media
 from animate_cli.errors import BadInputError, NoPersonDetectedError, OutputExistsError, UsageError
 from animate_cli.media import locks
@@ -39,7 +41,7 @@ from animate_cli.pose.estimator import PoseEstimator, default_threshold_rule, fi
 from animate_cli.pose.geometry import center_crop_fit, person_fit
 from animate_cli.pose.render import FACE68, FACE_SIZE, clip_box, crop_face, draw_overlay, draw_wan_pose, to_wan_meta
 from animate_cli.pose.scan import SCAN_FILE, Scan
-from animate_cli.pose.settings import FIT_MODES, MAX_SIDE, MIN_SIDE, POSE_MODELS, SMOOTH_MODES, PoseResult, PoseSettings
+from animate_cli.pose.settings import FIT_MODES, MAX_SIDE, MIN_SIDE, SMOOTH_MODES, PoseResult, PoseSettings
 from animate_cli.progress import NullReporter, Reporter
 
 SCHEMA = "everanimate.pose/3"  # /3: frames mapped by timestamps, partial spans (span, scan.npz); /2: segments, person fit
@@ -66,14 +68,17 @@ def validate_settings(settings: PoseSettings, ref: Path | None) -> None:
         raise UsageError("--start must be >= 0 and --seconds > 0")
     if s.smooth not in SMOOTH_MODES:
         raise UsageError(f"smooth must be one of {', '.join(SMOOTH_MODES)}, got {s.smooth!r}")
-    if s.pose_model not in POSE_MODELS:
-        raise UsageError(f"pose model must be one of {', '.join(POSE_MODELS)}, got {s.pose_model!r}")
     if s.fit not in FIT_MODES:
         raise UsageError(f"fit must be one of {', '.join(FIT_MODES)}, got {s.fit!r}")
     if s.retarget and ref is None:
         raise UsageError("--retarget needs --ref (the reference image whose proportions to use)")
     if s.max_gap_sec < 0:
         raise UsageError("max_gap_sec must be >= 0")
+    if s.model not in C.POSE_MODELS:
+        raise UsageError(f"pose model must be one of {', '.join(C.POSE_MODELS)}, got {s.model!r}")
+    if s.model == "wan" and (s.smooth != "none" or s.body_thr is not None or s.hand_thr is not None):
+        raise UsageError("--pose-model wan works per frame with Wan's fixed 0.5 thresholds, as the official pipeline: "
+                         "--smooth and --kpt-thr apply to rtmw only")  # fmt: skip
 
 
 def _pick_largest_person(est: PoseEstimator, image: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -112,6 +117,11 @@ def _infer_pass(driving: Path, src: np.ndarray, s: PoseSettings, info: media.Vid
     tracker = scan.tracker
 
     def process(i: int, frame: np.ndarray) -> None:
+        if getattr(est, "wan", False):  # Wan's pipeline: its own person choice every frame, no tracker
+            box = est.select(frame)  # (5,): score -1 = nobody found, the pose model sees the whole frame
+            kpts, scores = est.estimate(frame, box)
+            scan.results[i] = (box, kpts.astype(np.float32), scores.astype(np.float32), int(box[4] > 0), 0)
+            return
         boxes = est.detect(frame)
         boxes = boxes[(boxes[:, 3] - boxes[:, 1]) >= MIN_BOX_PX] if len(boxes) else boxes
         box = tracker.update(boxes)
@@ -146,6 +156,7 @@ def _expand(src: np.ndarray, results: dict, cuts: list[int]):
     scores = np.zeros((t, 133), np.float64)
     boxes = np.full((t, 4), np.nan)
     has = np.zeros(t, bool)
+    found = np.zeros(t, bool)  # the detector found someone (Wan's box: score > 0; otherwise: a box at all)
     segment = np.zeros(t, np.int64)
     multi = 0
     for k, i in enumerate(src):
@@ -153,7 +164,8 @@ def _expand(src: np.ndarray, results: dict, cuts: list[int]):
         segment[k] = epoch
         multi += n_cand > 1
         if box is not None:
-            kpts[k], scores[k], boxes[k], has[k] = kp, sc, box, True
+            kpts[k], scores[k], boxes[k], has[k] = kp, sc, box[:4], True
+            found[k] = len(box) < 5 or box[4] > 0
     cut_src = np.asarray(cuts, np.int64)
     # output frame k follows a cut when a cut source frame lies in (src[k-1], src[k]]
     cut = np.r_[False, [bool(((cut_src > a) & (cut_src <= b)).any()) for a, b in zip(src[:-1], src[1:], strict=True)]]
@@ -166,7 +178,7 @@ def _expand(src: np.ndarray, results: dict, cuts: list[int]):
             if last_seg is not None and segment[k] != last_seg and not cut_since:
                 reseed[k] = True
             last_seg, cut_since = segment[k], False
-    return kpts, scores, boxes, has, segment, reseed, cut, int(multi)
+    return kpts, scores, boxes, has, segment, reseed, cut, int(multi), found
 
 
 def output_span(info: media.VideoInfo, s: PoseSettings, frames: int | None) -> tuple[np.ndarray, int]:
@@ -229,7 +241,11 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
             f"no frames in {driving} from {s.start:g} s (it lasts {info.duration:.3f} s; check --start/--seconds)"
         )
     t0 = time.monotonic()
-    if estimator is None:
+    if estimator is None and s.model == "wan":
+        from animate_cli.pose.wan_estimator import WanEstimator
+
+        estimator = WanEstimator(det_onnx, pose_onnx, s.device)
+    elif estimator is None:
         from animate_cli.pose.estimator import RtmlibEstimator
 
         estimator = RtmlibEstimator(det_onnx, pose_onnx, s.device)
@@ -242,42 +258,22 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
     scan = Scan.load(out_dir / SCAN_FILE, int(src[0]), _max_lost(info, s)) if keep_scan else None
     scan = _infer_pass(driving, src, s, info, estimator, reporter, scan)
     t_infer = time.monotonic() - t0
-    kpts, scores, det_boxes, has, segment, reseed, cut, multi = _expand(src, scan.results, scan.cuts)
+    kpts, scores, det_boxes, has, segment, reseed, cut, multi, found = _expand(src, scan.results, scan.cuts)
     if not has.any():
         raise NoPersonDetectedError(f"no person detected in any frame of {driving}",
                                     hint="the driving video needs one clearly visible person")  # fmt: skip
 
     # 2. whole-clip post-processing on the small keypoint arrays
-    thr = _thresholds(s, estimator.pose_name, scores, has)
-    valid = K.valid_frames(scores, has, thr.body)
-    if not valid.any():
-        raise NoPersonDetectedError(
-            f"no frame of {driving} has a usable skeleton (fewer than {K.MIN_BODY_POINTS} confident body points)"
+    wan = None
+    if getattr(estimator, "wan", False):  # Wan's pipeline: per frame, fixed 0.5, letterboxed (wan_frames)
+        thr, valid, kpts_s, scores_g, status, face, warnings, draw_kpts, retarget_info, fit, wan = _post_wan(
+            driving, s, info, kpts, scores, has, ref_pose, reporter
+        )
+    else:
+        thr, valid, kpts_s, scores_g, status, face, warnings, draw_kpts, retarget_info, fit = _post_rtmw(
+            driving, s, info, estimator, kpts, scores, has, segment, ref_pose, reporter
         )
     max_gap = round(s.max_gap_sec * s.fps)
-    kpts_g, scores_g, status = K.fill_gaps(kpts, scores, valid, max_gap, segment)
-    kpts_s = kpts_g if s.smooth == "none" else K.smooth_keypoints(kpts_g, scores_g, status, s.fps, thr, segment)
-    face = K.face_boxes(kpts_s, scores_g, status, thr.face)
-    if s.smooth != "none":
-        face = K.smooth_face_boxes(face, s.fps, segment)
-    warnings = _face_warnings(estimator.pose_name, scores, status, face)
-    for w in warnings:
-        reporter.log(f"warning: {w}")
-    draw_kpts, draw_sc, retarget_info, fit = kpts_s, scores_g, None, None
-    if s.retarget and s.pose_model == "wan":  # Wan's own retarget, in canvas pixels: drawn with an identity fit
-        from animate_cli.pose.wan_retarget import retarget_clip
-
-        draw_kpts, draw_sc, retarget_info = retarget_clip(kpts_s, scores_g, status != K.EMPTY, (info.width, info.height),
-                                                              ref_pose, (s.width, s.height))  # fmt: skip
-        fit = center_crop_fit(s.width, s.height, s.width, s.height)
-    elif s.retarget:
-        from animate_cli.pose.retarget import retarget_sequence
-
-        draw_kpts, retarget_info = retarget_sequence(kpts_s, scores_g, status, thr, ref_pose)
-    if fit is None and s.fit == "crop":
-        fit = center_crop_fit(info.width, info.height, s.width, s.height)
-    elif fit is None:
-        fit = person_fit(info.width, info.height, s.width, s.height, _drawn_points(draw_kpts, draw_sc, status, thr))
 
     # 3. render + encode (streamed) into a hidden folder, then move into place
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -285,17 +281,21 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
     tmp.mkdir()
     try:
         t1 = time.monotonic()
-        written = _render_pass(driving, s, info, src, draw_kpts, draw_sc, status, face, thr, fit, tmp, debug_overlay, reporter)
+        written = _render_pass(
+            driving, s, info, src, draw_kpts, scores_g, status, face, thr, fit, tmp, debug_overlay, reporter, wan
+        )
         t_render = time.monotonic() - t1
         counts = {"detected": int((status == K.DETECTED).sum()), "interpolated": int((status == K.INTERPOLATED).sum()),
                   "empty": int((status == K.EMPTY).sum())}  # fmt: skip
+        if wan is not None:  # every frame is drawn; "detected" counts frames where the detector found someone
+            counts["detected"] = int(found.sum())
         if save_keypoints:
             with open(tmp / KEYPOINTS_FILE, "wb") as f:
                 np.savez(f, kpts=kpts.astype(np.float32), scores=scores.astype(np.float32),
                          kpts_smoothed=kpts_s.astype(np.float32), kpts_drawn=draw_kpts.astype(np.float32),
                          valid=valid, interp=status == K.INTERPOLATED, status=status, det_boxes=det_boxes.astype(np.float32),
                          face_boxes=face.astype(np.float32), src_index=src, segment=segment, reseed=reseed,
-                         cut=cut)  # fmt: skip
+                         cut=cut, **({} if wan is None else {"wan_body": wan.body20(), "body_reused": wan.reused}))  # fmt: skip
         meta = {
             "schema": SCHEMA,
             "frames_unit": "output frames (at output.fps), numbered from 0; only keys under 'source' and "
@@ -314,7 +314,15 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
                           "source_time_s": np.round(info.timeline.times[src], 6).tolist()},
             "fit": {**fit.to_dict(), "draw_resolution": "source", "interpolation": "linear"},
             "face": {"rule": "wan get_face_bboxes (area x1.3, 3:1 above:below), clipped; confident landmarks only",
-                     "min_landmarks": K.MIN_FACE_POINTS, "frames_with_face": int(np.isfinite(face).all(axis=1).sum())},
+                     "min_landmarks": K.MIN_FACE_POINTS, "frames_with_face": int(np.isfinite(face).all(axis=1).sum())}
+                    if wan is None else
+                    {"rule": "wan get_face_bboxes from all 68 landmarks, no score check, unsmoothed (official)",
+                     "frames_with_face": int(np.isfinite(face).all(axis=1).sum())},
+            "pose_model": s.model if wan is None else "wan",
+            **({} if wan is None else {"wan": {
+                "pipeline": "Wan2.2-Animate official preprocessing (github Wan-Video/Wan2.2 @42bf4cf), reproduced",
+                "no_detection_frames": np.flatnonzero(~found).tolist(),
+                "body_reused_frames": np.flatnonzero(wan.reused).tolist()}}),
             "models": _models_meta(estimator, det_onnx, pose_onnx),
             "thresholds": thr.to_dict(),
             "tracking": {"rule": "seed largest (Wan strict), follow by IoU >= 0.3 of a constant-velocity prediction; "
@@ -351,7 +359,68 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
     return PoseResult(out_dir / POSE_FILE, out_dir / FACE_FILE, out_dir / META_FILE, written, s.fps, s.width, s.height,
                       counts["detected"], counts["interpolated"], counts["empty"],
                       out_dir / KEYPOINTS_FILE if save_keypoints else None,
-                      out_dir / OVERLAY_FILE if debug_overlay else None, complete=written == n_total)  # fmt: skip
+                      out_dir / OVERLAY_FILE if debug_overlay else None, complete=written == n_total, model=meta["pose_model"])  # fmt: skip
+
+
+def _post_rtmw(driving, s: PoseSettings, info, estimator, kpts, scores, has, segment, ref_pose, reporter):
+    """Thresholds, gaps, smoothing, face boxes, retarget and the person fit of the rtmw path."""
+    thr = _thresholds(s, estimator.pose_name, scores, has)
+    valid = K.valid_frames(scores, has, thr.body)
+    if not valid.any():
+        raise NoPersonDetectedError(
+            f"no frame of {driving} has a usable skeleton (fewer than {K.MIN_BODY_POINTS} confident body points)"
+        )
+    max_gap = round(s.max_gap_sec * s.fps)
+    kpts_g, scores_g, status = K.fill_gaps(kpts, scores, valid, max_gap, segment)
+    kpts_s = kpts_g if s.smooth == "none" else K.smooth_keypoints(kpts_g, scores_g, status, s.fps, thr, segment)
+    face = K.face_boxes(kpts_s, scores_g, status, thr.face)
+    if s.smooth != "none":
+        face = K.smooth_face_boxes(face, s.fps, segment)
+    warnings = _face_warnings(estimator.pose_name, scores, status, face)
+    for w in warnings:
+        reporter.log(f"warning: {w}")
+    draw_kpts, retarget_info = kpts_s, None
+    if s.retarget:
+        from animate_cli.pose.retarget import retarget_sequence
+
+        draw_kpts, retarget_info = retarget_sequence(kpts_s, scores_g, status, thr, ref_pose)
+    if s.fit == "crop":
+        fit = center_crop_fit(info.width, info.height, s.width, s.height)
+    else:
+        fit = person_fit(info.width, info.height, s.width, s.height, _drawn_points(draw_kpts, scores_g, status, thr))
+
+    return thr, valid, kpts_s, scores_g, status, face, warnings, draw_kpts, retarget_info, fit
+
+
+def _post_wan(driving, s: PoseSettings, info, kpts, scores, has, ref_pose, reporter):
+    """Wan's official rules (pose.wan_frames): every frame drawn from its own keypoints (a body the model did
+    not see reuses the previous one), fixed 0.5 thresholds, the face box from all 68 landmarks, letterbox."""
+    from animate_cli.pose import wan_decode as D
+    from animate_cli.pose.wan_frames import LetterboxFit, wan_frames
+
+    thr = K.fixed_thresholds(D.KPT_THR, rule="Wan: fixed 0.5 on ViTPose heatmap maxima, body and hands")
+    status = np.full(len(kpts), K.DETECTED, np.int8)
+    wan = wan_frames(kpts, scores, info.width, info.height)  # face boxes (and, without retarget, the drawing)
+    if not (wan.body20()[:, :, 2] >= thr.body).any():
+        raise NoPersonDetectedError(f"no person detected in any frame of {driving} (no body point scores >= 0.5)",
+                                    hint="the driving video needs one clearly visible person")  # fmt: skip
+    fit = LetterboxFit(info.width, info.height, s.width, s.height)
+    draw_kpts, retarget_info = kpts, None
+    if s.retarget:  # Wan's own retarget (pose.wan_retarget): the skeleton in canvas pixels, drawn without a fit
+        from animate_cli.pose.wan_retarget import retarget_clip
+
+        draw_kpts, draw_sc, retarget_info = retarget_clip(kpts, scores, has, (info.width, info.height), ref_pose,
+                                                          (s.width, s.height))  # fmt: skip
+        drawn = wan_frames(draw_kpts, draw_sc, s.width, s.height)
+        # face crops still come from the driving frames (the face boxes above); only the drawing is retargeted
+        wan = dataclasses.replace(drawn, face_boxes=wan.face_boxes)
+        fit = LetterboxFit(s.width, s.height, s.width, s.height)
+    face = np.array([[np.nan] * 4 if b is None else b for b in wan.face_boxes], np.float64)
+    if wan.reused.any():  # (counted on the drawn skeleton)
+        reporter.log(
+            f"pose: no body seen in {int(wan.reused.sum())} frames; the previous frame's body is drawn there (Wan's rule)"
+        )
+    return thr, has, kpts, scores, status, face, [], draw_kpts, retarget_info, fit, wan
 
 
 def _drawn_points(kpts: np.ndarray, scores: np.ndarray, status: np.ndarray, thr: K.Thresholds) -> np.ndarray:
@@ -374,8 +443,11 @@ def _face_warnings(pose_name: str, scores: np.ndarray, status: np.ndarray, face:
     return []
 
 
-def _render_pass(driving, s, info, src, kpts, scores, status, face, thr, fit, tmp: Path, debug_overlay: bool, reporter) -> int:
-    """Pass 3: decode again and write pose/face (and overlay) frames; returns the frame count."""
+def _render_pass(
+    driving, s, info, src, kpts, scores, status, face, thr, fit, tmp: Path, debug_overlay: bool, reporter, wan=None
+) -> int:
+    """Pass 3: decode again and write pose/face (and overlay) frames; returns the frame count.
+    `wan` (pose.wan_frames.WanFrames) draws and crops by Wan's rules instead."""
     from contextlib import ExitStack
 
     reporter.stage("render", len(src), "rendering pose + face")
@@ -391,14 +463,18 @@ def _render_pass(driving, s, info, src, kpts, scores, status, face, thr, fit, tm
         k = 0
         for i, frame in media.iter_source_frames(driving, int(src[0]), int(src[-1])):
             while k < len(src) and src[k] == i:
-                if status[k] == K.EMPTY:
+                if wan is not None:
+                    pose = wan.pose_frame(k, fit)
+                elif status[k] == K.EMPTY:
                     pose = black_pose
                 else:
                     canvas = np.zeros((fit.src_h, fit.src_w, 3), np.uint8)  # Wan draws at the source (or retarget) size
                     draw_wan_pose(canvas, to_wan_meta(kpts[k], scores[k]), thr.body, thr.hand)
                     pose = fit.apply(canvas)
                 pose_w.write(pose)
-                face_w.write(crop_face(frame, clip_box(face[k], info.width, info.height)))
+                face_w.write(
+                    wan.face_frame(k, frame) if wan is not None else crop_face(frame, clip_box(face[k], info.width, info.height))
+                )
                 if over_w is not None:
                     fb = face[k]
                     fb_out = None if not np.isfinite(fb).all() else bg.points(fb.reshape(2, 2)).reshape(4)
@@ -459,8 +535,13 @@ def cache_key(driving: Path, settings: PoseSettings, det_onnx: Path, pose_onnx: 
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     h.update(replace(settings, device="cpu").to_json().encode())
-    for p in (det_onnx, pose_onnx):
-        h.update(file_sha256(Path(p)).encode())
+    for p in map(Path, (det_onnx, pose_onnx)):
+        if p.is_dir():  # a model folder (end2end.onnx + external weights, as the Hub's ViTPose-H)
+            from animate_cli.pose.wan_estimator import FOLDER_MODEL, model_digest
+
+            h.update(model_digest(p / FOLDER_MODEL).encode())
+        else:
+            h.update(file_sha256(p).encode())
     if settings.retarget and ref is not None:
         h.update(Path(ref).read_bytes())
     return h.hexdigest()[:16]
@@ -480,7 +561,7 @@ def load_result(out_dir: Path) -> PoseResult | None:
         c = meta["counts"]
         return PoseResult(pose, face, meta_path, n, float(meta["output"]["fps"]), int(w), int(h),
                           int(c["detected"]), int(c["interpolated"]), int(c["empty"]), cached=True,
-                          complete=bool(meta["span"]["complete"]))  # fmt: skip
+                          complete=bool(meta["span"]["complete"]), model=meta.get("pose_model", "rtmw"))  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError, BadInputError):
         return None
 

@@ -34,7 +34,7 @@ def _readiness(cfg: RunConfig, plan_dict: dict, auto_mode: dict) -> list:
     from animate_cli import weights
     from animate_cli.runner import readiness
 
-    need = ("base", "lora") if cfg.pose_video else ("base", "lora", "pose")
+    need = ("base", "lora") if cfg.pose_video else ("base", "lora", *_pose_need(cfg))
     w = readiness.weights_item(cfg.weights_dir, cfg.resolution, need)
     tiny = w.ok and weights.is_tiny(Path(cfg.weights_dir) / weights.BASE_DIR)
     modes = plan_dict.get("memory_modes", [])
@@ -50,3 +50,15 @@ def _readiness(cfg: RunConfig, plan_dict: dict, auto_mode: dict) -> list:
     disk = readiness.disk_item(cfg.out, cfg.resume_dir, cfg.width * (2 if cfg.side_by_side else 1), cfg.height, cfg.frames,
                                plan_dict["chunks"], cfg.dtype, extract_pose=cfg.pose_video is None)  # fmt: skip
     return [w, gpu, disk]
+
+
+def _pose_need(cfg: RunConfig) -> tuple[str, ...]:
+    """The weights part the pose model needs: none for wan (its files are checked by pose.choice), the
+    "pose" part (RTMW) when that is what `run` would use or when neither model is there."""
+    from animate_cli.errors import WeightsMissingError
+    from animate_cli.pose.choice import choose_models
+
+    try:
+        return () if choose_models(cfg.pose_model, cfg.weights_dir, cfg.det_onnx, cfg.pose_onnx).model == "wan" else ("pose",)
+    except WeightsMissingError:
+        return ("pose",)

@@ -14,6 +14,7 @@ frames the next chunk needs (last frame for CLIP, the sampled memory frames of c
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -135,6 +136,7 @@ class Setup:
     loras: list[tuple[Path, float]]  # the EverAnimate LoRA first, then --lora files, with their scales
     dev: object  # models.device.DeviceChoice
     options: object  # models.LoadOptions: every memory/speed choice, consumed only by loading
+    pose_models: object = None  # pose.choice.PoseModels: the pose model and its files (None with --pose-video)
 
 
 def _setup(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter) -> Setup:
@@ -144,9 +146,14 @@ def _setup(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter) -> Setup:
     from animate_cli.models import device as devmod
     from animate_cli.models.runtime import APPROXIMATE_BACKENDS, resolve_attention
 
-    paths = weights.resolve(
-        cfg.weights_dir, cfg.resolution, need=("base", "lora") if cfg.pose_video else ("base", "lora", "pose")
-    )
+    paths = weights.resolve(cfg.weights_dir, cfg.resolution, need=("base", "lora"))
+    pose_models = None
+    if cfg.pose_video is None:  # which pose model, and its files (WeightsMissingError here, before any model loads)
+        from animate_cli.pose.choice import choose_models
+
+        pose_models = choose_models(cfg.pose_model, cfg.weights_dir, cfg.det_onnx, cfg.pose_onnx)
+        if pose_models.note:
+            reporter.log(f"warning: {pose_models.note}")
     loras = [(paths.lora, 1.0), *((spec.path, spec.scale) for spec in cfg.loras)]
     for p, _ in loras:
         if not Path(p).is_file():
@@ -165,7 +172,7 @@ def _setup(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter) -> Setup:
                           attention=attention, compile=cfg.compile)  # fmt: skip
     if attention in APPROXIMATE_BACKENDS:
         reporter.log(f"warning: --attention {cfg.attention} is approximate (8-bit attention); frames differ from exact attention")
-    return Setup(paths, loras, dev, options)
+    return Setup(paths, loras, dev, options, pose_models)
 
 
 def _resume_settings(cfg: RunConfig, setup: Setup) -> dict:
@@ -212,7 +219,7 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
     if cfg.pose_video is not None:
         pose_job = done_job("pose", (cfg.pose_video, cfg.face_video, checked.pose_frames, {}))
     else:
-        pose_job = BackgroundJob("pose", lambda r: _extract_pose(cfg, paths, dev.device, r), reporter)
+        pose_job = BackgroundJob("pose", lambda r: _extract_pose(cfg, setup.pose_models, dev.device, r), reporter)
     with pose_job:
         # 3. Resume state, first without the digests of pose videos still being extracted: a saved run with
         #    other settings is refused before any model loads. The chunk count does not depend on the pose
@@ -322,26 +329,28 @@ def _rounded(timings: dict) -> dict:
     return out
 
 
-def _extract_pose(cfg: RunConfig, paths, run_device: str, reporter: Reporter):
+def _extract_pose(cfg: RunConfig, models, run_device: str, reporter: Reporter):
     """The pose stage for `run` (on the pose worker thread): (pose.mp4, face.mp4, source frames, summary dict).
 
-    Only the span the plan reads is extracted: the requested length rounded up to whole chunks, or the whole
-    driving video when the plan ping-pongs through it. "source frames" is the driving video's length in
-    output frames (the plan's ping-pong period), whatever the pose video's. ONNX Runtime runs on the run's
-    GPU when its CUDA provider is installed; a CUDA provider that cannot start (missing CUDA/cuDNN libraries)
-    falls back to the CPU with a warning instead of failing the run."""
+    `models` (pose.choice) names the pose model and its two ONNX files. Only the span the plan reads is
+    extracted: the requested length rounded up to whole chunks, or the whole driving video when the plan
+    ping-pongs through it. "source frames" is the driving video's length in output frames (the plan's
+    ping-pong period), whatever the pose video's. ONNX Runtime runs on the run's GPU when its CUDA provider
+    is installed; a CUDA provider that cannot start (missing CUDA/cuDNN libraries) falls back to the CPU with
+    a warning instead of failing the run."""
     from animate_cli.errors import DeviceError
     from animate_cli.pose import PoseSettings, cached_extract_pose
     from animate_cli.pose.estimator import pose_device
 
     source_frames = media.probe(cfg.driving).frames_at(C.FPS)
     needed = driving_frames_read(make_plan(cfg.frames, cfg.width, cfg.height, source_frames, cfg.steps, cfg.seed))
-    settings = PoseSettings(width=cfg.width, height=cfg.height, fps=float(C.FPS), device=pose_device(run_device))
+    settings = PoseSettings(width=cfg.width, height=cfg.height, fps=float(C.FPS), device=pose_device(run_device),
+                            model=models.model, smooth="none" if models.model == "wan" else "default")  # fmt: skip
     cache = cfg.out.parent / ".everanimate-pose-cache"
 
     def extract(settings: PoseSettings):
         return cached_extract_pose(
-            cfg.driving, cache, settings, paths.det_onnx, paths.pose_onnx, reporter=reporter, frames=needed
+            cfg.driving, cache, settings, models.det_onnx, models.pose_onnx, reporter=reporter, frames=needed
         )
 
     try:
@@ -350,11 +359,12 @@ def _extract_pose(cfg: RunConfig, paths, run_device: str, reporter: Reporter):
         if settings.device == "cpu":
             raise
         reporter.log(f"warning: pose models on the CPU: {e.message}")
-        settings = PoseSettings(width=cfg.width, height=cfg.height, fps=float(C.FPS), device="cpu")
+        settings = dataclasses.replace(settings, device="cpu")
         res = extract(settings)
     if res.frames < needed:
         raise BadInputError(f"the pose of {cfg.driving} has {res.frames} frames, the plan reads {needed}")
-    info = {"frames": res.frames, "of": source_frames, "detected": res.detected, "interpolated": res.interpolated,
+    info = {"model": res.model, "det": Path(models.det_onnx).name, "pose_model_file": Path(models.pose_onnx).name,
+            "frames": res.frames, "of": source_frames, "detected": res.detected, "interpolated": res.interpolated,
             "empty": res.empty, "cache": str(res.pose_video.parent), "reused": bool(res.cached), "device": settings.device}  # fmt: skip
     return res.pose_video, res.face_video, source_frames, info
 

@@ -165,7 +165,7 @@ def test_run_extracts_only_the_chunks_it_reads():
 
 
 def test_help_shows_flags_as_flags():
-    for cmd in ("run", "extract-pose", "download-weights"):
+    for cmd in ("run", "extract-pose", "download-weights", "inspect"):
         out = CliRunner().invoke(app, [cmd, "--help"], env={"COLUMNS": "250", "NO_COLOR": "1"}).output
         assert "<bool>" not in out and not re.search(r"\w \.(\s|$)", out)  # no "text ." left by eaten markup
     out = CliRunner().invoke(app, ["extract-pose", "--help"], env={"COLUMNS": "250", "NO_COLOR": "1"}).output

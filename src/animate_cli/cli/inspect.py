@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from animate_cli import config as C
-from animate_cli.cli.common import app, err_console, make_reporter, quiet_stdout, run_command
+from animate_cli.cli.common import FlagCommand, app, err_console, make_reporter, quiet_stdout, run_command
 from animate_cli.errors import BadInputError
 
 SCHEMA = "everanimate.inspect/1"
@@ -32,7 +32,7 @@ def summary_line(head: dict) -> str:
     return "; ".join(parts)
 
 
-@app.command("inspect")
+@app.command("inspect", cls=FlagCommand)
 def inspect_cmd(
     video: Annotated[Path, typer.Argument(help="The video to inspect (an everanimate output or any mp4).", show_default=False)],
     driving: Annotated[Path | None, typer.Option(help="Driving video: enables pose adherence (needs the pose models).")] = None,

@@ -70,11 +70,11 @@ def extract_pose_cmd(
     ref: Annotated[Path | None, typer.Option(help="Reference image: sets the orientation; needed by --retarget; must show a person.")] = None,
     retarget: Annotated[bool, typer.Option("--retarget", help="Rescale the driving skeleton's limbs to the reference person's proportions.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (onnxruntime).")] = "auto",
-    pose_model: Annotated[str | None, typer.Option("--pose-model", help="wan (Wan2.2-Animate's own YOLOv10m + ViTPose-H, what the model was trained on) or rtmw (lighter). [default: wan when its models are in the weights folder, else rtmw]")] = None,
+    pose_model: Annotated[str | None, typer.Option("--pose-model", help="wan (Wan2.2-Animate's own YOLOv10m + ViTPose-H, what the model was trained on) or rtmw (lighter); default: wan when its models are in the weights folder, else rtmw")] = None,
     det_onnx: Annotated[Path | None, typer.Option("--det-onnx", help="Person detector ONNX (a file, or a folder holding end2end.onnx) instead of the weights folder's.")] = None,
     pose_onnx: Annotated[Path | None, typer.Option("--pose-onnx", help="Whole-body pose ONNX (a file, or a folder holding end2end.onnx) instead of the weights folder's.")] = None,
     smooth: Annotated[str | None, typer.Option(help="rtmw: default (zero-phase One-Euro on keypoints and face box) or none (per frame). wan is always per frame, as the official pipeline.")] = None,
-    kpt_thr: Annotated[float | None, typer.Option(help="rtmw: keypoint score threshold [default: 0.5 x the clip's median torso score]. wan uses Wan's fixed 0.5.")] = None,
+    kpt_thr: Annotated[float | None, typer.Option(help="rtmw: keypoint score threshold (default: 0.5 x the clip's median torso score); wan uses Wan's fixed 0.5.")] = None,
     save_keypoints: Annotated[bool, typer.Option("--save-keypoints", help="Also write keypoints.npz.")] = False,
     debug_overlay: Annotated[bool, typer.Option("--debug-overlay", help="Also write debug_overlay.mp4 (skeleton and face box over the video).")] = False,
     weights_dir: Annotated[Path, typer.Option(envvar=C.WEIGHTS_ENV, show_envvar=True, help="Where download-weights put the models (wan: wan2.2-animate-14b/process_checkpoint/, rtmw: pose/*.onnx).")] = None,  # type: ignore[assignment]

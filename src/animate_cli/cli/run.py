@@ -146,7 +146,7 @@ def run_cmd(
         str | None,
         typer.Option(
             "--pose-model",
-            help="wan (Wan2.2-Animate's own YOLOv10m + ViTPose-H, what the model was trained on) or rtmw (lighter). [default: wan when its models are in the weights folder, else rtmw]",
+            help="wan (Wan2.2-Animate's own YOLOv10m + ViTPose-H, what the model was trained on) or rtmw (lighter); default: wan when its models are in the weights folder, else rtmw",
             rich_help_panel=IO,
         ),
     ] = None,

@@ -58,7 +58,7 @@ def make_report(video: Path, *, driving: Path | None = None, ref: Path | None = 
     ref_img = media.load_image(ref) if ref is not None else None
     if driving is not None:
         media.probe(driving)
-    approx = info.approx_frames
+    approx = info.frames
     if layout is None:
         parse_chunks(chunks, max(approx, 1) + 1)  # a malformed --chunks fails before the scan
     timings: dict[str, float] = {}

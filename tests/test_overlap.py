@@ -236,7 +236,7 @@ def test_crash_mid_segment_leaves_nothing_complete_looking_and_resume_is_identic
     code = (
         "import os, signal, sys, torch\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r}); torch.set_num_threads({torch.get_num_threads()})\n"
-        "from pathlib import Path\nfrom helpers import make_cfg\nfrom animate_cli import media, pipeline\n"
+        "from pathlib import Path\nfrom helpers import make_cfg\nfrom animate_cli import media\nfrom animate_cli.runner import pipeline\n"
         "real = media.VideoWriter.write\n"
         "def write(self, frame):\n"
         "    if self.path.name.startswith('chunk_00001') and self.frames == 10:\n"

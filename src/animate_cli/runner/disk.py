@@ -23,6 +23,7 @@ from animate_cli.media.files import free_bytes, mount_of
 from animate_cli.rollout import resume
 from animate_cli.runner import readiness
 
+_PREFLIGHT = "not enough space"  # the reason of check_space's error (its hint already says how much to free)
 _SEGMENT_NAME = re.compile(r"chunk_\d{5}_(\d{3})\.mp4")  # resume.segment_path: the name records the kept frames
 
 
@@ -69,7 +70,7 @@ def check_space(w: RunWrites, free=None) -> None:
                 f"not enough space on {mount} for the {' and '.join(need.labels)}: ~{_mb(need.bytes)} to write, "
                 f"{_mb(have)} free",
                 hint=f"{action} and run the same command again: {continues(w)}", path=need.path, mount=mount,
-                reason="not enough space", action=action,
+                reason=_PREFLIGHT, action=action,
             )  # fmt: skip
 
 
@@ -78,7 +79,7 @@ def explain(e: WriteFailedError, w: RunWrites, free=None) -> WriteFailedError:
     same command continues from."""
     free = free or free_bytes
     action = e.action or "fix the cause"
-    if isinstance(e, OutOfSpaceError) and e.mount is not None:
+    if isinstance(e, OutOfSpaceError) and e.mount is not None and e.reason != _PREFLIGHT:  # check_space's is exact
         dev_needs = [n for n in needs(w).values() if mount_of(n.path) == Path(e.mount)]
         short = sum(n.bytes for n in dev_needs) * readiness.DISK_MARGIN - free(e.mount)
         if short > 0:

@@ -291,7 +291,9 @@ class VideoWriter:
         cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{width}x{height}",
                "-pix_fmt", "rgb24", "-r", str(Fraction(fps).limit_denominator()), "-i", "-", "-an", "-vcodec", "libx264",
                "-pix_fmt", "yuv420p", "-v", "error", "-crf", str(crf), "-preset", "medium", str(self.tmp)]  # fmt: skip
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Its own process group (as imageio-ffmpeg does): Ctrl-C reaches only us, and we stop the encoder (abort)
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                      process_group=0)  # fmt: skip
         self._stderr = _Stderr(self._proc.stderr)
 
     def write(self, frame: np.ndarray) -> None:

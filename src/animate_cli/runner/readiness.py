@@ -205,12 +205,12 @@ def disk_item(out: Path, state_dir: Path, width: int, height: int, frames: int, 
     for n in needs.values():
         need, have = int(n.bytes * DISK_MARGIN), free(n.path)
         ok &= have >= need
-        lines.append(f"{' + '.join(n.labels)}: ~{gb(need)} needed, {gb(have)} free on {n.path}")
+        lines.append(f"{' + '.join(n.labels)}: ~{_gb(need)} needed, {_gb(have)} free on {n.path}")
     if ok:
         return Item("disk", True, "; ".join(lines), detail=detail)
     return Item("disk", False, "; ".join(lines), exit_code=int(ExitCode.WRITE),
                 fix="free some space, or choose --out / --state-dir on a larger disk", detail=detail)  # fmt: skip
 
 
-def gb(n: int) -> str:
+def _gb(n: int) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"

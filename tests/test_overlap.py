@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 
 from animate_cli import media
 from animate_cli.cli import app
-from animate_cli.media.writer import SegmentWriteError, SegmentWriter
+from animate_cli.errors import WriteFailedError
+from animate_cli.media.writer import SegmentWriter
 from animate_cli.runner import pipeline
 
 ENV = {"COLUMNS": "300", "NO_COLOR": "1"}
@@ -208,12 +209,13 @@ def fake_ffmpeg(tmp_path) -> Path:
 def test_writer_failure_is_one_clean_error_not_a_hang(tmp_path, monkeypatch):
     monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(fake_ffmpeg(tmp_path)))
     seg = tmp_path / "seg.mp4"
-    with pytest.raises(SegmentWriteError) as e, SegmentWriter(depth=2) as w:
+    with pytest.raises(WriteFailedError) as e, SegmentWriter(depth=2) as w:
         w.open(seg, 64, 32, 25, 0)
         for f in clip_frames(200):
             w.write(f)
         w.close()
-    assert "\n" not in e.value.message and e.value.message.startswith("writing a video segment failed")
+    assert "\n" not in e.value.message and e.value.message.startswith(f"cannot write {seg}")
+    assert "disk on fire" in e.value.message and e.value.exit_code == 6  # ffmpeg's last line, kept
     assert not seg.exists() and not seg.with_name("seg.mp4.partial.mp4").exists()
 
 
@@ -223,8 +225,8 @@ def test_writer_failure_in_a_run_exits_cleanly(tiny_weights, media_dir, tmp_path
             "--out", str(tmp_path / "o.mp4"), "--size", "64x32", "--steps", "1", "--device", "cpu", "--dtype", "fp32",
             "--pose-video", str(media_dir / "pose.mp4"), "--face-video", str(media_dir / "face.mp4"), "--frames", "150"]  # fmt: skip
     result = CliRunner().invoke(app, args, env=ENV)
-    assert result.exit_code == 1, result.output
-    assert "error: writing a video segment failed" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 6, result.output
+    assert "error: cannot write" in result.output and "disk on fire" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "o.mp4").exists()
     assert not any(t.name == "everanimate-writer" and t.is_alive() for t in threading.enumerate())
 
@@ -237,7 +239,7 @@ def test_crash_mid_segment_leaves_nothing_complete_looking_and_resume_is_identic
     code = (
         "import os, signal, sys, torch\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r}); torch.set_num_threads({torch.get_num_threads()})\n"
-        "from pathlib import Path\nfrom helpers import make_cfg\nfrom animate_cli import media, pipeline\n"
+        "from pathlib import Path\nfrom helpers import make_cfg\nfrom animate_cli import media\nfrom animate_cli.runner import pipeline\n"
         "real = media.VideoWriter.write\n"
         "def write(self, frame):\n"
         "    if self.path.name.startswith('chunk_00001') and self.frames == 10:\n"

@@ -124,7 +124,7 @@ def test_disk_item_and_state_estimate(tmp_path):
     ok = R.disk_item(tmp_path / "o.mp4", tmp_path / "state", 832, 480, 3000, 42, "bf16", False, free=lambda p: 10**12)
     assert ok.ok and "output + preview + state" in ok.message
     full = R.disk_item(tmp_path / "o.mp4", tmp_path / "state", 832, 480, 3000, 42, "bf16", True, free=lambda p: 10**6)
-    assert not full.ok and full.exit_code == 3 and "1.0 MB free" in full.message and full.fix
+    assert not full.ok and full.exit_code == 6 and "1.0 MB free" in full.message and full.fix
     assert full.detail["state_bytes"] > ok.detail["state_bytes"]  # extracting poses caches two more videos
 
 

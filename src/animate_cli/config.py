@@ -51,6 +51,13 @@ WRITER_QUEUE_FRAMES = CHUNK_FRAMES  # decoded frames waiting for the H.264 threa
 WORKER_STOP_WAIT_S = 5.0  # on failure or Ctrl-C, how long to let a worker thread stop (one pose frame, one
 # ffmpeg write) before exiting anyway; the threads are daemons, so they never keep the process alive
 
+# --- writing files (media.files, media.check_video, runner.pipeline) -----------------------------------
+# A muxed output's container lasts frames/fps plus at most one AAC frame (1024 samples, 23 ms at 44.1 kHz)
+# of padded audio and rounding; a dropped segment (73 frames, 2.9 s) is far outside. 0.1 s = 2.5 frames.
+DURATION_TOLERANCE_S = 0.1
+FFMPEG_STDERR_LINES = 20  # lines of an encoder's stderr kept for the error message (-v error writes one or two)
+FFMPEG_STDERR_JOIN_S = 5.0  # the stderr reader ends when ffmpeg exits; never wait on it forever
+
 # --- LoRA files (spec §5) -----------------------------------------------------------------------
 LORA_BY_RESOLUTION = {
     "480p": "ckpts/everanimate-v1-lora32/stage2_480p.safetensors",  # default: stage 1 + RFM fine-tune

@@ -17,6 +17,7 @@ class ExitCode(enum.IntEnum):
     BAD_INPUT = 3  # unreadable/empty media, no person, bad sizes, existing output
     WEIGHTS = 4  # weights missing, incomplete or invalid; Hub unreachable
     DEVICE = 5  # no CUDA, not enough memory
+    WRITE = 6  # cannot write the output or the resume state: disk full, quota, read-only or vanished folder
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), like every shell tool
     TERMINATED = 143  # SIGTERM (128 + 15): what Slurm/Kubernetes send before killing a preempted job
 
@@ -84,6 +85,26 @@ class FolderBusyError(BadInputError):
 class WeightsBusyError(EverAnimateError):
     exit_code = ExitCode.WEIGHTS
     code = "weights_busy"
+
+
+class WriteFailedError(EverAnimateError):
+    """A file could not be written (or did not read back whole): `path` names it, `reason` says why in a
+    few words ("no space left on device"), `mount` is the filesystem it lives on, `action` what to do
+    about it ("free some space on /data"). The run's own files are left consistent (nothing
+    half-written under a real name), so the same command continues; the hint says so."""
+
+    exit_code = ExitCode.WRITE
+    code = "write_failed"
+
+    def __init__(self, message: str, hint: str | None = None, *, path=None, reason: str = "", mount=None, action: str = ""):
+        super().__init__(message, hint)
+        self.path, self.reason, self.mount, self.action = path, reason, mount, action
+
+
+class OutOfSpaceError(WriteFailedError):
+    """No space left (ENOSPC) or the disk quota is exhausted (EDQUOT)."""
+
+    code = "no_space"
 
 
 class Interrupted(EverAnimateError):

@@ -66,7 +66,9 @@ def summary_dict(cfg: C.RunConfig, summary) -> dict:
     """A finished run as `--json` reports it (and the `done` event of --progress json)."""
     from animate_cli.weights import manifest
 
-    return {"output": str(summary.output), "frames": summary.frames, "fps": summary.fps, "size": list(summary.size),
+    # frames and duration_s are read back from the written file, not taken from the plan
+    return {"output": str(summary.output), "frames": summary.frames, "duration_s": round(summary.duration_s, 3),
+            "fps": summary.fps, "size": list(summary.size), "repaired_chunks": summary.repaired_chunks,
             "chunks": summary.chunks, "resumed_from_chunk": summary.resumed_from_chunk, "steps": cfg.steps, "seed": cfg.seed,
             "lora_modules": summary.lora_modules, "device": summary.device, "timings_s": summary.timings_s,
             "pose": summary.pose, "weights": manifest.installed(cfg.weights_dir),
@@ -79,7 +81,7 @@ def print_summary(cfg: C.RunConfig, summary, result: dict) -> None:
     from animate_cli.weights import manifest
 
     con = err_console()
-    con.print(f"wrote {summary.output} ({summary.frames} frames, {summary.frames / C.FPS:.2f} s, "
+    con.print(f"wrote {summary.output} ({summary.frames} frames, {summary.duration_s:.2f} s, "
               f"{summary.size[0]}x{summary.size[1]}, reference {cfg.fit}) in {summary.timings_s.get('total', 0):.1f} s; "
               f"weights: {manifest.short(result['weights'])}"
               + (f"; pose by {summary.pose['model']}" if summary.pose.get("model") else ""), markup=False)  # fmt: skip

@@ -114,6 +114,10 @@ def hold(folder: Path, busy: Callable[[str], EverAnimateError] | None = None, *,
         fd, locked = _open_locked(path, busy, wait, log)
     except PermissionError:
         fd, locked = None, False  # a folder we may not write to cannot be written by us either
+    except OSError as e:  # read-only filesystem, no space for the lock file, a parent gone: one line, exit 6
+        from animate_cli.media.files import write_failure
+
+        raise write_failure(path, e) from None
     if fd is None:
         yield path
         return

@@ -7,16 +7,17 @@ Frames are always HxWx3 uint8 RGB. Nothing in this module holds a whole video in
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from animate_cli import config as C
 from animate_cli.errors import BadInputError
 from animate_cli.media.timeline import Timeline, timeline_from_decoder, timeline_from_packets
 
@@ -268,38 +269,147 @@ def fit_image(frame: np.ndarray, width: int, height: int, fit: str) -> np.ndarra
     return out
 
 
-class VideoWriter:
-    """Write RGB frames to an H.264 yuv420p mp4 at `fps`, atomically: frames go to `<path>.partial.mp4`
-    and the file appears under its real name only after `close()` succeeds."""
+@dataclass(frozen=True)
+class Measured:
+    """What a written video holds, read back from the file (not what was meant to go in)."""
 
-    def __init__(self, path: Path, width: int, height: int, fps: float, crf: int = CRF):
-        import imageio_ffmpeg
+    frames: int  # video packets (one per frame for our H.264), or decoded frames with decode=True
+    width: int
+    height: int
+    duration_s: float  # the container's duration (the longer of video and audio)
+    has_audio: bool
+
+
+def measure(path: Path, decode: bool = False) -> Measured:
+    """Read `path` back with ffmpeg (the first video stream, every packet; `decode` also decodes each
+    frame, stopping at the first damaged one). Raises BadInputError when it does not read back at all."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-progress", "pipe:1", "-xerror", "-i", str(path),
+           "-map", "0:v:0", *([] if decode else ["-c", "copy"]), "-f", "null", "-"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+    err = proc.stderr
+    video = re.search(r"Stream #\S+.*?: Video: .*?(\d{2,5})x(\d{2,5})", err)
+    frames = re.findall(r"^frame=(\d+)", proc.stdout, re.M)
+    if proc.returncode != 0 or not video or not frames:
+        last = (err.strip().splitlines() or ["no video stream"])[-1]
+        raise BadInputError(f"cannot read video {path}: {last}")
+    dur_m = re.search(r"Duration: (\d+):(\d+):([\d.]+)", err)
+    duration = int(dur_m[1]) * 3600 + int(dur_m[2]) * 60 + float(dur_m[3]) if dur_m else 0.0
+    return Measured(int(frames[-1]), int(video[1]), int(video[2]), duration, bool(re.search(r"Stream #\S+.*?: Audio:", err)))
+
+
+def check_video(path: Path, frames: int, size: tuple[int, int] | None = None, fps: float | None = None,
+                decode: bool = False) -> tuple[Measured | None, str | None]:  # fmt: skip
+    """(measured, None) when `path` holds exactly `frames` frames (of `size`; lasting frames/fps, to
+    `config.DURATION_TOLERANCE_S`, when `fps` is given), else (measured or None, what is wrong in a few words)."""
+    try:
+        m = measure(path, decode)
+    except BadInputError as e:
+        return None, f"unreadable ({e.message.rsplit(': ', 1)[-1]})"
+    if m.frames != frames:
+        return m, f"{m.frames} of {frames} frames"
+    if size is not None and (m.width, m.height) != tuple(size):
+        return m, f"{m.width}x{m.height}, not {size[0]}x{size[1]}"
+    if fps and abs(m.duration_s - frames / fps) > C.DURATION_TOLERANCE_S:
+        return m, f"it lasts {m.duration_s:.2f} s, not {frames / fps:.2f} s"
+    return m, None
+
+
+class _Stderr:
+    """The last lines a child process wrote to stderr, collected on a thread (a full pipe would stall it)
+    so that none of them reaches the terminal; the last one goes into the error message."""
+
+    def __init__(self, stream):
+        import collections
+        import threading
+
+        self.lines: collections.deque[str] = collections.deque(maxlen=C.FFMPEG_STDERR_LINES)
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream) -> None:
+        for raw in iter(stream.readline, b""):
+            line = raw.decode(errors="replace").strip()
+            if line:
+                self.lines.append(line)
+
+    def last(self) -> str:
+        self._thread.join(C.FFMPEG_STDERR_JOIN_S)
+        return self.lines[-1] if self.lines else ""
+
+
+class VideoWriter:
+    """Write RGB frames to an H.264 yuv420p mp4 at `fps`, atomically: frames go to `<name>.partial.mp4`
+    (in `tmp_dir`, default next to `path`), and the file appears under its real name only after the
+    encoder exited 0 and the file read back (decoded) with every frame written at the right size.
+    Anything else raises `WriteFailedError` (exit 6) naming the file, with ffmpeg's last line, and
+    removes the partial file; ffmpeg's messages never reach the terminal."""
+
+    def __init__(self, path: Path, width: int, height: int, fps: float, crf: int = CRF, tmp_dir: Path | None = None):
+        from fractions import Fraction
+
+        from animate_cli.media.files import make_dirs
 
         if width % 2 or height % 2:
             raise BadInputError(f"video size {width}x{height} must be even for yuv420p")
         self.path = Path(path)
-        self.tmp = self.path.with_name(self.path.name + ".partial.mp4")
+        self.tmp = Path(tmp_dir or self.path.parent) / (self.path.name + ".partial.mp4")
         self.size = (width, height)
         self.frames = 0
-        self._gen = imageio_ffmpeg.write_frames(
-            str(self.tmp), (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=None,
-            macro_block_size=1, ffmpeg_log_level="error", output_params=["-crf", str(crf), "-preset", "medium"],
-        )  # fmt: skip
-        self._gen.send(None)
+        self.measured: Measured | None = None
+        make_dirs(self.tmp.parent)
+        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{width}x{height}",
+               "-pix_fmt", "rgb24", "-r", str(Fraction(fps).limit_denominator()), "-i", "-", "-an", "-vcodec", "libx264",
+               "-pix_fmt", "yuv420p", "-v", "error", "-crf", str(crf), "-preset", "medium", str(self.tmp)]  # fmt: skip
+        # Its own process group (as imageio-ffmpeg does): Ctrl-C reaches only us, and we stop the encoder (abort)
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                      process_group=0)  # fmt: skip
+        self._stderr = _Stderr(self._proc.stderr)
 
     def write(self, frame: np.ndarray) -> None:
         if frame.shape != (self.size[1], self.size[0], 3) or frame.dtype != np.uint8:
             raise ValueError(f"frame {frame.shape} {frame.dtype} does not match writer size {self.size}")
-        self._gen.send(np.ascontiguousarray(frame))
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frame).data)
+        except (BrokenPipeError, OSError):  # the encoder died (disk full, killed): its own message says why
+            self.abort()
+            raise self._failure(None) from None
         self.frames += 1
 
     def close(self) -> Path:
-        self._gen.close()
-        os.replace(self.tmp, self.path)
+        from animate_cli.media.files import writing
+
+        with contextlib.suppress(OSError):  # the encoder may already be gone (it failed): its status says why
+            self._proc.stdin.close()
+        code = self._proc.wait()
+        if code != 0:
+            self.tmp.unlink(missing_ok=True)
+            raise self._failure(None)
+        self.measured, problem = check_video(self.tmp, self.frames, self.size, decode=True)
+        if problem is not None:
+            self.tmp.unlink(missing_ok=True)
+            raise self._failure(None, problem)
+        with writing(self.path, self.tmp):
+            os.replace(self.tmp, self.path)
         return self.path
 
+    def _failure(self, err, problem: str | None = None):
+        from animate_cli.media.files import write_failure
+
+        detail = self._stderr.last()
+        if problem:
+            detail = f"it reads back as {problem}" + (f"; ffmpeg: {detail}" if detail else "")
+        elif detail:
+            detail = f"ffmpeg: {detail}"
+        else:
+            detail = f"the encoder exited with status {self._proc.returncode}"
+        return write_failure(self.path, err, detail)
+
     def abort(self) -> None:
-        self._gen.close()
+        with contextlib.suppress(OSError):  # the encoder may already be gone (it failed): its status says why
+            self._proc.stdin.close()
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
         self.tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> VideoWriter:
@@ -312,34 +422,58 @@ class VideoWriter:
             self.abort()
 
 
-def write_preview(segments: Sequence[Path], preview: Path, fps: float) -> Path:
-    """Join the finished segments (no audio, no re-encode) into `preview`, replaced atomically: a
-    player that has the previous preview open keeps reading it, the next open sees the new one."""
-    return concat_with_audio(segments, preview, None, fps, None)
+def write_preview(segments: Sequence[Path], preview: Path, fps: float, frames: int, tmp_dir: Path | None = None) -> Measured:
+    """Join the finished segments (no audio, no re-encode) into `preview`, replaced atomically once it
+    reads back with `frames` frames: a player that has the previous preview open keeps reading it, the
+    next open sees the new one."""
+    return concat_with_audio(segments, preview, frames, fps, None, tmp_dir=tmp_dir, trim=False)
 
 
-def concat_with_audio(segments: Sequence[Path], out: Path, frames: int | None, fps: float, audio_from: Path | None,
-                      audio_start: float = 0.0) -> Path:  # fmt: skip
-    """Join H.264 segments (same size/codec) without re-encoding and add the audio of `audio_from` from
-    `audio_start` seconds into that file (VideoInfo.video_start: where its first video frame is), trimmed to
-    the video and padded with silence where the video is longer (`frames` None: no trim).
-    Atomic: writes a temporary file next to `out` and renames it."""
+def concat_with_audio(segments: Sequence[Path], out: Path, frames: int, fps: float, audio_from: Path | None,
+                      audio_start: float = 0.0, tmp_dir: Path | None = None, trim: bool = True) -> Measured:  # fmt: skip
+    """Join H.264 segments (same size/codec) without re-encoding into `out`, keeping `frames` frames
+    (`trim`), and add the audio of `audio_from` from `audio_start` seconds into that file
+    (VideoInfo.video_start: where its first video frame is), trimmed to the video and padded with silence
+    where the video is longer. The list of segments goes to ffmpeg on stdin (no list file anywhere); the
+    result is written to `<name>.partial.mp4` in `tmp_dir` (default: next to `out`; the same filesystem, so
+    the rename is atomic) and replaces `out` only when it reads back with `frames` frames lasting frames/fps
+    (ffmpeg's concat silently stops at an unreadable segment). Returns what was measured."""
+    from animate_cli.media.files import make_dirs, write_failure, writing
+
     out = Path(out)
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, dir=out.parent) as f:
-        for s in segments:
-            f.write(f"file '{Path(s).resolve().as_posix()}'\n")
-        listing = f.name
-    tmp = out.with_name(out.name + ".partial.mp4")
-    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", listing]
+    tmp = Path(tmp_dir or out.parent) / (out.name + ".partial.mp4")
+    listing = "".join(f"file 'file:{_concat_quote(Path(s).resolve().as_posix())}'\n" for s in segments)
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
+           "-protocol_whitelist", "file,pipe", "-i", "pipe:0"]  # fmt: skip
     if audio_from is not None:
-        cmd += [*(["-ss", f"{audio_start:.6f}"] if audio_start > 0 else []), "-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "192k", "-af", "apad"]  # fmt: skip
-    cmd += ["-c:v", "copy", *(["-t", f"{frames / fps:.6f}"] if frames is not None else []), "-movflags", "+faststart", str(tmp)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+        cmd += [
+            *(["-ss", f"{audio_start:.6f}"] if audio_start > 0 else []),
+            "-i",
+            str(audio_from),
+            "-map",
+            "0:v:0",
+            "-map",
+            "1:a:0",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "192k",
+            "-af",
+            "apad",
+        ]
+    cmd += ["-c:v", "copy", *(["-t", f"{frames / fps:.6f}"] if trim else []), "-movflags", "+faststart", str(tmp)]
+    with writing(out, tmp):
+        make_dirs(tmp.parent)
+        proc = subprocess.run(cmd, input=listing, capture_output=True, text=True, errors="replace")
         if proc.returncode != 0:
-            tmp.unlink(missing_ok=True)
-            raise BadInputError(f"ffmpeg could not write {out}: {proc.stderr.strip().splitlines()[-1:]}")
+            raise write_failure(out, None, f"ffmpeg: {(proc.stderr.strip().splitlines() or ['failed'])[-1]}")
+        measured, problem = check_video(tmp, frames, fps=fps)
+        if problem is not None:
+            raise write_failure(out, None, f"it reads back as {problem}")
         os.replace(tmp, out)
-    finally:
-        os.unlink(listing)
-    return out
+    return measured
+
+
+def _concat_quote(path: str) -> str:
+    """A path inside single quotes of an ffmpeg concat list (a quote is written as '\\'')."""
+    return path.replace("'", "'\\''")

@@ -3,15 +3,17 @@
 The chunk loop hands decoded frames to `SegmentWriter.write`, which only queues them (a bounded
 queue: at most `config.WRITER_QUEUE_FRAMES` frames wait, so host memory stays bounded); one thread
 feeds them to ffmpeg (`media.VideoWriter`) segment after segment, in order. A segment appears under
-its real name only when its writer closed and renamed `<name>.partial.mp4` (media.VideoWriter), and
-`on_done(chunk, path)` is called right after that, on the writer thread: everything that treats a
-segment as done (the final concat, a preview) sees only complete files. A crash while a segment is
-still queued or being encoded leaves at most a `.partial.mp4`, which resume never mistakes for a
-segment: it re-decodes the chunk from its saved latents (rollout.loop.ensure_segment).
+its real name only when its encoder exited 0 and `<name>.partial.mp4` read back with every frame at
+the right size (media.VideoWriter), and `on_done(chunk, path)` is called right after that, on the
+writer thread: everything that treats a segment as done (the final concat, a preview) sees only
+complete files. A crash while a segment is still queued or being encoded leaves at most a
+`.partial.mp4`, which resume never mistakes for a segment: it re-decodes the chunk from its saved
+latents (rollout.loop.ensure_segment), as it does for a segment that no longer reads back whole.
 
 A writer failure (ffmpeg dies, disk full) stops the thread, removes the partial file and is raised
-in the caller's thread, as one line, at its next `write`/`close`/`wait`; the caller never blocks on
-a queue nobody drains. `abort()` (the run failed or was interrupted) drops what is queued.
+in the caller's thread, as one line (media.files.write_failure: exit 6, the file and the reason), at
+its next `write`/`close`/`wait`; the caller never blocks on a queue nobody drains. `abort()` (the run
+failed or was interrupted) drops what is queued.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ import numpy as np
 
 from animate_cli import config as C
 from animate_cli import media
-from animate_cli.errors import EverAnimateError
+from animate_cli.errors import EverAnimateError, WriteFailedError
 
 _POLL_S = 0.1  # how often a blocked caller re-checks whether the writer thread failed
 
 
-class SegmentWriteError(EverAnimateError):
-    code = "write_failed"  # exit code 1: the run can continue with the same command once the cause is fixed
+class SegmentWriteError(WriteFailedError):
+    """The writer thread failed for a reason that is not a file error (exit 6 all the same: the run
+    continues with the same command once the cause is fixed)."""
 
 
 class _Open:

@@ -36,6 +36,7 @@ from animate_cli import config as C
 from animate_cli import media
 from animate_cli.errors import BadInputError, NoPersonDetectedError, OutputExistsError, UsageError
 from animate_cli.media import locks
+from animate_cli.media.files import writing
 from animate_cli.pose import keypoints as K
 from animate_cli.pose.estimator import PoseEstimator, default_threshold_rule, file_sha256
 from animate_cli.pose.geometry import center_crop_fit, person_fit
@@ -275,10 +276,12 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
         )
     max_gap = round(s.max_gap_sec * s.fps)
 
-    # 3. render + encode (streamed) into a hidden folder, then move into place
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # 3. render + encode (streamed) into a hidden folder, then move into place; any file error (disk full,
+    #    read-only) is one line naming the file (media.files.writing), and the hidden folder goes away
     tmp = out_dir / f"{PARTIAL_PREFIX}{os.getpid()}-{time.monotonic_ns()}"
-    tmp.mkdir()
+    with writing(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
     try:
         t1 = time.monotonic()
         written = _render_pass(
@@ -290,7 +293,7 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
         if wan is not None:  # every frame is drawn; "detected" counts frames where the detector found someone
             counts["detected"] = int(found.sum())
         if save_keypoints:
-            with open(tmp / KEYPOINTS_FILE, "wb") as f:
+            with writing(out_dir / KEYPOINTS_FILE), open(tmp / KEYPOINTS_FILE, "wb") as f:
                 np.savez(f, kpts=kpts.astype(np.float32), scores=scores.astype(np.float32),
                          kpts_smoothed=kpts_s.astype(np.float32), kpts_drawn=draw_kpts.astype(np.float32),
                          valid=valid, interp=status == K.INTERPOLATED, status=status, det_boxes=det_boxes.astype(np.float32),
@@ -343,17 +346,18 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
                           "fps": round(written / max(t_infer + t_render, 1e-9), 2)},
             "versions": _versions(),
         }  # fmt: skip
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=_json_default))
-        if overwrite:  # drop optional files of an earlier extraction that this one does not replace
-            for stale in (KEYPOINTS_FILE, OVERLAY_FILE):
-                if stale not in names:
-                    (out_dir / stale).unlink(missing_ok=True)
-        for n in names:
-            if n != META_FILE:
-                os.replace(tmp / n, out_dir / n)
-        if keep_scan:
-            scan.save(out_dir / SCAN_FILE)  # before pose.json: a scan never claims more than what pose.json can point to
-        os.replace(tmp / META_FILE, out_dir / META_FILE)  # last: its presence marks a complete extraction
+        with writing(out_dir / META_FILE):
+            (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=_json_default))
+            if overwrite:  # drop optional files of an earlier extraction that this one does not replace
+                for stale in (KEYPOINTS_FILE, OVERLAY_FILE):
+                    if stale not in names:
+                        (out_dir / stale).unlink(missing_ok=True)
+            for n in names:
+                if n != META_FILE:
+                    os.replace(tmp / n, out_dir / n)
+            if keep_scan:
+                scan.save(out_dir / SCAN_FILE)  # before pose.json: a scan never claims more than what pose.json can point to
+            os.replace(tmp / META_FILE, out_dir / META_FILE)  # last: its presence marks a complete extraction
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return PoseResult(out_dir / POSE_FILE, out_dir / FACE_FILE, out_dir / META_FILE, written, s.fps, s.width, s.height,

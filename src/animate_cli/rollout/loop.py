@@ -125,12 +125,13 @@ def read_chunk_frames(video: Path, indices, size: tuple[int, int]) -> np.ndarray
 def decode_into_segment(ctx: RunContext, spec, latents, pose_px, reporter: Reporter):
     """Decode a chunk's 20 latents (fresh causal cache) into 77 frames, queue frames drop..drop+keep for
     the chunk's segment on the writer (next to their pose frame with --side-by-side), and yield every frame."""
+    from animate_cli.media.files import make_dirs
     from animate_cli.rollout import resume
     from animate_cli.rollout.decode import iter_decode_frames
 
     cfg = ctx.cfg
     seg = resume.segment_path(ctx.resume.state_dir, spec.index, spec.keep)
-    seg.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(seg.parent)  # one line (exit 6) when the state folder is read-only or gone; never re-created
     width = cfg.width * (2 if cfg.side_by_side else 1)
     reporter.stage("decode", C.CHUNK_FRAMES, f"decode {spec.index + 1}")
     ctx.writer.open(seg, width, cfg.height, C.FPS, spec.index)
@@ -144,8 +145,8 @@ def decode_into_segment(ctx: RunContext, spec, latents, pose_px, reporter: Repor
 
 def ensure_segment(ctx: RunContext, c: int) -> Path:
     """Chunk c's segment with the plan's kept length; re-decoded from its saved latents when the length
-    changed since it was written (a run extended or shortened after finishing) or the run stopped before
-    its writer renamed it. The path is complete on disk only after `ctx.writer.wait()`."""
+    changed since it was written (a run extended or shortened after finishing), the run stopped before
+    its writer renamed it, or it did not read back whole on resume (pipeline removed it). The path is complete on disk only after `ctx.writer.wait()`."""
     from animate_cli.rollout import resume
 
     spec = ctx.plan.chunks[c]

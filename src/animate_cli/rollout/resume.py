@@ -6,6 +6,11 @@ go to `latents/chunk_NNNNN.safetensors` so a finished chunk can be re-decoded wh
 extended or shortened, and kept frames go to `segments/` as H.264 files that the final mp4 is
 concatenated from. No pickles anywhere.
 
+Every file is written atomically (media.files: a temporary name, then a rename), so a full disk or a
+kill leaves the previous state valid. A segment counts only while it reads back whole: on resume
+`damaged_segments` checks each one (decoding it) and removes any that does not, and the run decodes
+it again from the chunk's saved latents (no DiT call).
+
 No RNG state needs saving: chunk c's noise comes from a CPU generator seeded seed + 42c and the
 memory-frame picks from a generator seeded by seed alone, so both are recomputed exactly on resume.
 
@@ -17,11 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from animate_cli import media
 from animate_cli.errors import ResumeMismatchError
+from animate_cli.media.files import atomic_write_bytes, remove_stale
 
 SCHEMA = "everanimate.state/1"
 
@@ -48,28 +54,18 @@ class RunState:
     settings: dict
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def save_state(state_dir: Path, state: RunState) -> None:
     """Tensors first, then the JSON that points at them: a crash between the two keeps the old state valid."""
     from safetensors.torch import save
 
-    state_dir.mkdir(parents=True, exist_ok=True)
     tensors = {"last_latent": state.last_latent.contiguous().cpu(), "last_frame": state.last_frame.contiguous().cpu()}
     if state.memory is not None:
         tensors["memory"] = state.memory.contiguous().cpu()
     name = f"state-{state.next_chunk:05d}.safetensors"
-    _atomic_write(state_dir / name, save(tensors))
+    atomic_write_bytes(state_dir / name, save(tensors))
     meta = {"schema": SCHEMA, "next_chunk": state.next_chunk, "fingerprint": state.fingerprint,
             "tensors": name, "settings": state.settings}  # fmt: skip
-    _atomic_write(state_dir / "state.json", json.dumps(meta, indent=1, default=str).encode())
+    atomic_write_bytes(state_dir / "state.json", json.dumps(meta, indent=1, default=str).encode())
     for old in state_dir.glob("state-*.safetensors"):
         if old.name != name:
             old.unlink(missing_ok=True)
@@ -125,10 +121,8 @@ def check_known_settings(state_dir: Path, known: dict) -> int:
 def save_chunk_latents(state_dir: Path, chunk: int, latents) -> Path:
     from safetensors.torch import save
 
-    d = state_dir / "latents"
-    d.mkdir(parents=True, exist_ok=True)
-    path = d / f"chunk_{chunk:05d}.safetensors"
-    _atomic_write(path, save({"latents": latents.contiguous().cpu()}))
+    path = state_dir / "latents" / f"chunk_{chunk:05d}.safetensors"
+    atomic_write_bytes(path, save({"latents": latents.contiguous().cpu()}))
     return path
 
 
@@ -141,3 +135,36 @@ def load_chunk_latents(state_dir: Path, chunk: int):
 def segment_path(state_dir: Path, chunk: int, keep: int) -> Path:
     """The H.264 file holding chunk `chunk`'s kept frames; the name records how many."""
     return state_dir / "segments" / f"chunk_{chunk:05d}_{keep:03d}.mp4"
+
+
+def saved_next_chunk(state_dir: Path) -> int:
+    """The chunk a run in `state_dir` would continue from (0 when there is no readable state)."""
+    try:
+        return int(json.loads((state_dir / "state.json").read_text())["next_chunk"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def remove_temporaries(state_dir: Path) -> list[Path]:
+    """Delete what a killed run can leave in the state folder: `*.tmp` (state, latents) and `*.partial.mp4`
+    (segments, preview, output). Only the lock holder calls this, so none belongs to a live writer."""
+    gone = []
+    for folder in (state_dir, state_dir / "latents", state_dir / "segments"):
+        gone += remove_stale(folder, ("*.tmp", "*.partial.mp4"))
+    return gone
+
+
+def damaged_segments(state_dir: Path, specs, size: tuple[int, int]) -> list[tuple[int, str]]:
+    """(chunk, what is wrong) for each finished chunk's segment in `specs` (ChunkSpec: index, keep) that
+    exists but does not decode to `keep` frames of `size`; each is removed, so that it counts as missing
+    and is decoded again from the chunk's saved latents. A segment that is simply absent is not listed."""
+    bad = []
+    for spec in specs:
+        seg = segment_path(state_dir, spec.index, spec.keep)
+        if not seg.exists():
+            continue
+        _, problem = media.check_video(seg, spec.keep, size, decode=True)
+        if problem is not None:
+            seg.unlink(missing_ok=True)
+            bad.append((spec.index, problem))
+    return bad

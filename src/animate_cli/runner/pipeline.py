@@ -23,17 +23,18 @@ from pathlib import Path
 from animate_cli import config as C
 from animate_cli import media
 from animate_cli.config import RunConfig
-from animate_cli.errors import BadInputError, FolderBusyError, OutputExistsError
+from animate_cli.errors import BadInputError, FolderBusyError, OutputExistsError, WriteFailedError
 from animate_cli.media import locks
 from animate_cli.progress import NullReporter, Reporter
 from animate_cli.rollout.context import CheckedInputs, ControlVideos, ResumePoint, RunContext
 from animate_cli.rollout.plan import ChunkPlan, driving_frames_read, make_plan
+from animate_cli.runner import disk
 
 
 @dataclass
 class RunSummary:
     output: Path
-    frames: int
+    frames: int  # read back from the written output (media.measure), not the plan's count
     fps: int
     size: tuple[int, int]
     chunks: int
@@ -45,6 +46,8 @@ class RunSummary:
     memory_mode: dict = field(default_factory=dict)  # offload, weights_dtype, predicted and measured peak GiB
     runtime: dict = field(default_factory=dict)  # offload, weights_dtype, attention, compile, compile_s
     report: dict = field(default_factory=dict)  # the report's paths and headline figures (report.after_run)
+    duration_s: float = 0.0  # the output's duration, read back from the file
+    repaired_chunks: list = field(default_factory=list)  # chunks whose damaged segment was decoded again
 
 
 def check_inputs(cfg: RunConfig) -> CheckedInputs:
@@ -106,11 +109,56 @@ def run(cfg: RunConfig, reporter: Reporter | None = None, *, fresh: bool = False
 
     From right after the input checks to the end, the run holds the lock of its resume state folder
     (locks.py), so a second run on the same output is refused (FolderBusyError, exit 3) instead of
-    working on the same state; the lock file survives --fresh, which empties the folder around it."""
+    working on the same state; the lock file survives --fresh, which empties the folder around it.
+
+    Any file that cannot be written (disk full, quota, read-only or vanished folder) ends the run with
+    WriteFailedError (exit 6): one line naming the file, and a hint saying how much to free where and
+    which chunk the same command continues from (runner/disk.py)."""
     checked = check_inputs(cfg)
     reporter = reporter or NullReporter()
-    with locks.hold(cfg.resume_dir, _state_busy(cfg.resume_dir), log=reporter.log):
-        return _run(cfg, checked, reporter, fresh, RunHooks(on_chunk_done, on_segment_done))
+    try:
+        with locks.hold(cfg.resume_dir, _state_busy(cfg.resume_dir), log=reporter.log):
+            try:
+                return _run(cfg, checked, reporter, fresh, RunHooks(on_chunk_done, on_segment_done))
+            finally:
+                _remove_partial_outputs(cfg)
+    except WriteFailedError as e:
+        raise disk.explain(e, _run_writes(cfg, checked)) from None
+
+
+def _run_writes(cfg: RunConfig, checked: CheckedInputs) -> disk.RunWrites:
+    """What this run writes where, for the space check and the hint of a write failure."""
+    import json
+
+    from animate_cli import weights
+    from animate_cli.runner.readiness import AUX_STATE_BYTES, aux_state_bytes
+
+    source = max(1, checked.pose_frames or checked.driving.frames_at(C.FPS))
+    chunks = len(make_plan(cfg.frames, cfg.width, cfg.height, source, cfg.steps, cfg.seed).chunks)
+    try:
+        config = json.loads((Path(cfg.weights_dir) / weights.BASE_DIR / "transformer" / "config.json").read_text())
+        aux = aux_state_bytes(int(config["text_dim"]), cfg.width, cfg.height)
+    except (OSError, ValueError, KeyError, TypeError):  # weights not there yet: the dry run's fixed allowance
+        aux = AUX_STATE_BYTES
+    return disk.RunWrites(cfg.out, cfg.resume_dir, cfg.width * (2 if cfg.side_by_side else 1), cfg.height, cfg.frames,
+                          chunks, cfg.dtype, cfg.pose_video is None, aux)  # fmt: skip
+
+
+def _partial_dir(cfg: RunConfig) -> Path | None:
+    """Where the preview and the output are written before their rename: the state folder when it is on the
+    output's filesystem (a rename across filesystems is not atomic), else next to the output."""
+    try:
+        same = cfg.resume_dir.stat().st_dev == cfg.out.parent.stat().st_dev
+    except OSError:
+        same = False
+    return cfg.resume_dir if same else None
+
+
+def _remove_partial_outputs(cfg: RunConfig) -> None:
+    """The preview's and output's temporary files next to the output (only there with --state-dir on another
+    disk): removed on every exit path, and at the start in case a killed run left them."""
+    for final in (cfg.out, cfg.preview_path):
+        (final.parent / (final.name + ".partial.mp4")).unlink(missing_ok=True)
 
 
 def _state_busy(state_dir: Path):
@@ -216,6 +264,10 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
     from animate_cli.rollout import resume
     from animate_cli.runner.background import BackgroundJob, done_job
 
+    resume.remove_temporaries(state_dir)  # what a killed run left (we hold the folder's lock)
+    _remove_partial_outputs(cfg)
+    disk.check_space(_run_writes(cfg, checked))  # stop before any model loads when the run clearly cannot fit
+
     if cfg.pose_video is not None:
         pose_job = done_job("pose", (cfg.pose_video, cfg.face_video, checked.pose_frames, {}))
     else:
@@ -227,6 +279,7 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
         settings = _resume_settings(cfg, setup)
         n_chunks = len(plan_probe.chunks)
         next_chunk = min(resume.check_known_settings(state_dir, settings), n_chunks)
+        repaired = _drop_damaged_segments(cfg, plan_probe, state_dir, next_chunk, reporter)
         missing = [s.index for s in plan_probe.chunks if not resume.segment_path(state_dir, s.index, s.keep).exists()]
 
         # 4. The prompt, encoded once (before the DiT loads, so umT5 and the DiT never share the GPU), then
@@ -283,16 +336,19 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
         writer.wait()
     audio = cfg.driving if (cfg.audio and checked.driving.has_audio) else None
     reporter.stage("mux", 1, "writing mp4")
-    # the audio from the driving video's first frame on, as output frame 0 shows it (media.timeline)
-    media.concat_with_audio(segments, cfg.out, plan.frames, C.FPS, audio, audio_start=checked.driving.video_start)
+    # The output replaces anything only once it reads back with every planned frame (and duration); the audio
+    # starts at the driving video's first frame, as output frame 0 shows it (media.timeline).
+    written = media.concat_with_audio(segments, cfg.out, plan.frames, C.FPS, audio, audio_start=checked.driving.video_start,
+                                      tmp_dir=_partial_dir(cfg))  # fmt: skip
     cfg.preview_path.unlink(missing_ok=True)  # the output is complete: the preview has served its purpose
     reporter.artifact("output", cfg.out)
     reporter.advance("mux")
     timings["mux"] = time.monotonic() - t
     timings["total"] = time.monotonic() - t0
-    summary = RunSummary(cfg.out, plan.frames, C.FPS, (cfg.width, cfg.height), len(plan.chunks), start_chunk,
+    summary = RunSummary(cfg.out, written.frames, C.FPS, (cfg.width, cfg.height), len(plan.chunks), start_chunk,
                          models.lora_modules if models else 0, dev.name, _rounded(timings), pose_info,
-                         _memory_summary(dev), models.summary() if models else {})  # fmt: skip
+                         _memory_summary(dev), models.summary() if models else {}, duration_s=written.duration_s,
+                         repaired_chunks=repaired)  # fmt: skip
     if cfg.report:  # 7. <stem>.report.json/.png and the chunk record <stem>.chunks.json (report/; a failure only warns)
         from animate_cli import report
 
@@ -302,6 +358,20 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
                                           weights_dir=cfg.weights_dir, overwrite=cfg.overwrite, reporter=reporter)  # fmt: skip
         summary.timings_s["report"] = round(time.monotonic() - t, 3)
     return summary
+
+
+def _drop_damaged_segments(cfg: RunConfig, plan: ChunkPlan, state_dir: Path, next_chunk: int, reporter: Reporter) -> list[int]:
+    """On resume, check every finished chunk's segment (decoded: frame count and size); a damaged one is
+    removed so that it is decoded again from the chunk's saved latents (no DiT call), and one line says so."""
+    from animate_cli.rollout import resume
+
+    size = (cfg.width * (2 if cfg.side_by_side else 1), cfg.height)
+    bad = resume.damaged_segments(state_dir, plan.chunks[:next_chunk], size)
+    if bad:
+        what = "; ".join(f"chunk {c + 1}: {problem}" for c, problem in bad)
+        reporter.log(f"resume: {len(bad)} saved segment{'s' if len(bad) > 1 else ''} did not read back whole ({what}); "
+                     "decoding again from the saved latents, no chunk is generated again")  # fmt: skip
+    return [c for c, _ in bad]
 
 
 def _memory_summary(dev) -> dict:
@@ -371,16 +441,16 @@ def _extract_pose(cfg: RunConfig, models, run_device: str, reporter: Reporter):
 
 def _prompt_embedding(state_dir: Path, base: Path, prompt: str, options):
     """[1, 512, text_dim] prompt embedding, cached in the state folder so a resumed run skips umT5."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file, save
 
+    from animate_cli.media.files import atomic_write_bytes
     from animate_cli.models import encode_prompt
 
     cache = state_dir / "prompt.safetensors"
     if cache.exists():
         return load_file(str(cache))["text"]
     text = encode_prompt(base, prompt, options, C.TEXT_TOKENS)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    save_file({"text": text.contiguous()}, str(cache))
+    atomic_write_bytes(cache, save({"text": text.contiguous()}))
     return text
 
 
@@ -390,12 +460,13 @@ def _write_preview(cfg, plan: ChunkPlan, state_dir: Path, c: int, reporter) -> N
     last chunk only at the end, so until then the preview stops before it)."""
     from animate_cli.rollout import resume
 
-    segments = []
+    segments, frames = [], 0
     for spec in plan.chunks[: c + 1]:
         seg = resume.segment_path(state_dir, spec.index, spec.keep)
         if not seg.exists():
             break
         segments.append(seg)
-    if segments:
-        media.write_preview(segments, cfg.preview_path, C.FPS)
+        frames += spec.keep
+    if segments:  # replaces the previous preview only once it reads back with all `frames`
+        media.write_preview(segments, cfg.preview_path, C.FPS, frames, tmp_dir=_partial_dir(cfg))
         reporter.artifact("preview", cfg.preview_path, chunks=len(segments))

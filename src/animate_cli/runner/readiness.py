@@ -135,8 +135,18 @@ def state_bytes_per_chunk(width: int, height: int, dtype: str, frames_per_chunk:
     return latents + video_bytes(width, height, frames_per_chunk)
 
 
-def video_bytes(width: int, height: int, frames: int) -> int:
+def video_bytes(width: int, height: int, frames: int, bytes_per_frame: float | None = None) -> int:
+    """H.264 bytes of `frames` frames: at H264_BITS_PER_PIXEL, or at a rate measured on this run's segments."""
+    if bytes_per_frame is not None:
+        return int(frames * bytes_per_frame)
     return int(width * height * frames * H264_BITS_PER_PIXEL / 8)
+
+
+def aux_state_bytes(text_dim: int, width: int, height: int) -> int:
+    """The state folder's fixed part for a model with `text_dim`: the prompt embedding ([1, 512, text_dim]
+    fp32) and the resume tensors (last latent, identity memory [1, 16, 1 + ANCHORS, h, w] fp32, last frame)."""
+    h, w = height // C.VAE_STRIDE_S, width // C.VAE_STRIDE_S
+    return C.TEXT_TOKENS * text_dim * 4 + 16 * (1 + C.ANCHORS) * h * w * 4 + width * height * 3
 
 
 def _existing(p: Path) -> Path:
@@ -146,39 +156,61 @@ def _existing(p: Path) -> Path:
     return p
 
 
+@dataclass
+class DiskNeed:
+    """What a run still has to write on one filesystem."""
+
+    path: Path  # an existing folder on it (free space is asked there)
+    bytes: int
+    labels: list[str]
+
+
+def disk_needs(out: Path, state_dir: Path, width: int, height: int, frames: int, chunks: int, dtype: str, extract_pose: bool,
+               *, done_chunks: int = 0, bytes_per_frame: float | None = None,
+               aux_bytes: int = AUX_STATE_BYTES) -> dict[int, DiskNeed]:  # fmt: skip
+    """Bytes still to write per filesystem (keyed by st_dev): the output and its preview next to `out`, the
+    remaining chunks' latents and segments (+ the fixed state part, + the pose cache when extracting) in
+    `state_dir`. `bytes_per_frame`: the H.264 rate measured on this run's segments (else the assumption)."""
+    needs: dict[int, DiskNeed] = {}
+
+    def add(label: str, where: Path, n: int) -> None:
+        path = _existing(where)
+        need = needs.setdefault(os.stat(path).st_dev, DiskNeed(path, 0, []))
+        need.bytes += n
+        need.labels.append(label)
+
+    out_bytes = video_bytes(width, height, frames, bytes_per_frame)
+    add("output + preview", out.parent, 2 * out_bytes)
+    left = max(0, chunks - done_chunks)
+    h, w = height // C.VAE_STRIDE_S, width // C.VAE_STRIDE_S
+    latents = 16 * C.GENERATED_LATENTS * h * w * (2 if dtype == "bf16" else 4)
+    state = left * (latents + video_bytes(width, height, C.STRIDE_FRAMES, bytes_per_frame)) + aux_bytes
+    if extract_pose:  # pose.mp4 + face.mp4 of the driving video, cached next to the output
+        state += video_bytes(width, height, frames) + video_bytes(512, 512, frames)
+    add("state", state_dir, state)
+    return needs
+
+
 def disk_item(out: Path, state_dir: Path, width: int, height: int, frames: int, chunks: int, dtype: str,
               extract_pose: bool, free: Callable[[Path], int] = lambda p: shutil.disk_usage(p).free) -> Item:  # fmt: skip
     """Free space for the output (+ its preview) and for the state folder, on whichever disks they are.
     `width` is the written width (doubled with --side-by-side)."""
-    needs: dict[str, tuple[Path, int]] = {}
-
-    def add(label: str, where: Path, n: int) -> None:
-        dev = os.stat(_existing(where)).st_dev
-        key = str(dev)
-        path, have = needs.get(key, (_existing(where), 0))
-        needs[key] = (path, have + n)
-        parts.setdefault(key, []).append(label)
-
-    parts: dict[str, list[str]] = {}
+    needs = disk_needs(out, state_dir, width, height, frames, chunks, dtype, extract_pose)
     out_bytes = video_bytes(width, height, frames)
-    add("output + preview", out.parent, 2 * out_bytes)
-    state = chunks * state_bytes_per_chunk(width, height, dtype) + AUX_STATE_BYTES
-    if extract_pose:  # pose.mp4 + face.mp4 of the driving video, cached next to the output
-        state += video_bytes(width, height, frames) + video_bytes(512, 512, frames)
-    add("state", state_dir, state)
+    state = sum(n.bytes for n in needs.values()) - 2 * out_bytes
     detail = {
         "output_bytes": out_bytes,
         "state_bytes": state,
         "state_bytes_per_chunk": state_bytes_per_chunk(width, height, dtype),
     }
     lines, ok = [], True
-    for key, (path, n) in needs.items():
-        need, have = int(n * DISK_MARGIN), free(path)
+    for n in needs.values():
+        need, have = int(n.bytes * DISK_MARGIN), free(n.path)
         ok &= have >= need
-        lines.append(f"{' + '.join(parts[key])}: ~{_gb(need)} needed, {_gb(have)} free on {path}")
+        lines.append(f"{' + '.join(n.labels)}: ~{_gb(need)} needed, {_gb(have)} free on {n.path}")
     if ok:
         return Item("disk", True, "; ".join(lines), detail=detail)
-    return Item("disk", False, "; ".join(lines), exit_code=int(ExitCode.BAD_INPUT),
+    return Item("disk", False, "; ".join(lines), exit_code=int(ExitCode.WRITE),
                 fix="free some space, or choose --out / --state-dir on a larger disk", detail=detail)  # fmt: skip
 
 

@@ -444,7 +444,7 @@ def prepare_models(models: dict, combo: dict, device, dtype_name: str) -> dict:
     if combo["offload"] == "blocks" and not _cuda(device):
         raise UsageError("--offload blocks needs a CUDA device")
     cap = tuple(torch.cuda.get_device_capability(device)) if _cuda(device) else None
-    attention = runtime.resolve_attention(combo["attention"], str(device), dtype_name, cap)
+    attention = resolve_attention(combo["attention"], str(device), dtype_name, cap)
     if combo["offload"] == "blocks":  # offloaded weights start in host memory, as load_models leaves them
         resident_clip = clip_resident(combo["offload"], combo["weights_dtype"])
         for k in ("transformer", "vae") if resident_clip else ("transformer", "vae", "clip"):

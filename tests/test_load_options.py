@@ -300,29 +300,6 @@ def test_compile_wiring_and_compile_time(tiny_weights, monkeypatch, offload, wd,
     assert m.summary()["compile_s"] == pytest.approx(4.0)
 
 
-# --- attention ------------------------------------------------------------------------------------
-def test_attention_resolution(monkeypatch):
-    installed = set()
-    monkeypatch.setattr(runtime, "_installed", lambda name: name in installed)
-    r = runtime.resolve_attention
-    assert r("auto", "cpu", "bf16", None) == "native" and r("sdpa", "cuda:0", "bf16", (9, 0)) == "native"
-    assert r("auto", "cuda:0", "bf16", (9, 0)) == "native"  # nothing installed: torch SDPA
-    installed |= {"flash_attn"}
-    assert r("auto", "cuda:0", "bf16", (8, 0)) == "flash" and r("flash", "cuda:0", "bf16", (9, 0)) == "flash"
-    assert r("auto", "cuda:0", "fp32", (9, 0)) == "native"  # flash kernels take fp16/bf16 only
-    installed |= {"flash_attn_3", "flash_attn_interface"}
-    assert r("auto", "cuda:0", "bf16", (9, 0)) == "_flash_3" and r("flash", "cuda:0", "bf16", (9, 0)) == "_flash_3"
-    assert r("auto", "cuda:0", "bf16", (8, 9)) == "flash"  # FA3 is Hopper only
-    assert r("auto", "cuda:0", "bf16", (9, 0)) != "sage"
-    installed |= {"sageattention"}
-    assert r("auto", "cuda:0", "bf16", (9, 0)) == "_flash_3" and r("sage", "cuda:0", "bf16", (9, 0)) == "sage"
-    with pytest.raises(UsageError, match="needs a CUDA device"):
-        r("flash", "cpu", "bf16", None)
-    installed.clear()
-    with pytest.raises(UsageError, match="flash-attn"):
-        r("flash", "cuda:0", "bf16", (9, 0))
-
-
 def test_blocks_on_cpu_is_a_usage_error():
     """Streamed group offloading needs a CUDA device to stream to; on a CPU device.choose refuses it (exit 2)."""
     assert devmod.choose("cpu", "fp32", allow_cpu=True, offload="auto").offload == "none"

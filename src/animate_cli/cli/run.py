@@ -69,7 +69,7 @@ def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds
     """Turn flags into a frozen RunConfig (no torch, no models)."""
     from animate_cli import media
     from animate_cli.media import canvas
-    from animate_cli.models.runtime import check_attention_installed
+    from animate_cli.models.attention import check_attention_installed
 
     for flag, value, valid in (("--offload", offload, C.OFFLOAD_MODES), ("--weights-dtype", weights_dtype, C.WEIGHTS_DTYPES),
                                ("--attention", attention, C.ATTENTION_CHOICES)):  # fmt: skip
@@ -419,6 +419,7 @@ def run_cmd(
         if ranks > 1 and parallel.env_world_size() == 1:  # --gpus N: check what is cheap here, then start N ranks
             pipeline.check_inputs(cfg)
             _check_devices(ranks, cfg.device)
+            multigpu.check_attention(cfg.attention, cfg.device, cfg.dtype)  # exit 2 before any rank starts
             raise typer.Exit(multigpu.launch(ranks, multigpu.strip_gpus(sys.argv[1:])))
         from animate_cli.weights import manifest as weights_manifest
 

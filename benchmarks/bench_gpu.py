@@ -439,6 +439,7 @@ def prepare_models(models: dict, combo: dict, device, dtype_name: str) -> dict:
 
     from animate_cli.errors import UsageError
     from animate_cli.models import LoadOptions, runtime
+    from animate_cli.models.attention import resolve_attention
     from animate_cli.models.footprint import clip_resident
 
     if combo["offload"] == "blocks" and not _cuda(device):

@@ -301,13 +301,14 @@ def _fake_nvidia_smi(tmp_path: Path, csv: str) -> Path:
 
 
 # --- --dry-run: the table, without torch ---------------------------------------------------------
-def _dry_run(media_dir, tiny_weights, tmp_path, path: str, json_out: bool):
+def _dry_run(media_dir, tiny_weights, tmp_path, path: str, json_out: bool, extra: tuple = ()):
     code = (
         "import sys, json\n"
         "from animate_cli.cli import app\n"
         "try:\n"
         f"    app(['run', {str(media_dir / 'ref.png')!r}, {str(media_dir / 'driving.mp4')!r}, '--dry-run', '--size', '1280x720',"
-        f" '--weights-dir', {str(tiny_weights)!r}, '--out', {str(tmp_path / 'x.mp4')!r}] + ({['--json'] if json_out else []!r}))\n"
+        f" '--weights-dir', {str(tiny_weights)!r}, '--out', {str(tmp_path / 'x.mp4')!r}] + ({['--json'] if json_out else []!r})"
+        f" + {list(extra)!r})\n"
         "except SystemExit as e:\n"
         "    code = e.code\n"
         "print(json.dumps({'torch': 'torch' in sys.modules, 'code': code}))\n"
@@ -330,7 +331,15 @@ def test_dry_run_reports_modes_and_auto_pick_without_torch(media_dir, tiny_weigh
     host = auto["host_available_gib"]
     blocks = F.predict(1280, 720, "blocks", "bf16")
     assert auto["offload"] == ("blocks" if host >= blocks.host_gib else None)  # this machine's RAM decides
-    assert plan["estimate"]["vram_gib"] == round(F.predict(1280, 720, "none", "bf16").gpu_gib, 1)
+    # the estimate follows the mode a run would use: auto's pick here, or (RAM too small) the least GPU bf16 allows
+    est = plan["estimate"]
+    assert (est["offload"], est["weights_dtype"], est["vram_gib"]) == ("blocks", "bf16", round(blocks.gpu_gib, 1))
+    assert est["memory_mode_why"] in ("auto's pick on this machine", "the least GPU memory the flags allow")
+    proc = _dry_run(media_dir, tiny_weights, tmp_path, str(bindir), json_out=True, extra=("--offload", "none", "--weights-dtype", "fp8"))
+    est = json.loads(proc.stdout.strip().splitlines()[0])["plan"]["estimate"]
+    none_fp8 = F.predict(1280, 720, "none", "fp8")
+    assert (est["offload"], est["weights_dtype"], est["vram_gib"]) == ("none", "fp8", round(none_fp8.gpu_gib, 1))
+    assert est["seconds_per_step"] == pytest.approx(plan["estimate"]["seconds_per_step"] * blocks.relative_speed / none_fp8.relative_speed, abs=0.02)
 
     proc = _dry_run(media_dir, tiny_weights, tmp_path, str(tmp_path / "nothing"), json_out=False)
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"torch": False, "code": 0}, proc.stderr
@@ -338,6 +347,7 @@ def test_dry_run_reports_modes_and_auto_pick_without_torch(media_dir, tiny_weigh
     assert "memory modes" in err and "--offload blocks --weights-dtype fp8" in err
     assert f"{blocks.gpu_gib:.1f} GiB" in err and f"{blocks.relative_speed:.2f}x" in err
     assert "auto: no GPU visible" in err
+    assert f"estimate: ~{round(blocks.gpu_gib, 1)} GiB VRAM (--offload blocks --weights-dtype bf16, the least GPU memory" in err
 
 
 def test_readme_hardware_tables_are_the_generated_ones():

@@ -186,7 +186,8 @@ def _print_plan(cfg: C.RunConfig, plan_dict: dict) -> None:
     cv = plan_dict.get("canvas") or canvas_dict(cfg)
     con.print(f"canvas {cv['size'][0]}x{cv['size'][1]}: {cv['rule']}; reference {cv['reference_fit']}, pose {cv['pose_fit']}",
               markup=False, highlight=False)  # fmt: skip
-    con.print(f"estimate: ~{est['vram_gib']} GiB VRAM all resident, ~{est['seconds_per_step']} s/step, ~{est['total_minutes']} min "
+    mode = f"--offload {est['offload']} --weights-dtype {est['weights_dtype']}, {est.get('memory_mode_why', 'all resident')}"
+    con.print(f"estimate: ~{est['vram_gib']} GiB VRAM ({mode}), ~{est['seconds_per_step']} s/step, ~{est['total_minutes']} min "
               f"({est['assumes']})", markup=False)  # fmt: skip
     table = Table("chunk", "output frames", "noise seed")
     rows = plan_dict["chunk_table"]
@@ -389,7 +390,7 @@ def run_cmd(
                            offload=offload, weights_dtype=weights_dtype, attention=attention, compile_=compile_,
                            fit=fit)  # fmt: skip
         from animate_cli.models import parallel
-        from animate_cli.rollout.plan import make_plan
+        from animate_cli.rollout.plan import follow_mode, make_plan
         from animate_cli.runner import multigpu, pipeline, readiness
 
         ranks = _ranks(gpus, cfg)
@@ -406,6 +407,7 @@ def run_cmd(
 
             memory = memory_report((cfg.width, cfg.height), cfg.device, cfg.offload, cfg.weights_dtype)  # fmt: skip
             plan["memory_modes"], plan["auto_mode"] = memory["modes"], memory["auto_mode"]
+            plan["estimate"] = follow_mode(plan["estimate"], memory["estimate_mode"])  # the mode a run would use
             if ranks > 1:
                 plan["multi_gpu"] = multigpu.predict(plan["tokens_per_call"], ranks)
             items = _readiness(cfg, plan, memory["auto_mode"])

@@ -184,7 +184,8 @@ def memory_report(size: tuple[int, int], device: str = "auto", offload: str = "a
     (`--dry-run`). `gpus`/`host_gib` default to probing nvidia-smi and /proc/meminfo (tests pass values).
 
     Returns {"modes": [Need.to_dict() + "fits"], "auto_mode": {"offload", "weights_dtype", "reason", "gpu",
-    "host_available_gib"}}; auto_mode's offload is None when no GPU is visible or nothing fits.
+    "host_available_gib"}, "estimate_mode": estimate_mode(...)}; auto_mode's offload is None when no GPU is
+    visible or nothing fits.
     """
     from animate_cli.models import footprint
 
@@ -215,7 +216,21 @@ def memory_report(size: tuple[int, int], device: str = "auto", offload: str = "a
         auto["reason"] = decision.reason
         if decision.need is not None:
             auto["offload"], auto["weights_dtype"] = decision.need.offload, decision.need.weights_dtype
-    return {"modes": modes, "auto_mode": auto}
+    return {"modes": modes, "auto_mode": auto, "estimate_mode": estimate_mode(modes, auto, offload, weights_dtype)}
+
+
+def estimate_mode(modes: list[dict], auto: dict, offload: str, weights_dtype: str) -> dict | None:
+    """The mode --dry-run's estimate follows: the one a run here would use (auto's pick or the asked mode, when it
+    fits), else the one needing the least GPU memory among those the flags allow (no GPU seen, or none fits), so
+    a 16 GB card is not told it needs the resident 41 GiB. {**mode, "why": one line}; None on --device cpu."""
+    if auto.get("reason", "").startswith("--device cpu"):
+        return None
+    if auto["offload"] is not None:
+        mode = next(m for m in modes if (m["offload"], m["weights_dtype"]) == (auto["offload"], auto["weights_dtype"]))
+        return {**mode, "why": "auto's pick on this machine" if offload == "auto" else "as asked"}
+    allowed = [m for m in modes if m["weights_dtype"] == weights_dtype and offload in ("auto", m["offload"])]
+    mode = min(allowed, key=lambda m: m["gpu_gib"], default=None)
+    return None if mode is None else {**mode, "why": "the least GPU memory the flags allow"}
 
 
 # Attribute set on each loaded module by `runtime.prepare`: where it computes. Under group offloading

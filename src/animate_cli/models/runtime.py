@@ -1,7 +1,8 @@
 """How the loaded models store weights and compute: FP8 storage, group offloading, attention backend,
 regional compile. Set up once, by `models.load_models` (and the GPU benchmark), in this order:
 
-    LoRA fused (dit_stream.py) -> FP8 layerwise casting -> group offloading -> attention backend -> compile
+    LoRA fused (dit_stream.py) -> FP8 layerwise casting -> compile (the blocks' own forward) -> group offloading
+    -> attention backend
 
 LoRA first, because fusing into FP8 or offloaded weights would lose precision or fail (an FP8 DiT is
 fused and cast weight by weight as it is read, dit_stream.py, which sets the casting up on the empty
@@ -175,6 +176,72 @@ def offload_text_encoder(text_encoder, device) -> None:
                            offload_type="block_level", num_blocks_per_group=1, use_stream=False)  # fmt: skip
 
 
+# --- regional compile --------------------------------------------------------------------------------
+# What used to break the compiled blocks into pieces (counted on the CPU with dynamo's eager backend on a 4-block
+# tiny DiT, tests/test_compile.py): FP8 layerwise casting, 25 graph breaks (diffusers' hook casts the module's
+# parameters with `module.to()` around each Linear, which dynamo cannot trace: `nn.Parameter()`), and block
+# offloading, 4 (diffusers' onload/offload are `torch.compiler.disable`d and ran inside the compiled call, since
+# `compile_repeated_blocks` compiles the hook-wrapped `Module.__call__`). Both are kept out of the graph now:
+# FP8 Linears cast their weight inside their own forward (a traceable op, fused by inductor), and only the
+# block's own forward is compiled, before the offload hooks wrap it. 0 breaks and 0 recompiles in every mode.
+LAYERWISE_CASTING_HOOK = "layerwise_casting"  # diffusers.hooks.layerwise_casting's hook name (0.42)
+
+
+def _cast_linear():
+    import torch
+
+    global _CastLinear
+    if _CastLinear is None:
+
+        class CastLinear(torch.nn.Linear):
+            """A Linear stored in FP8 that casts its weight (and bias) to `compute_dtype` inside forward: the
+            arithmetic of diffusers' layerwise casting (upcast, F.linear), without mutating parameters."""
+
+            compute_dtype = None
+
+            def forward(self, x):
+                bias = None if self.bias is None else self.bias.to(self.compute_dtype)
+                return torch.nn.functional.linear(x, self.weight.to(self.compute_dtype), bias)
+
+        _CastLinear = CastLinear
+    return _CastLinear
+
+
+_CastLinear = None
+
+
+def traceable_fp8(transformer) -> int:
+    """Swap diffusers' layerwise-casting hook on every FP8 Linear for a cast inside its forward (for compile).
+    Same numbers: both upcast the stored FP8 weight to the compute dtype and call F.linear. Returns how many."""
+    import torch
+
+    cast_linear, n = _cast_linear(), 0
+    for m in transformer.modules():
+        registry = getattr(m, "_diffusers_hook", None)
+        if type(m) is not torch.nn.Linear or registry is None or list(registry.hooks) != [LAYERWISE_CASTING_HOOK]:
+            continue
+        compute = registry.hooks[LAYERWISE_CASTING_HOOK].compute_dtype
+        del m.forward, m._diffusers_hook  # the hook's wrapper (an instance attribute) and its registry
+        m.__class__ = cast_linear
+        m.compute_dtype = compute
+        n += 1
+    return n
+
+
+def compile_blocks(transformer, **kwargs) -> int:
+    """torch.compile the forward of every repeated block (the class's `_repeated_blocks`, as diffusers'
+    `compile_repeated_blocks`), underneath any hook applied afterwards. One graph serves every block: dynamo
+    lifts each block's parameters to graph inputs instead of recompiling per block. Returns how many."""
+    import torch
+
+    names, n = set(transformer._repeated_blocks), 0
+    for m in transformer.modules():
+        if type(m).__name__ in names:
+            m.forward = torch.compile(m.forward, **kwargs)
+            n += 1
+    return n
+
+
 def set_attention(transformer, backend: str) -> None:
     """Route the DiT's attention through diffusers' dispatcher (native is its default already)."""
     if backend == "native":
@@ -203,6 +270,9 @@ def prepare(transformer, vae, image_encoder, options) -> Prepared:
     fp8 = 0
     if options.weights_dtype == "fp8":
         fp8 = cast_blocks_fp8(transformer, torch_dtype(options.dtype))
+    if options.compile:  # before offloading, so its hooks stay outside the compiled blocks (compile_blocks)
+        traceable_fp8(transformer)
+        compile_blocks(transformer)
     if options.offload == "none":
         transformer.to(options.device)  # a no-op: models.load_models put it there
     else:
@@ -213,8 +283,5 @@ def prepare(transformer, vae, image_encoder, options) -> Prepared:
     set_attention(transformer, options.attention)
     timer = None
     if options.compile:
-        # fullgraph only without hooks inside the blocks: group offloading's onload is excluded from
-        # compilation (a graph break) and layerwise casting changes parameter dtypes inside forward.
-        transformer.compile_repeated_blocks(fullgraph=options.offload == "none" and options.weights_dtype == "bf16")
         timer = ForwardTimer(transformer, options.device)
     return Prepared(options.attention, fp8, timer)

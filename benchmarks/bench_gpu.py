@@ -237,13 +237,15 @@ def build_random(factory, device, dtype, seed: int):
     return model.to(device).eval().requires_grad_(False)
 
 
-def build_models(kind: str, device, dtype) -> dict:
+def build_models(kind: str, device, dtype, transformer: dict | None = None) -> dict:
+    """Random transformer, VAE and CLIP of `kind` (full | tiny); `transformer` overrides transformer config keys
+    (gpu_check.py builds a 4-block full-width DiT this way)."""
     from diffusers import AutoencoderKLWan, WanAnimateTransformer3DModel
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
     from animate_cli.devtools import tiny_models
 
-    tcfg = FULL_TRANSFORMER if kind == "full" else tiny_models.TRANSFORMER_CONFIG
+    tcfg = {**(FULL_TRANSFORMER if kind == "full" else tiny_models.TRANSFORMER_CONFIG), **(transformer or {})}
     vcfg = FULL_VAE if kind == "full" else tiny_models.VAE_CONFIG
     ccfg = FULL_CLIP if kind == "full" else TINY_CLIP
     out, t = {}, time.perf_counter()

@@ -147,6 +147,23 @@ def table(path: Path = TABLE_PATH) -> dict:
     return json.loads(Path(path).read_text())
 
 
+def scaled_table(blocks: int, face_adapters: int, tab: dict | None = None) -> dict:
+    """The table for a DiT cut to its first `blocks` blocks and `face_adapters` face adapters (same width): what
+    `make gpu-check` builds to measure the memory phases in seconds instead of loading 17 B parameters. Activations
+    do not depend on the depth (a step's peak is inside one block); weights are the kept groups plus the rest."""
+    import copy
+
+    tab = copy.deepcopy(tab or table())
+    keep = {f"blocks.{i}" for i in range(blocks)} | {f"face_adapter.{i}" for i in range(face_adapters)} | {"unmatched"}
+    groups = [g for g in tab["weights"]["dit"]["groups"] if g["name"] in keep]
+    for wd in WEIGHTS_DTYPES:
+        tab["weights"]["dit"][wd] = sum(g[wd] for g in groups)
+    tab["weights"]["dit"]["groups"] = groups
+    tab["dit"]["num_layers"] = blocks
+    tab["dit"]["execution_order"] = [n for n in tab["dit"]["execution_order"] if n in keep]
+    return tab
+
+
 def tokens_for(width: int, height: int) -> int:
     """DiT tokens per call: 24 latent slots x (H/16) x (W/16)."""
     return C.LATENT_SLOTS * (height // C.VAE_STRIDE_S // C.PATCH) * (width // C.VAE_STRIDE_S // C.PATCH)

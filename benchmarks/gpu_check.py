@@ -254,10 +254,12 @@ def check_compile(ctx: dict) -> dict:
         for compiled in (False, True):
             models = cut_models(bench, ctx["kind"], device, ctx["dtype"])
             if compiled and not _cuda(device):  # no inductor toolchain assumed on a CPU: trace only
+                import functools
+
                 import torch
 
                 real = torch.compile
-                torch.compile = lambda fn, **kw: real(fn, backend="eager", **kw)
+                torch.compile = functools.partial(real, backend="eager")
                 try:
                     setup = set_up(bench, models, offload, wd, device, ctx["dtype_name"], compile_=True)
                 finally:
@@ -380,12 +382,17 @@ def run_checks(ctx: dict, names: list[str], budget_s: float, log) -> dict:
         try:
             res = RUNNERS[name](ctx)
         except Exception as e:  # noqa: BLE001 - a check that crashes failed; the others still run
-            res = {"pass": False, "error": f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"}
+            res = {
+                "pass": False,
+                "error": f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}",
+            }
             _free(ctx["device"])
         res["seconds"] = round(time.perf_counter() - t, 2)
         out[name] = res
-        log(f"    {'PASS' if res['pass'] else 'skip' if res['pass'] is None else 'FAIL'} in {res['seconds']:.1f} s"
-            + (f": {res.get('error') or res.get('skipped')}" if res.get("error") or res.get("skipped") else ""))
+        log(
+            f"    {'PASS' if res['pass'] else 'skip' if res['pass'] is None else 'FAIL'} in {res['seconds']:.1f} s"
+            + (f": {res.get('error') or res.get('skipped')}" if res.get("error") or res.get("skipped") else "")
+        )
     return out
 
 
@@ -404,7 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     if not torch.cuda.is_available() and not a.allow_cpu:
-        print(f"gpu-check: no CUDA GPU visible (torch {torch.__version__}); run it on a machine with an NVIDIA GPU", file=sys.stderr)
+        print(
+            f"gpu-check: no CUDA GPU visible (torch {torch.__version__}); run it on a machine with an NVIDIA GPU", file=sys.stderr
+        )
         return NO_GPU_EXIT
     bench = _load_bench()
     cuda = torch.cuda.is_available() and not a.allow_cpu

@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import FakeHostAllocator
 from typer.testing import CliRunner
 
 from animate_cli.cli import app
 from animate_cli.models import footprint as F
-from helpers import FakeHostAllocator
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {"COLUMNS": "300", "NO_COLOR": "1"}
@@ -335,11 +335,15 @@ def test_dry_run_reports_modes_and_auto_pick_without_torch(media_dir, tiny_weigh
     est = plan["estimate"]
     assert (est["offload"], est["weights_dtype"], est["vram_gib"]) == ("blocks", "bf16", round(blocks.gpu_gib, 1))
     assert est["memory_mode_why"] in ("auto's pick on this machine", "the least GPU memory the flags allow")
-    proc = _dry_run(media_dir, tiny_weights, tmp_path, str(bindir), json_out=True, extra=("--offload", "none", "--weights-dtype", "fp8"))
+    proc = _dry_run(
+        media_dir, tiny_weights, tmp_path, str(bindir), json_out=True, extra=("--offload", "none", "--weights-dtype", "fp8")
+    )
     est = json.loads(proc.stdout.strip().splitlines()[0])["plan"]["estimate"]
     none_fp8 = F.predict(1280, 720, "none", "fp8")
     assert (est["offload"], est["weights_dtype"], est["vram_gib"]) == ("none", "fp8", round(none_fp8.gpu_gib, 1))
-    assert est["seconds_per_step"] == pytest.approx(plan["estimate"]["seconds_per_step"] * blocks.relative_speed / none_fp8.relative_speed, abs=0.02)
+    assert est["seconds_per_step"] == pytest.approx(
+        plan["estimate"]["seconds_per_step"] * blocks.relative_speed / none_fp8.relative_speed, abs=0.02
+    )
 
     proc = _dry_run(media_dir, tiny_weights, tmp_path, str(tmp_path / "nothing"), json_out=False)
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"torch": False, "code": 0}, proc.stderr

@@ -76,7 +76,9 @@ def test_memory_model_scaled_to_the_cut_model(gc_mod):
     block = next(x["bf16"] for x in F.table()["weights"]["dit"]["groups"] if x["name"] == "blocks.0")
     assert full.phases["dit_step"] - cut.phases["dit_step"] > 36 * block / F.GIB  # 36 blocks and 7 adapters fewer
     # blocks: the streamed pair and the activations do not depend on the depth
-    assert F.predict(832, 480, "blocks", "bf16", tab).phases["dit_step"] == F.predict(832, 480, "blocks", "bf16").phases["dit_step"]
+    assert (
+        F.predict(832, 480, "blocks", "bf16", tab).phases["dit_step"] == F.predict(832, 480, "blocks", "bf16").phases["dit_step"]
+    )
 
 
 def test_tiny_checks_on_the_cpu_write_the_report(gc_mod, tmp_path):
@@ -96,4 +98,4 @@ def test_tiny_checks_on_the_cpu_write_the_report(gc_mod, tmp_path):
     assert all(m["seconds_2_steps"] > 0 for m in c["modes"]["modes"][:2])
     assert c["umt5"]["pass"] is True and c["umt5"]["outputs"]["equal"] and c["umt5"]["memory_freed"]
     f = c["full_dit"]
-    assert f["step_s"] > 0 and 0 < f["mfu"] and f["attention"] == "native" and f["pass"] is None  # judged on CUDA only
+    assert f["step_s"] > 0 and f["mfu"] > 0 and f["attention"] == "native" and f["pass"] is None  # judged on CUDA only

@@ -290,7 +290,9 @@ def test_compile_wiring_and_compile_time(tiny_weights, monkeypatch, offload, wd)
     monkeypatch.setattr(runtime, "traceable_fp8", lambda tr: order.append(("traceable", real_traceable(tr))))
     monkeypatch.setattr(runtime, "compile_blocks", lambda tr, **kw: order.append(("compile", kw)))
     rec = OffloadRecorder()
-    monkeypatch.setattr(diffusers.hooks, "apply_group_offloading", lambda module, **kw: order.append(("offload",)) or rec(module, **kw))
+    monkeypatch.setattr(
+        diffusers.hooks, "apply_group_offloading", lambda module, **kw: order.append(("offload",)) or rec(module, **kw)
+    )
     paths, loras = _loras(tiny_weights)
     m = models.load_models(
         paths.base, loras, LoadOptions(device="cpu", dtype="fp32", offload=offload, weights_dtype=wd, compile=True)

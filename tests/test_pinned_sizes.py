@@ -10,11 +10,10 @@ import pytest
 import torch
 from helpers import FakeHostAllocator
 
+from animate_cli.errors import DeviceError
 from animate_cli.models import device as devmod
 from animate_cli.models import footprint as F
-from animate_cli.models import pinned
-from animate_cli.models import runtime
-from animate_cli.errors import DeviceError
+from animate_cli.models import pinned, runtime
 
 
 @pytest.fixture()

@@ -325,9 +325,13 @@ def run_cmd(
     ] = "auto",
     compile_: Annotated[
         bool,
-        typer.Option("--compile/--no-compile", help="Compile the repeated DiT blocks (torch.compile; no graph breaks in any "
-                     "--offload/--weights-dtype mode). Does nothing useful on the CPU, or for a run of one or two chunks "
-                     "(compiling is a one-off delay before the first step).", rich_help_panel=SPEED),
+        typer.Option(
+            "--compile/--no-compile",
+            help="Compile the repeated DiT blocks (torch.compile; no graph breaks in any "
+            "--offload/--weights-dtype mode). Does nothing useful on the CPU, or for a run of one or two chunks "
+            "(compiling is a one-off delay before the first step).",
+            rich_help_panel=SPEED,
+        ),
     ] = False,
     no_audio: Annotated[
         bool, typer.Option("--no-audio", help="Do not copy the driving video's audio.", rich_help_panel=IO)

@@ -35,18 +35,19 @@ class CompileCount:
 @contextmanager
 def counting():
     """Count dynamo's graph breaks, recompiles and graphs inside the block (dynamo is reset first)."""
-    import torch._dynamo
-    from torch._dynamo.utils import clear_compilation_metrics, counters, get_compilation_metrics
+    import torch
 
-    torch._dynamo.reset()
+    dynamo = torch._dynamo  # torch's own compiler front end; its counters are the public way to see breaks
+    dynamo.reset()
+    counters = dynamo.utils.counters
     counters.clear()
-    clear_compilation_metrics()
+    dynamo.utils.clear_compilation_metrics()
     out = CompileCount()
     yield out
     breaks = counters["graph_break"]
     out.graph_breaks = sum(breaks.values())
     out.break_reasons = sorted({k.strip().splitlines()[0][:200] for k in breaks})
-    recompiled = [m for m in get_compilation_metrics() if m.recompile_reason]
+    recompiled = [m for m in dynamo.utils.get_compilation_metrics() if m.recompile_reason]
     out.recompiles = len(recompiled)
     out.recompile_reasons = sorted({str(m.recompile_reason).strip().splitlines()[0][:200] for m in recompiled})
     out.graphs = int(counters["stats"].get("unique_graphs", 0))

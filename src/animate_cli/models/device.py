@@ -147,7 +147,6 @@ def choose(device: str, dtype: str, allow_cpu: bool, *, size: tuple[int, int] | 
     return DeviceChoice(f"cuda:{index}", dtype, name, free_gib, need.offload, need.weights_dtype, memory_mode, notes)
 
 
-
 def torch_dtype(name: str):
     import torch
 

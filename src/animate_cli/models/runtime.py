@@ -21,7 +21,6 @@ import statistics
 import time
 from dataclasses import dataclass
 
-
 # FP8 storage for the Linear layers of the repeated parts of the DiT: the 40 transformer blocks (40 x ~0.4 B
 # params) and the 8 face-adapter cross-attentions (8 x ~0.1 B), 98 % of its weight bytes. diffusers' default skip
 # list (patch_embed, norm, proj_in/out, plus this class's patch_embedding, condition_embedder, norm) would

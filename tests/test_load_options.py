@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from animate_cli import models
 from animate_cli.cli import app
 from animate_cli.errors import ResumeMismatchError, UsageError
-from animate_cli.models import LoadOptions, runtime
+from animate_cli.models import LoadOptions, attention, runtime
 from animate_cli.models import device as devmod
 from animate_cli.rollout import resume
 from animate_cli.runner import pipeline
@@ -351,7 +351,7 @@ def test_resume_refuses_fp8_chunks_made_with_another_fp8_scope(media_dir, tiny_w
     ],
 )
 def test_bad_flag_values(flags, text, media_dir, tiny_weights, tmp_path, monkeypatch):
-    monkeypatch.setattr(runtime, "_installed", lambda name: False)  # the same answer on a machine that has them
+    monkeypatch.setattr(attention, "_installed", lambda name: False)  # the same answer on a machine that has them
     args = ["run", str(media_dir / "ref.png"), str(media_dir / "driving.mp4"), "--weights-dir", str(tiny_weights),
             "--out", str(tmp_path / "o.mp4"), "--size", "64x32", "--steps", "1", "--dtype", "fp32",
             "--pose-video", str(media_dir / "pose.mp4"), "--face-video", str(media_dir / "face.mp4"), *flags]  # fmt: skip

@@ -20,6 +20,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
+from functools import cache
 
 # FP8 storage for the Linear layers of the repeated parts of the DiT: the 40 transformer blocks (40 x ~0.4 B
 # params) and the 8 face-adapter cross-attentions (8 x ~0.1 B), 98 % of its weight bytes. diffusers' default skip
@@ -186,27 +187,22 @@ def offload_text_encoder(text_encoder, device) -> None:
 LAYERWISE_CASTING_HOOK = "layerwise_casting"  # diffusers.hooks.layerwise_casting's hook name (0.42)
 
 
+@cache
 def _cast_linear():
+    """The CastLinear class (built on first use: no torch import at module level)."""
     import torch
 
-    global _CastLinear
-    if _CastLinear is None:
+    class CastLinear(torch.nn.Linear):
+        """A Linear stored in FP8 that casts its weight (and bias) to `compute_dtype` inside forward: the
+        arithmetic of diffusers' layerwise casting (upcast, F.linear), without mutating parameters."""
 
-        class CastLinear(torch.nn.Linear):
-            """A Linear stored in FP8 that casts its weight (and bias) to `compute_dtype` inside forward: the
-            arithmetic of diffusers' layerwise casting (upcast, F.linear), without mutating parameters."""
+        compute_dtype = None
 
-            compute_dtype = None
+        def forward(self, x):
+            bias = None if self.bias is None else self.bias.to(self.compute_dtype)
+            return torch.nn.functional.linear(x, self.weight.to(self.compute_dtype), bias)
 
-            def forward(self, x):
-                bias = None if self.bias is None else self.bias.to(self.compute_dtype)
-                return torch.nn.functional.linear(x, self.weight.to(self.compute_dtype), bias)
-
-        _CastLinear = CastLinear
-    return _CastLinear
-
-
-_CastLinear = None
+    return CastLinear
 
 
 def traceable_fp8(transformer) -> int:

@@ -208,7 +208,7 @@ def check_attention(ctx: dict) -> dict:
     import torch
 
     from animate_cli.models import attention
-    from animate_cli.models.device import capability
+    from animate_cli.models.device import compute_capability
 
     device = ctx["device"]
     if not _cuda(device):
@@ -231,7 +231,7 @@ def check_attention(ctx: dict) -> dict:
             rows[name] = {"installed": True, "max_abs_diff": diff, "pass": diff <= ATTENTION_ATOL[kind], "kind": kind}
         except Exception as e:  # noqa: BLE001 - a backend diffusers accepted but that fails here is the finding
             rows[name] = {"installed": True, "pass": False, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
-    cap = capability(device)
+    cap = compute_capability(device)
     cp = attention.resolve_attention("auto", device, "bf16", cap, context_parallel=True)
     cp_row = {"backend": cp, "supports_context_parallel": attention.supports_context_parallel(cp),
               "auto_single_gpu": attention.resolve_attention("auto", device, "bf16", cap)}  # fmt: skip
@@ -332,14 +332,14 @@ def check_full_dit(ctx: dict) -> dict:
     from animate_cli.devtools.tiny_models import TRANSFORMER_CONFIG
     from animate_cli.models import footprint, runtime
     from animate_cli.models.attention import resolve_attention
-    from animate_cli.models.device import capability
+    from animate_cli.models.device import compute_capability
     from animate_cli.rollout.denoise import denoise_chunk
 
     bench, device, size = ctx["bench"], ctx["device"], ctx["size"]
     cfg = FULL_TRANSFORMER if ctx["kind"] == "full" else TRANSFORMER_CONFIG
     _free(device)
     tr = bench.build_random(lambda: WanAnimateTransformer3DModel(**cfg), device, ctx["dtype"], 0)
-    backend = resolve_attention("auto", str(device), ctx["dtype_name"], capability(str(device)))
+    backend = resolve_attention("auto", str(device), ctx["dtype_name"], compute_capability(str(device)))
     runtime.set_attention(tr, backend)
     inputs = chunk_inputs(tr, size)
     clock = bench.StepClock(tr, device)

@@ -11,7 +11,8 @@ export HF_HUB_DISABLE_TELEMETRY ?= 1
 export OMP_NUM_THREADS ?= 2
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help install test test-real lint demo bench bench-pose bench-gpu bench-load bench-report tiny clean
+
+.PHONY: help install test test-real lint demo bench bench-pose bench-gpu bench-load bench-report gpu-check tiny clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -57,6 +58,9 @@ bench-pose: tiny  ## CPU: pose pipeline frames/s and RSS (tiny ONNX), then wan v
 
 bench-gpu: install  ## full-size random-weight DiT/VAE benchmark (CUDA); tiny configs on CPU
 	$(PY) benchmarks/bench_gpu.py
+
+gpu-check: install  ## one GPU, <= 8 min: pinning, memory modes vs the memory model, attention, compile, umT5, the full DiT (JSON in benchmarks/results/); exit 5 without a GPU
+	$(PY) benchmarks/gpu_check.py
 
 BENCH_LOAD ?= .bench-load
 bench-load: install  ## CPU: host RAM of the FP8 DiT load, old path vs streamed, vs the memory model (writes a 4.5 GB checkpoint to $(BENCH_LOAD)/ once)

@@ -237,13 +237,15 @@ def build_random(factory, device, dtype, seed: int):
     return model.to(device).eval().requires_grad_(False)
 
 
-def build_models(kind: str, device, dtype) -> dict:
+def build_models(kind: str, device, dtype, transformer: dict | None = None) -> dict:
+    """Random transformer, VAE and CLIP of `kind` (full | tiny); `transformer` overrides transformer config keys
+    (gpu_check.py builds a 4-block full-width DiT this way)."""
     from diffusers import AutoencoderKLWan, WanAnimateTransformer3DModel
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
     from animate_cli.devtools import tiny_models
 
-    tcfg = FULL_TRANSFORMER if kind == "full" else tiny_models.TRANSFORMER_CONFIG
+    tcfg = {**(FULL_TRANSFORMER if kind == "full" else tiny_models.TRANSFORMER_CONFIG), **(transformer or {})}
     vcfg = FULL_VAE if kind == "full" else tiny_models.VAE_CONFIG
     ccfg = FULL_CLIP if kind == "full" else TINY_CLIP
     out, t = {}, time.perf_counter()
@@ -439,12 +441,13 @@ def prepare_models(models: dict, combo: dict, device, dtype_name: str) -> dict:
 
     from animate_cli.errors import UsageError
     from animate_cli.models import LoadOptions, runtime
+    from animate_cli.models.attention import resolve_attention
     from animate_cli.models.footprint import clip_resident
 
     if combo["offload"] == "blocks" and not _cuda(device):
         raise UsageError("--offload blocks needs a CUDA device")
     cap = tuple(torch.cuda.get_device_capability(device)) if _cuda(device) else None
-    attention = runtime.resolve_attention(combo["attention"], str(device), dtype_name, cap)
+    attention = resolve_attention(combo["attention"], str(device), dtype_name, cap)
     if combo["offload"] == "blocks":  # offloaded weights start in host memory, as load_models leaves them
         resident_clip = clip_resident(combo["offload"], combo["weights_dtype"])
         for k in ("transformer", "vae") if resident_clip else ("transformer", "vae", "clip"):

@@ -29,16 +29,17 @@ IDLE_MIB = 400
 
 
 def readme_tables() -> str:
-    """Markdown: every mode's predicted needs at 480p/720p, and what `auto` runs on each card."""
+    """Markdown: every mode's predicted needs at 480p/720p, and what `auto` runs on each card. Every figure is the
+    memory model's prediction (footprint.py), labelled so until a GPU measurement (`make gpu-check`) replaces it."""
     from animate_cli.models import footprint as F
 
     sizes = {"480p": C.RESOLUTIONS["480p"], "720p": C.RESOLUTIONS["720p"]}
-    lines = ["| size | mode | peak VRAM | host RAM | DiT speed |", "|---|---|---|---|---|"]
+    lines = ["| size | mode | peak VRAM (predicted) | host RAM (predicted) | DiT speed (predicted) |", "|---|---|---|---|---|"]
     for label, size in sizes.items():
         for m in F.modes(*size):
             lines.append(f"| {label} | `--offload {m.offload} --weights-dtype {m.weights_dtype}` | {m.gpu_gib:.1f} GiB "
                          f"| {m.host_gib:.1f} GiB | {m.relative_speed:.2f}x |")  # fmt: skip
-    lines += ["", "| GPU | " + " | ".join(f"{s} {d}" for s in sizes for d in F.WEIGHTS_DTYPES) + " |",
+    lines += ["", "| GPU (predicted) | " + " | ".join(f"{s} {d}" for s in sizes for d in F.WEIGHTS_DTYPES) + " |",
               "|---|" + "---|" * (2 * len(sizes))]  # fmt: skip
     for card, mib in CARDS.items():
         cells = []

@@ -54,3 +54,45 @@ def cli_in_fresh_interpreter(args: list[str]) -> tuple[list[str], dict]:
     lines = proc.stdout.strip().splitlines()
     assert lines, proc.stderr
     return lines[:-1], json.loads(lines[-1])
+
+
+class FakeHostAllocator:
+    """torch's CUDA host (pinned) allocator as models.pinned sees it, on a CPU build of torch.
+
+    `pin_memory()` hands out a block of the request rounded up to a power of two, unless the
+    `pinned_max_round_threshold_mb` setting was given and honoured and the request is above it (torch's
+    CachingHostAllocator rule); `host_memory_stats()` reports the bytes handed out. `honours=False` is a
+    torch that accepts the setting silently and keeps rounding; `stats=False` one without statistics.
+    """
+
+    def __init__(self, honours: bool = True, stats: bool = True, raises: bool = False):
+        self.honours, self.has_stats, self.raises = honours, stats, raises
+        self.threshold_mb, self.active, self.settings = None, 0, []
+
+    def set_settings(self, text: str) -> None:
+        self.settings.append(text)
+        if self.raises:
+            raise RuntimeError("unknown allocator setting")
+        key, _, value = text.partition(":")
+        if self.honours and key == "pinned_max_round_threshold_mb":
+            self.threshold_mb = int(value)
+
+    def pin(self, t):
+        size = t.numel() * t.element_size()
+        exact = self.threshold_mb is not None and size > self.threshold_mb * 2**20
+        self.active += size if exact else 1 << (size - 1).bit_length()
+        return t.clone()
+
+    def stats(self) -> dict:
+        return {"active_bytes.current": self.active, "allocated_bytes.current": self.active} if self.has_stats else {}
+
+    def install(self, monkeypatch):
+        import torch
+
+        from animate_cli.models import pinned
+
+        monkeypatch.setattr(torch._C, "_accelerator_setAllocatorSettings", self.set_settings)
+        monkeypatch.setattr(torch.Tensor, "pin_memory", lambda t, device=None: self.pin(t))
+        monkeypatch.setattr(torch.cuda, "host_memory_stats", self.stats)
+        pinned.check_pinned_sizes.cache_clear()  # the answer is cached per process: ask this allocator
+        return self

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from animate_cli import models
 from animate_cli.cli import app
 from animate_cli.errors import ResumeMismatchError, UsageError
-from animate_cli.models import LoadOptions, runtime
+from animate_cli.models import LoadOptions, attention, runtime
 from animate_cli.models import device as devmod
 from animate_cli.rollout import resume
 from animate_cli.runner import pipeline
@@ -82,8 +82,6 @@ def test_blocks_mode_wires_group_offloading_after_lora_and_fp8(tiny_weights, mon
 
     rec = OffloadRecorder()
     monkeypatch.setattr(diffusers.hooks, "apply_group_offloading", rec)
-    settings = []
-    monkeypatch.setattr(torch._C, "_accelerator_setAllocatorSettings", settings.append)
     paths, loras = _loras(tiny_weights)
     opts = LoadOptions(device="cpu", dtype="fp32", offload="blocks", weights_dtype="fp8")
     m = models.load_models(paths.base, loras, opts)
@@ -97,7 +95,7 @@ def test_blocks_mode_wires_group_offloading_after_lora_and_fp8(tiny_weights, mon
         assert call["kw"]["onload_device"] == torch.device("cpu") and call["kw"]["offload_device"] == torch.device("cpu")
     # blocks + FP8: CLIP stays resident (footprint.clip_resident: host RAM is what that mode is for)
     assert not any(c["cls"] == "CLIPVisionModel" for c in rec.calls)
-    assert settings == ["pinned_max_round_threshold_mb:1"]  # pinned copies at their exact size, not powers of two
+    # (pinned sizes are set and checked only for a CUDA onload: tests/test_pinned_sizes.py)
     # Order: the LoRA was fused and unloaded (no peft layers left) and FP8 casting done before offloading.
     n_linear = sum(isinstance(x, torch.nn.Linear) for n, x in m.transformer.named_modules()
                    if n.startswith(("blocks.", "face_adapter.")))  # fmt: skip
@@ -279,48 +277,33 @@ FP8_REL_RMS_LIMIT = 0.05  # e4m3 keeps 3 mantissa bits (~3 % weight rounding); s
 
 
 # --- compile --------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("offload", "wd", "fullgraph"), [("none", "bf16", True), ("none", "fp8", False), ("blocks", "bf16", False)]
-)
-def test_compile_wiring_and_compile_time(tiny_weights, monkeypatch, offload, wd, fullgraph):
-    """torch.compile itself is not run here (minutes on 2 cores); the call and the compile-time clock are."""
+@pytest.mark.parametrize(("offload", "wd"), [("none", "bf16"), ("none", "fp8"), ("blocks", "bf16"), ("blocks", "fp8")])
+def test_compile_wiring_and_compile_time(tiny_weights, monkeypatch, offload, wd):
+    """torch.compile itself is not run here (tests/test_compile.py counts what it does); the order is: FP8 Linears
+    made traceable and the blocks' own forward compiled before group offloading wraps them; the compile clock."""
     import diffusers.hooks
-    from diffusers import WanAnimateTransformer3DModel
 
-    calls = []
-    monkeypatch.setattr(WanAnimateTransformer3DModel, "compile_repeated_blocks", lambda self, **kw: calls.append(kw))
-    monkeypatch.setattr(diffusers.hooks, "apply_group_offloading", OffloadRecorder())
+    order = []
+    real_traceable = runtime.traceable_fp8
+    monkeypatch.setattr(runtime, "traceable_fp8", lambda tr: order.append(("traceable", real_traceable(tr))))
+    monkeypatch.setattr(runtime, "compile_blocks", lambda tr, **kw: order.append(("compile", kw)))
+    rec = OffloadRecorder()
+    monkeypatch.setattr(
+        diffusers.hooks, "apply_group_offloading", lambda module, **kw: order.append(("offload",)) or rec(module, **kw)
+    )
     paths, loras = _loras(tiny_weights)
     m = models.load_models(
         paths.base, loras, LoadOptions(device="cpu", dtype="fp32", offload=offload, weights_dtype=wd, compile=True)
     )
-    assert calls == [{"fullgraph": fullgraph}]
+    steps = [o[0] for o in order]
+    assert steps[:2] == ["traceable", "compile"] and steps.count("compile") == 1
+    assert steps[2:] == (["offload"] * (2 if wd == "fp8" else 3) if offload == "blocks" else [])  # CLIP resident with FP8
+    n_fp8 = order[0][1]
+    assert n_fp8 == (m.summary()["fp8_linear_layers"] if wd == "fp8" else 0) and (n_fp8 > 0) == (wd == "fp8")
+    assert not any(hasattr(x, "_diffusers_hook") for x in m.transformer.modules() if isinstance(x, torch.nn.Linear))
     assert m.summary()["compile"] is True and m.summary()["compile_s"] is None  # no forward yet
     m.prepared.timer.times[:] = [5.0, 1.0, 1.2, 0.9]
     assert m.summary()["compile_s"] == pytest.approx(4.0)
-
-
-# --- attention ------------------------------------------------------------------------------------
-def test_attention_resolution(monkeypatch):
-    installed = set()
-    monkeypatch.setattr(runtime, "_installed", lambda name: name in installed)
-    r = runtime.resolve_attention
-    assert r("auto", "cpu", "bf16", None) == "native" and r("sdpa", "cuda:0", "bf16", (9, 0)) == "native"
-    assert r("auto", "cuda:0", "bf16", (9, 0)) == "native"  # nothing installed: torch SDPA
-    installed |= {"flash_attn"}
-    assert r("auto", "cuda:0", "bf16", (8, 0)) == "flash" and r("flash", "cuda:0", "bf16", (9, 0)) == "flash"
-    assert r("auto", "cuda:0", "fp32", (9, 0)) == "native"  # flash kernels take fp16/bf16 only
-    installed |= {"flash_attn_3", "flash_attn_interface"}
-    assert r("auto", "cuda:0", "bf16", (9, 0)) == "_flash_3" and r("flash", "cuda:0", "bf16", (9, 0)) == "_flash_3"
-    assert r("auto", "cuda:0", "bf16", (8, 9)) == "flash"  # FA3 is Hopper only
-    assert r("auto", "cuda:0", "bf16", (9, 0)) != "sage"
-    installed |= {"sageattention"}
-    assert r("auto", "cuda:0", "bf16", (9, 0)) == "_flash_3" and r("sage", "cuda:0", "bf16", (9, 0)) == "sage"
-    with pytest.raises(UsageError, match="needs a CUDA device"):
-        r("flash", "cpu", "bf16", None)
-    installed.clear()
-    with pytest.raises(UsageError, match="flash-attn"):
-        r("flash", "cuda:0", "bf16", (9, 0))
 
 
 def test_blocks_on_cpu_is_a_usage_error():
@@ -366,7 +349,7 @@ def test_resume_refuses_fp8_chunks_made_with_another_fp8_scope(media_dir, tiny_w
     ],
 )
 def test_bad_flag_values(flags, text, media_dir, tiny_weights, tmp_path, monkeypatch):
-    monkeypatch.setattr(runtime, "_installed", lambda name: False)  # the same answer on a machine that has them
+    monkeypatch.setattr(attention, "_installed", lambda name: False)  # the same answer on a machine that has them
     args = ["run", str(media_dir / "ref.png"), str(media_dir / "driving.mp4"), "--weights-dir", str(tiny_weights),
             "--out", str(tmp_path / "o.mp4"), "--size", "64x32", "--steps", "1", "--dtype", "fp32",
             "--pose-video", str(media_dir / "pose.mp4"), "--face-video", str(media_dir / "face.mp4"), *flags]  # fmt: skip

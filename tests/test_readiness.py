@@ -23,7 +23,7 @@ def test_dry_run_without_weights_plans_then_lists_blockers(media_dir, tmp_path, 
     assert r.exit_code == 4, r.output  # the first blocker: weights
     out = json.loads(r.stdout)  # still exactly one JSON object on stdout
     assert out["ok"] is False and out["exit_code"] == 4 and out["ready"] is False
-    assert out["plan"]["chunks"] == 42 and out["plan"]["estimate"]["vram_gib"] > 30
+    assert out["plan"]["chunks"] == 42
     items = {i["name"]: i for i in out["readiness"]}
     assert [i["name"] for i in out["readiness"]] == ["weights", "gpu", "disk"]
     w = items["weights"]
@@ -35,6 +35,7 @@ def test_dry_run_without_weights_plans_then_lists_blockers(media_dir, tmp_path, 
     )
     # no GPU seen: the GPU it asks for is the least the flags allow (--offload blocks), not the resident 41 GiB
     least = min(m["gpu_gib"] for m in out["plan"]["memory_modes"] if m["weights_dtype"] == "bf16")
+    assert out["plan"]["estimate"]["vram_gib"] == round(least, 1)  # the estimate follows that mode too
     assert least < 10 and items["gpu"]["fix"].startswith(f"run on a machine with an NVIDIA GPU with ~{least:.0f} GiB free")
     host = next(m["host_gib"] for m in out["plan"]["memory_modes"] if m["gpu_gib"] == least)
     assert f"(and ~{host:.0f} GiB of host RAM)" in items["gpu"]["fix"]

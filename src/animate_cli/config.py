@@ -69,6 +69,14 @@ OFFLOAD_MODES = ("auto", "none", "blocks")  # auto: device.choose picks the fast
 WEIGHTS_DTYPES = ("bf16", "fp8")  # fp8: e4m3 storage of the Linears of the DiT blocks and face adapters, bf16 compute
 ATTENTION_CHOICES = ("auto", "sdpa", "flash", "sage")  # auto: fastest *exact* backend installed, never sage
 
+# torch's CUDA caching allocator, set by the CLI unless the user set it (cli.common.default_alloc_conf): expandable
+# segments grow one mapping instead of carving fixed-size segments, so memory freed between differently shaped
+# activations (and, under --offload blocks, every streamed weight group) is reused instead of fragmenting --
+# the gap between reserved and allocated memory that public block-offload runs of this model show
+# (footprint.RESERVED_OVER_ALLOCATED). torch's own advice in its out-of-memory message.
+CUDA_ALLOC_CONF = "expandable_segments:True"
+CUDA_ALLOC_CONF_ENVS = ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")
+
 WEIGHTS_ENV = "EVERANIMATE_WEIGHTS_DIR"
 
 

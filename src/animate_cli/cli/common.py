@@ -288,3 +288,17 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     """Minute-scale character animation: one reference image + a driving video -> an mp4."""
+    default_alloc_conf(os.environ)  # before any command imports torch (and so before CUDA initialises)
+
+
+def default_alloc_conf(environ) -> str | None:
+    """Set torch's CUDA allocator configuration to config.CUDA_ALLOC_CONF unless the user set one (either name
+    torch reads: PYTORCH_CUDA_ALLOC_CONF, or PYTORCH_ALLOC_CONF since torch 2.9). Torch reads it once, when its
+    CUDA allocator initialises, so this runs before any command imports torch; --gpus N's ranks inherit it.
+    Returns what was set (None: the user's own setting stands)."""
+    from animate_cli import config as C
+
+    if any(k in environ for k in C.CUDA_ALLOC_CONF_ENVS):
+        return None
+    environ[C.CUDA_ALLOC_CONF_ENVS[0]] = C.CUDA_ALLOC_CONF
+    return C.CUDA_ALLOC_CONF

@@ -118,7 +118,13 @@ def run_cmd(
     ] = "auto",
     compile_: Annotated[
         bool,
-        typer.Option("--compile/--no-compile", help="Compile the repeated DiT blocks (torch.compile).", rich_help_panel=SPEED),
+        typer.Option(
+            "--compile/--no-compile",
+            help="Compile the repeated DiT blocks (torch.compile; no graph breaks in any "
+            "--offload/--weights-dtype mode). Does nothing useful on the CPU, or for a run of one or two chunks "
+            "(compiling is a one-off delay before the first step).",
+            rich_help_panel=SPEED,
+        ),
     ] = False,
     no_audio: Annotated[
         bool, typer.Option("--no-audio", help="Do not copy the driving video's audio.", rich_help_panel=IO)
@@ -239,6 +245,7 @@ def run_cmd(
         if n > 1 and parallel.env_world_size() == 1:  # --gpus N: check what is cheap here, then start N ranks
             pipeline.check_inputs(cfg)
             multigpu.check_devices(n, cfg.device)
+            multigpu.check_attention(cfg.attention, cfg.device, cfg.dtype)  # exit 2 before any rank starts
             raise typer.Exit(multigpu.launch(n, multigpu.strip_gpus(sys.argv[1:])))
         with make_reporter(progress) as reporter:
             summary = pipeline.run(cfg, reporter, fresh=fresh, on_chunk_done=_test_pause())

@@ -57,7 +57,7 @@ def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds
     """Turn flags into a frozen RunConfig (no torch, no models)."""
     from animate_cli import media
     from animate_cli.media import canvas
-    from animate_cli.models.runtime import check_attention_installed
+    from animate_cli.models.attention import check_attention_installed
     from animate_cli.report import SEAM_FIX_MODES
 
     for flag, value, valid in (("--offload", offload, C.OFFLOAD_MODES), ("--weights-dtype", weights_dtype, C.WEIGHTS_DTYPES),

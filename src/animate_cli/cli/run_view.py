@@ -18,7 +18,8 @@ def print_plan(cfg: C.RunConfig, plan_dict: dict) -> None:
     cv = plan_dict.get("canvas") or canvas_dict(cfg)
     con.print(f"canvas {cv['size'][0]}x{cv['size'][1]}: {cv['rule']}; reference {cv['reference_fit']}, pose {cv['pose_fit']}",
               markup=False, highlight=False)  # fmt: skip
-    con.print(f"estimate: ~{est['vram_gib']} GiB VRAM all resident, ~{est['seconds_per_step']} s/step, ~{est['total_minutes']} min "
+    mode = f"--offload {est['offload']} --weights-dtype {est['weights_dtype']}, {est.get('memory_mode_why', 'all resident')}"
+    con.print(f"estimate: ~{est['vram_gib']} GiB VRAM ({mode}), ~{est['seconds_per_step']} s/step, ~{est['total_minutes']} min "
               f"({est['assumes']})", markup=False)  # fmt: skip
     table = Table("chunk", "output frames", "noise seed")
     rows = plan_dict["chunk_table"]

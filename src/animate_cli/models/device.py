@@ -29,6 +29,7 @@ class DeviceChoice:
     offload: str = "none"  # resolved memory mode for models.load_models: "none" or "blocks" (never "auto")
     weights_dtype: str = "bf16"  # DiT linear weight storage: "bf16" or "fp8"
     memory_mode: dict = field(default_factory=dict)  # offload, weights_dtype, predicted GiB, reason (run summary)
+    notes: tuple[str, ...] = ()  # one-line warnings for the run's log (each said once), e.g. pinned sizes rounded
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,12 @@ def nvidia_smi_gpus() -> list[GpuInfo] | None:
 
 
 def resolve_memory_mode(size: tuple[int, int], free_gib: float | None, host_gib: float | None, offload: str,
-                        weights_dtype: str, where: str = "the GPU", scale: float = 1.0) -> tuple[object, list]:  # fmt: skip
+                        weights_dtype: str, where: str = "the GPU", scale: float = 1.0,
+                        pinned_rounded: bool = False) -> tuple[object, list]:  # fmt: skip
     """(chosen footprint.Need, all modes) for W x H; DeviceError (exit 5) with every mode's needs when none fits.
 
     `scale` multiplies every predicted figure: the table is for bf16 compute, and fp32 doubles weights and
-    activations alike."""
+    activations alike. `pinned_rounded`: this torch rounds pinned allocations (pinned.check_pinned_sizes)."""
     from dataclasses import replace
 
     from animate_cli.models import footprint
@@ -85,7 +87,7 @@ def resolve_memory_mode(size: tuple[int, int], free_gib: float | None, host_gib:
     if weights_dtype not in footprint.WEIGHTS_DTYPES:
         raise UsageError(f"--weights-dtype must be bf16 or fp8, got {weights_dtype!r}")
     all_modes = [replace(m, gpu_gib=round(m.gpu_gib * scale, 2), host_gib=round(m.host_gib * scale, 2))
-                 for m in footprint.modes(*size)]  # fmt: skip
+                 for m in footprint.modes(*size, pinned_rounded=pinned_rounded)]  # fmt: skip
     decision = footprint.choose(all_modes, free_gib, host_gib, offload, weights_dtype)
     if decision.need is None:
         raise DeviceError(f"{where}: {decision.reason}", hint=footprint.hint_for(all_modes, free_gib, host_gib, weights_dtype))
@@ -131,12 +133,18 @@ def choose(device: str, dtype: str, allow_cpu: bool, *, size: tuple[int, int] | 
     if size is None:  # tiny weights: no memory model
         return DeviceChoice(f"cuda:{index}", dtype, name, free_gib, "none" if offload == "auto" else offload, weights_dtype)
     host = host_available_gib() if host_gib is None else host_gib
+    from animate_cli.models.pinned import check_pinned_sizes
+
+    pinned = check_pinned_sizes() if offload != "none" else None  # the run's first pin: a probe (blocks only pins)
+    rounded = pinned is not None and not pinned.exact
     need, _ = resolve_memory_mode(size, free_gib, host, offload, weights_dtype, where=f"cuda:{index} ({name})",
-                                  scale=2.0 if dtype == "fp32" else 1.0)  # fmt: skip
+                                  scale=2.0 if dtype == "fp32" else 1.0, pinned_rounded=rounded)  # fmt: skip
     memory_mode = {"offload": need.offload, "weights_dtype": need.weights_dtype, "predicted_gpu_gib": need.gpu_gib,
                    "predicted_host_gib": need.host_gib, "free_gpu_gib": round(free_gib, 2),
-                   "available_host_gib": None if host is None else round(host, 2)}  # fmt: skip
-    return DeviceChoice(f"cuda:{index}", dtype, name, free_gib, need.offload, need.weights_dtype, memory_mode)
+                   "available_host_gib": None if host is None else round(host, 2),
+                   "pinned_sizes": None if pinned is None else pinned.to_dict()}  # fmt: skip
+    notes = (f"note: {pinned.note}",) if rounded and need.offload == "blocks" else ()
+    return DeviceChoice(f"cuda:{index}", dtype, name, free_gib, need.offload, need.weights_dtype, memory_mode, notes)
 
 
 def torch_dtype(name: str):
@@ -175,7 +183,8 @@ def memory_report(size: tuple[int, int], device: str = "auto", offload: str = "a
     (`--dry-run`). `gpus`/`host_gib` default to probing nvidia-smi and /proc/meminfo (tests pass values).
 
     Returns {"modes": [Need.to_dict() + "fits"], "auto_mode": {"offload", "weights_dtype", "reason", "gpu",
-    "host_available_gib"}}; auto_mode's offload is None when no GPU is visible or nothing fits.
+    "host_available_gib"}, "estimate_mode": estimate_mode(...)}; auto_mode's offload is None when no GPU is
+    visible or nothing fits.
     """
     from animate_cli.models import footprint
 
@@ -206,7 +215,21 @@ def memory_report(size: tuple[int, int], device: str = "auto", offload: str = "a
         auto["reason"] = decision.reason
         if decision.need is not None:
             auto["offload"], auto["weights_dtype"] = decision.need.offload, decision.need.weights_dtype
-    return {"modes": modes, "auto_mode": auto}
+    return {"modes": modes, "auto_mode": auto, "estimate_mode": estimate_mode(modes, auto, offload, weights_dtype)}
+
+
+def estimate_mode(modes: list[dict], auto: dict, offload: str, weights_dtype: str) -> dict | None:
+    """The mode --dry-run's estimate follows: the one a run here would use (auto's pick or the asked mode, when it
+    fits), else the one needing the least GPU memory among those the flags allow (no GPU seen, or none fits), so
+    a 16 GB card is not told it needs the resident 41 GiB. {**mode, "why": one line}; None on --device cpu."""
+    if auto.get("reason", "").startswith("--device cpu"):
+        return None
+    if auto["offload"] is not None:
+        mode = next(m for m in modes if (m["offload"], m["weights_dtype"]) == (auto["offload"], auto["weights_dtype"]))
+        return {**mode, "why": "auto's pick on this machine" if offload == "auto" else "as asked"}
+    allowed = [m for m in modes if m["weights_dtype"] == weights_dtype and offload in ("auto", m["offload"])]
+    mode = min(allowed, key=lambda m: m["gpu_gib"], default=None)
+    return None if mode is None else {**mode, "why": "the least GPU memory the flags allow"}
 
 
 # Attribute set on each loaded module by `runtime.prepare`: where it computes. Under group offloading

@@ -17,8 +17,9 @@ linearly with the token count. Weights do not depend on the size.
 A mode is (offload, weights_dtype): offload "none" = every model resident on the GPU; "blocks" = the DiT
 under diffusers group offloading (block level, CUDA stream prefetch, pinned host copies), umT5 and the VAE
 on the GPU only while they run, CLIP too except with FP8 weights (clip_resident). GPU figures: the allocated peak of each phase (`phases`, what
-torch.cuda.max_memory_allocated reports), and `gpu_gib` = the largest one plus allocator slack and the
-CUDA context: what must be free. `host_gib` is the available host RAM the run needs at its peak.
+torch.cuda.max_memory_allocated reports), what the caching allocator reserves for it (`reserved_phases`:
+RESERVED_OVER_ALLOCATED on the memory it churns), and `gpu_gib` = the largest reserved phase plus
+onnxruntime's pose memory where it overlaps and the CUDA context: what must be free. `host_gib` is the available host RAM the run needs at its peak.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ MEASURED_SIZES = ((640, 352), (832, 480), (1280, 720))
 OFFLOAD_MODES = ("none", "blocks")
 WEIGHTS_DTYPES = ("bf16", "fp8")
 PHASES = ("prompt", "clip", "vae_encode_pose", "dit_step", "decode")
+GPU_PHASES = ("prompt", "load", *PHASES[1:])  # + the models resident before their first forward (pose overlaps it)
+OVERLAPS_POSE = ("prompt", "load")
 GIB = 2**30
 
 # --- GPU margins --------------------------------------------------------------------------------
@@ -44,9 +47,23 @@ GIB = 2**30
 # includes our context; torch.cuda.mem_get_info (the run-time probe) is read after it exists, so there
 # this is a margin to spare.
 CUDA_CONTEXT_GIB = 0.75
-# The caching allocator reserves more than it hands out (block rounding, fragmentation between
-# differently shaped activations): reserved/allocated of an inference loop is typically a few percent.
-ALLOCATOR_SLACK = 0.05
+# What torch's caching allocator reserves beyond what it hands out, for memory that is freed and allocated
+# again all the time (activations; under `blocks` also every streamed weight group): block rounding and
+# fragmentation between differently shaped tensors. Evidence, on this model under block offload
+# (ComfyUI-WanVideoWrapper issue #1267, Wan-Animate 1280x720, 77-frame windows, 35 of 40 blocks swapped):
+# max allocated 23.242 GB, max reserved 28.719 GB, ratio 1.236. And #1722: a 16 GB card (RTX 4080 Super)
+# runs out of memory at 720x1280 with all 40 blocks swapped (11-12 GB while sampling, 15+ GB between
+# windows), where allocated-only arithmetic said 720p fits 16 GB. The CLI sets expandable_segments (which
+# should lower the ratio, cli.common.default_alloc_conf); until `make gpu-check` measures ours, keep 1.24.
+RESERVED_OVER_ALLOCATED = 1.24
+# Weights allocated once and never freed (resident models) are not churned: the allocator rounds a large
+# allocation to 2 MiB only, so they count 1:1. (`none`: the resident DiT/VAE/CLIP; `blocks`: a resident CLIP.)
+# onnxruntime's CUDA memory for pose extraction, outside torch's allocator: it runs on a worker thread while
+# the prompt is encoded and the models load (runner.pipeline step 2), so it overlaps those two phases only.
+# YOLOX-m + RTMW-l in fp32 are ~0.33 GiB of weights; onnxruntime's BFC arena grows by powers of two
+# (arena_extend_strategy kNextPowerOfTwo, its default) and cuDNN's convolution search may take a large
+# workspace (cudnn_conv_use_max_workspace, default on since onnxruntime 1.14). An assumption until measured.
+POSE_ORT_GIB = 1.5
 
 # --- host memory ---------------------------------------------------------------------------------
 # The process itself: Python, torch, diffusers, transformers, the CUDA runtime and its libraries mapped
@@ -61,9 +78,10 @@ HOST_BASELINE_GIB = 3.0
 #
 # torch's pinned allocator rounds each allocation up to a power of two while it is at most
 # `pinned_max_round_threshold_mb` (ATen/core/CachingHostAllocator.h; default: no limit), and diffusers pins
-# one copy per tensor, so a 5120x13824 bf16 weight (135 MiB) would take 256 MiB. runtime.exact_pinned_sizes
-# sets the threshold to 1 MiB before anything is pinned; the tensors it still rounds (biases, norms) add
-# well under 0.1 GiB, not modelled.
+# one copy per tensor, so a 5120x13824 bf16 weight (135 MiB) would take 256 MiB. pinned.check_pinned_sizes
+# sets the threshold to 1 MiB and checks with a probe tensor that it took effect; where it did not, the run
+# predicts with the rounded sizes (`pinned_rounded`, the table's pinned_* figures). The tensors it still
+# rounds (biases, norms) add well under 0.1 GiB, not modelled.
 PINNED_POW2 = False
 # diffusers 0.42.1 builds every stream group's pinned copy before its hooks release the pageable weights, so
 # the DiT would be on the host twice while offloading is set up. runtime.pin_in_place pins the streamed
@@ -99,10 +117,11 @@ class Need:
 
     offload: str
     weights_dtype: str
-    gpu_gib: float  # must be free on the GPU: max(phases) + allocator slack + CUDA context
+    gpu_gib: float  # must be free on the GPU: max(reserved_phases + pose arena where it overlaps) + CUDA context
     host_gib: float  # must be available in host RAM (max of host_phases)
     relative_speed: float  # DiT step rate relative to offload none + bf16 (1.0); higher is faster
-    phases: dict = field(default_factory=dict)  # GPU allocated peak per phase, GiB
+    phases: dict = field(default_factory=dict)  # GPU allocated peak per phase, GiB (torch.cuda.max_memory_allocated)
+    reserved_phases: dict = field(default_factory=dict)  # the same, as torch's allocator reserves it (max_memory_reserved)
     host_phases: dict = field(default_factory=dict)  # host peak while encoding the prompt / loading / running
 
     @property
@@ -126,6 +145,23 @@ class Decision:
 @cache
 def table(path: Path = TABLE_PATH) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def scaled_table(blocks: int, face_adapters: int, tab: dict | None = None) -> dict:
+    """The table for a DiT cut to its first `blocks` blocks and `face_adapters` face adapters (same width): what
+    `make gpu-check` builds to measure the memory phases in seconds instead of loading 17 B parameters. Activations
+    do not depend on the depth (a step's peak is inside one block); weights are the kept groups plus the rest."""
+    import copy
+
+    tab = copy.deepcopy(tab or table())
+    keep = {f"blocks.{i}" for i in range(blocks)} | {f"face_adapter.{i}" for i in range(face_adapters)} | {"unmatched"}
+    groups = [g for g in tab["weights"]["dit"]["groups"] if g["name"] in keep]
+    for wd in WEIGHTS_DTYPES:
+        tab["weights"]["dit"][wd] = sum(g[wd] for g in groups)
+    tab["weights"]["dit"]["groups"] = groups
+    tab["dit"]["num_layers"] = blocks
+    tab["dit"]["execution_order"] = [n for n in tab["dit"]["execution_order"] if n in keep]
+    return tab
 
 
 def tokens_for(width: int, height: int) -> int:
@@ -158,6 +194,9 @@ def _dit_resident_blocks(tab: dict, wd: str) -> int:
 
 
 def _gpu_phases(tab: dict, tokens: int, offload: str, wd: str) -> dict:
+    """{phase: (static, churned)} GPU bytes torch allocates at each phase's peak: `static` is allocated once and
+    kept (resident weights), `churned` is freed and allocated again (activations, streamed weight groups); the
+    allocator reserves RESERVED_OVER_ALLOCATED times the churned part."""
     w = tab["weights"]
     act = {p: activation_bytes(p, tokens, tab) for p in PHASES}
     dit, vae, clip, umt5 = w["dit"][wd], w["vae"]["bf16"], w["clip"]["bf16"], w["umt5"]["bf16"]
@@ -165,16 +204,16 @@ def _gpu_phases(tab: dict, tokens: int, offload: str, wd: str) -> dict:
     # umT5 encodes the prompt before the other models are loaded (pipeline.run step 4), alone on the GPU.
     if offload == "none":
         resident = dit + vae + clip
-        return {"prompt": umt5 + act["prompt"], "clip": resident + act["clip"],
-                "vae_encode_pose": resident + act["vae_encode_pose"], "dit_step": resident + act["dit_step"] + cast,
-                "decode": resident + act["decode"]}  # fmt: skip
+        return {"prompt": (umt5, act["prompt"]), "load": (resident, 0), "clip": (resident, act["clip"]),
+                "vae_encode_pose": (resident, act["vae_encode_pose"]), "dit_step": (resident, act["dit_step"] + cast),
+                "decode": (resident, act["decode"])}  # fmt: skip
     # blocks: umT5 one layer at a time beside its shared embedding; the VAE only while it runs; CLIP for the
     # whole run or only while it runs (clip_resident); the DiT's resident groups only during its step.
     held = clip if clip_resident(offload, wd) else 0
-    return {"prompt": w["umt5"]["offloaded_peak"] + act["prompt"], "clip": clip + act["clip"],
-            "vae_encode_pose": held + vae + act["vae_encode_pose"],
-            "dit_step": held + _dit_resident_blocks(tab, wd) + act["dit_step"] + cast,
-            "decode": held + vae + act["decode"]}  # fmt: skip
+    return {"prompt": (0, w["umt5"]["offloaded_peak"] + act["prompt"]), "load": (held, 0),
+            "clip": (held, (0 if held else clip) + act["clip"]), "vae_encode_pose": (held, vae + act["vae_encode_pose"]),
+            "dit_step": (held, _dit_resident_blocks(tab, wd) + act["dit_step"] + cast),
+            "decode": (held, vae + act["decode"])}  # fmt: skip
 
 
 def clip_resident(offload: str, weights_dtype: str) -> bool:
@@ -195,7 +234,7 @@ def lora_bytes(tab: dict) -> int:
     return tab["dit"]["num_layers"] * per_block * 2
 
 
-def _host_phases(tab: dict, offload: str, wd: str) -> dict:
+def _host_phases(tab: dict, offload: str, wd: str, pinned_rounded: bool = False) -> dict:
     """Host bytes beyond the process baseline, per phase (they do not overlap: umT5 is freed before the other
     models load).
 
@@ -207,7 +246,8 @@ def _host_phases(tab: dict, offload: str, wd: str) -> dict:
             (offloaded), CLIP passes through to the GPU or stays (clip_resident); the DiT in its storage
             dtype as streamed, one tensor in flight (the LoRA is freed pair by pair as it is fused), then
             while pinning one tensor (or the whole pinned copy: PIN_WHILE_PAGEABLE).
-    run:    `blocks`: the streamed groups' pinned copies (exact, or per-tensor powers of two: PINNED_POW2),
+    run:    `blocks`: the streamed groups' pinned copies (exact, or per-tensor powers of two: PINNED_POW2, or
+            `pinned_rounded` where pinned.check_pinned_sizes found this torch rounding them),
             the unmatched group (pageable), the offloaded VAE (and CLIP unless clip_resident).
     """
     w, dit = tab["weights"], tab["dit"]
@@ -223,7 +263,8 @@ def _host_phases(tab: dict, offload: str, wd: str) -> dict:
         return {"prompt": umt5 if LOAD_VIA_HOST_BF16 else 0,
                 "load": max(vae, clip, (dit_bf16 if via_host else stream) + lora), "run": 0}  # fmt: skip
     g = _groups(tab)
-    pinned = sum(v[f"pinned_{wd}" if PINNED_POW2 else wd] for k, v in g.items() if k != "unmatched")
+    rounded = PINNED_POW2 or pinned_rounded
+    pinned = sum(v[f"pinned_{wd}" if rounded else wd] for k, v in g.items() if k != "unmatched")
     kept = vae + (0 if clip_resident(offload, wd) else clip)  # host-resident beside the DiT from its load on
     run = pinned + g["unmatched"][wd] + kept
     # streamed, each LoRA pair is freed once fused: the LoRA shrinks as the DiT grows and is gone by the end
@@ -261,30 +302,35 @@ def _step_seconds(tab: dict, tokens: int, offload: str, wd: str) -> float:
     return total
 
 
-def predict(width: int, height: int, offload: str, weights_dtype: str, tab: dict | None = None) -> Need:
-    """Predicted needs of one mode at W x H (bf16 compute)."""
+def predict(width: int, height: int, offload: str, weights_dtype: str, tab: dict | None = None, *,
+            pinned_rounded: bool = False) -> Need:  # fmt: skip
+    """Predicted needs of one mode at W x H (bf16 compute). `pinned_rounded`: this torch rounds pinned host
+    allocations up to powers of two (pinned.check_pinned_sizes), so `blocks` needs the rounded host RAM."""
     if offload not in OFFLOAD_MODES or weights_dtype not in WEIGHTS_DTYPES:
         raise ValueError(f"unknown memory mode {offload}/{weights_dtype}")
     tab = tab or table()
     tokens = tokens_for(width, height)
     gpu = _gpu_phases(tab, tokens, offload, weights_dtype)
-    host = _host_phases(tab, offload, weights_dtype)
+    reserved = {k: static + RESERVED_OVER_ALLOCATED * churned for k, (static, churned) in gpu.items()}
+    outside = {k: POSE_ORT_GIB * GIB if k in OVERLAPS_POSE else 0.0 for k in gpu}
+    host = _host_phases(tab, offload, weights_dtype, pinned_rounded)
     base = _step_seconds(tab, tokens, "none", "bf16")
     speed = base / _step_seconds(tab, tokens, offload, weights_dtype)
-    peak = max(gpu.values()) / GIB
+    peak = max(reserved[k] + outside[k] for k in gpu) / GIB
     return Need(
         offload=offload, weights_dtype=weights_dtype,
-        gpu_gib=round(peak * (1 + ALLOCATOR_SLACK) + CUDA_CONTEXT_GIB, 2),
+        gpu_gib=round(peak + CUDA_CONTEXT_GIB, 2),
         host_gib=round(HOST_BASELINE_GIB + max(host.values()) / GIB, 2),
         relative_speed=round(speed, 3),
-        phases={k: round(v / GIB, 2) for k, v in gpu.items()},
+        phases={k: round(sum(v) / GIB, 2) for k, v in gpu.items()},
+        reserved_phases={k: round(v / GIB, 2) for k, v in reserved.items()},
         host_phases={k: round(HOST_BASELINE_GIB + v / GIB, 2) for k, v in host.items()},
     )  # fmt: skip
 
 
-def modes(width: int, height: int, tab: dict | None = None) -> list[Need]:
+def modes(width: int, height: int, tab: dict | None = None, *, pinned_rounded: bool = False) -> list[Need]:
     """Every (offload, weights_dtype) mode at W x H, fastest first (ties: resident, then bf16, first)."""
-    out = [predict(width, height, o, d, tab) for o in OFFLOAD_MODES for d in WEIGHTS_DTYPES]
+    out = [predict(width, height, o, d, tab, pinned_rounded=pinned_rounded) for o in OFFLOAD_MODES for d in WEIGHTS_DTYPES]
     return sorted(out, key=lambda m: (-m.relative_speed, OFFLOAD_MODES.index(m.offload), WEIGHTS_DTYPES.index(m.weights_dtype)))
 
 

@@ -20,7 +20,7 @@ from animate_cli.errors import WeightsInvalidError
 
 @dataclass(frozen=True)
 class LoadOptions:
-    """How to load: decided once by pipeline.run (device.choose, runtime.resolve_attention)."""
+    """How to load: decided once by pipeline.run (device.choose, attention.resolve_attention)."""
 
     device: str = "cpu"  # "cuda:0" or "cpu": where the models compute
     dtype: str = "bf16"  # compute dtype ("bf16" | "fp32")

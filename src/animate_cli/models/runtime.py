@@ -1,7 +1,8 @@
 """How the loaded models store weights and compute: FP8 storage, group offloading, attention backend,
 regional compile. Set up once, by `models.load_models` (and the GPU benchmark), in this order:
 
-    LoRA fused (dit_stream.py) -> FP8 layerwise casting -> group offloading -> attention backend -> compile
+    LoRA fused (dit_stream.py) -> FP8 layerwise casting -> compile (the blocks' own forward) -> group offloading
+    -> attention backend
 
 LoRA first, because fusing into FP8 or offloaded weights would lose precision or fail (an FP8 DiT is
 fused and cast weight by weight as it is read, dit_stream.py, which sets the casting up on the empty
@@ -10,34 +11,16 @@ offloading, so the pinned host copies are FP8 too (half the host RAM and half th
 block). The chunk loop never sees any of this: it asks `device.execution_device(module)` where to
 put its inputs, and diffusers' hooks do the rest.
 
-No torch import at module level: `cli/run.py` imports `check_attention_installed` for flag validation.
+Which attention backend (models/attention.py) and whether the pinned allocator sizes exactly (models/pinned.py)
+are decided before loading; this module sets them up. No torch import at module level.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
 import time
 from dataclasses import dataclass
-
-from animate_cli.errors import UsageError
-
-# --attention flash|sage -> (importable module, pip package) in order of preference. FA3 is checked the
-# way diffusers checks it (`flash_attn_3` present; it then imports `flash_attn_interface`).
-FA3_MODULES = ("flash_attn_3", "flash_attn_interface")
-ATTENTION_PACKAGES = {
-    "flash": (("flash_attn", "flash-attn"), ("flash_attn_interface", "flash_attn_3")),
-    "sage": (("sageattention", "sageattention"),),
-}
-FA3_CAPABILITY = 9  # FlashAttention-3 kernels exist for Hopper (sm90) only
-FA2_MIN_CAPABILITY = (8, 0)  # FlashAttention-2: Ampere and newer
-APPROXIMATE_BACKENDS = {"sage"}  # 8-bit QK^T: not equal to exact attention
-
-# torch's pinned-memory allocator rounds every allocation up to a power of two by default: group
-# offloading pins each weight separately, and a 5120 x 13824 bf16 FFN weight (141.6 MB) would take
-# 256 MiB. Over the whole DiT that is 47.9 GiB of pinned RAM for 32.2 GiB of weights (25.4 for 17.2
-# with FP8; counted on the real config). Allocations above this size are made exact instead.
-PINNED_ROUND_THRESHOLD_MB = 1
+from functools import cache
 
 # FP8 storage for the Linear layers of the repeated parts of the DiT: the 40 transformer blocks (40 x ~0.4 B
 # params) and the 8 face-adapter cross-attentions (8 x ~0.1 B), 98 % of its weight bytes. diffusers' default skip
@@ -45,52 +28,6 @@ PINNED_ROUND_THRESHOLD_MB = 1
 # still cast the motion encoder, face encoder and embeddings, which are small and run once per step at the
 # model's input; this pattern skips every module whose name does not start with `blocks` or `face_adapter`.
 FP8_SKIP_PATTERN = r"^(?!(?:blocks|face_adapter)\b)\w"
-
-
-def _installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def check_attention_installed(choice: str) -> None:
-    """CLI-time check (no torch, no import of the package): --attention flash/sage needs its package."""
-    options = ATTENTION_PACKAGES.get(choice)
-    if options and not any(_installed(mod) for mod, _ in options):
-        pip = options[0][1]
-        raise UsageError(f"--attention {choice} needs the `{pip}` package, which is not installed",
-                         hint=f"pip install {pip}, or use --attention auto")  # fmt: skip
-
-
-def resolve_attention(choice: str, device: str, dtype: str, capability: tuple[int, int] | None) -> str:
-    """--attention auto|sdpa|flash|sage -> the diffusers attention-backend name to use.
-
-    `auto` is the fastest exact backend installed: FlashAttention-3 on Hopper, else FlashAttention-2,
-    else "native" (torch SDPA, which picks its own flash/cuDNN/efficient kernel). Never sage unless
-    asked. On the CPU, and in fp32 (the flash kernels take fp16/bf16 only), it is native.
-    """
-    cuda = device.startswith("cuda")
-    if choice in ("flash", "sage"):
-        check_attention_installed(choice)
-        if not cuda:
-            raise UsageError(f"--attention {choice} needs a CUDA device", hint="use --attention auto on the CPU")
-        if dtype != "bf16":
-            raise UsageError(f"--attention {choice} needs --dtype bf16")
-    if choice == "sage":
-        return "sage"
-    if choice == "sdpa" or not cuda or dtype != "bf16":
-        return "native"
-    fa3 = all(_installed(m) for m in FA3_MODULES) and capability is not None and capability[0] == FA3_CAPABILITY
-    fa2 = _installed("flash_attn") and capability is not None and tuple(capability) >= FA2_MIN_CAPABILITY
-    if fa3:
-        return "_flash_3"
-    if fa2:
-        return "flash"
-    if choice == "flash":  # installed, but not usable on this GPU
-        raise UsageError(f"--attention flash: no installed FlashAttention build supports this GPU (sm{capability})",
-                         hint="use --attention auto")  # fmt: skip
-    return "native"
 
 
 class ForwardTimer:
@@ -172,7 +109,8 @@ def offload_blocks(transformer, vae, image_encoder, device) -> None:
     import torch
     from diffusers.hooks import apply_group_offloading
 
-    exact_pinned_sizes()
+    from animate_cli.models.pinned import check_pinned_sizes
+
     kw = dict(onload_device=torch.device(device), offload_device=torch.device("cpu"), offload_type="block_level",
               num_blocks_per_group=1, use_stream=True, non_blocking=True, low_cpu_mem_usage=False)  # fmt: skip
     # VAE: block_modules from AutoencoderKLWan._group_offload_block_modules (diffusers' default when none given)
@@ -182,6 +120,7 @@ def offload_blocks(transformer, vae, image_encoder, device) -> None:
     for module, extra in models:
         blocks = extra.get("block_modules", getattr(module, "_group_offload_block_modules", None))
         if kw["onload_device"].type == "cuda":  # pinned memory is CUDA's (the tests offload onto the CPU)
+            check_pinned_sizes()  # exact sizes before the first weight is pinned (cached: device.choose checked)
             pin_in_place(streamed_tensors(module, blocks))  # before diffusers builds its groups: see pin_in_place
         apply_group_offloading(module, **kw, **extra)
 
@@ -224,25 +163,6 @@ def pin_in_place(tensors) -> int:
     return moved
 
 
-def exact_pinned_sizes() -> bool:
-    """Stop torch rounding large pinned host allocations up to powers of two (see PINNED_ROUND_THRESHOLD_MB).
-    Returns False where this torch has no such setting (the rounding then stays).
-
-    `Tensor.pin_memory()` allocates through the CUDA host allocator (ATen/cuda/PinnedMemoryAllocator.h:
-    `at::getHostAllocator(at::kCUDA)`, the CachingHostAllocator), whose `allocate` rounds a request up to a
-    power of two only while `size <= pinned_max_round_threshold()` (ATen/core/CachingHostAllocator.h, torch
-    2.13; the `pinned_max_round_threshold_mb` key of AcceleratorAllocatorConfig, default: no limit). The
-    threshold is read at each allocation, so setting it before the first pin is enough. Tensors of at most
-    1 MiB (biases, norms) still round: well under 0.1 GiB over the whole DiT."""
-    import torch
-
-    try:
-        torch._C._accelerator_setAllocatorSettings(f"pinned_max_round_threshold_mb:{PINNED_ROUND_THRESHOLD_MB}")
-    except (AttributeError, RuntimeError):
-        return False
-    return True
-
-
 def offload_text_encoder(text_encoder, device) -> None:
     """umT5 under block-level group offloading, without streams: it runs once per run (its embedding is
     cached), so prefetching would buy nothing while pinning its 10.6 GiB of host memory would cost
@@ -254,6 +174,67 @@ def offload_text_encoder(text_encoder, device) -> None:
 
     apply_group_offloading(text_encoder.encoder, onload_device=torch.device(device), offload_device=torch.device("cpu"),
                            offload_type="block_level", num_blocks_per_group=1, use_stream=False)  # fmt: skip
+
+
+# --- regional compile --------------------------------------------------------------------------------
+# What used to break the compiled blocks into pieces (counted on the CPU with dynamo's eager backend on a 4-block
+# tiny DiT, tests/test_compile.py): FP8 layerwise casting, 25 graph breaks (diffusers' hook casts the module's
+# parameters with `module.to()` around each Linear, which dynamo cannot trace: `nn.Parameter()`), and block
+# offloading, 4 (diffusers' onload/offload are `torch.compiler.disable`d and ran inside the compiled call, since
+# `compile_repeated_blocks` compiles the hook-wrapped `Module.__call__`). Both are kept out of the graph now:
+# FP8 Linears cast their weight inside their own forward (a traceable op, fused by inductor), and only the
+# block's own forward is compiled, before the offload hooks wrap it. 0 breaks and 0 recompiles in every mode.
+LAYERWISE_CASTING_HOOK = "layerwise_casting"  # diffusers.hooks.layerwise_casting's hook name (0.42)
+
+
+@cache
+def _cast_linear():
+    """The CastLinear class (built on first use: no torch import at module level)."""
+    import torch
+
+    class CastLinear(torch.nn.Linear):
+        """A Linear stored in FP8 that casts its weight (and bias) to `compute_dtype` inside forward: the
+        arithmetic of diffusers' layerwise casting (upcast, F.linear), without mutating parameters."""
+
+        compute_dtype = None
+
+        def forward(self, x):
+            bias = None if self.bias is None else self.bias.to(self.compute_dtype)
+            return torch.nn.functional.linear(x, self.weight.to(self.compute_dtype), bias)
+
+    return CastLinear
+
+
+def traceable_fp8(transformer) -> int:
+    """Swap diffusers' layerwise-casting hook on every FP8 Linear for a cast inside its forward (for compile).
+    Same numbers: both upcast the stored FP8 weight to the compute dtype and call F.linear. Returns how many."""
+    import torch
+
+    cast_linear, n = _cast_linear(), 0
+    for m in transformer.modules():
+        registry = getattr(m, "_diffusers_hook", None)
+        if type(m) is not torch.nn.Linear or registry is None or list(registry.hooks) != [LAYERWISE_CASTING_HOOK]:
+            continue
+        compute = registry.hooks[LAYERWISE_CASTING_HOOK].compute_dtype
+        del m.forward, m._diffusers_hook  # the hook's wrapper (an instance attribute) and its registry
+        m.__class__ = cast_linear
+        m.compute_dtype = compute
+        n += 1
+    return n
+
+
+def compile_blocks(transformer, **kwargs) -> int:
+    """torch.compile the forward of every repeated block (the class's `_repeated_blocks`, as diffusers'
+    `compile_repeated_blocks`), underneath any hook applied afterwards. One graph serves every block: dynamo
+    lifts each block's parameters to graph inputs instead of recompiling per block. Returns how many."""
+    import torch
+
+    names, n = set(transformer._repeated_blocks), 0
+    for m in transformer.modules():
+        if type(m).__name__ in names:
+            m.forward = torch.compile(m.forward, **kwargs)
+            n += 1
+    return n
 
 
 def set_attention(transformer, backend: str) -> None:
@@ -284,6 +265,9 @@ def prepare(transformer, vae, image_encoder, options) -> Prepared:
     fp8 = 0
     if options.weights_dtype == "fp8":
         fp8 = cast_blocks_fp8(transformer, torch_dtype(options.dtype))
+    if options.compile:  # before offloading, so its hooks stay outside the compiled blocks (compile_blocks)
+        traceable_fp8(transformer)
+        compile_blocks(transformer)
     if options.offload == "none":
         transformer.to(options.device)  # a no-op: models.load_models put it there
     else:
@@ -294,8 +278,5 @@ def prepare(transformer, vae, image_encoder, options) -> Prepared:
     set_attention(transformer, options.attention)
     timer = None
     if options.compile:
-        # fullgraph only without hooks inside the blocks: group offloading's onload is excluded from
-        # compilation (a graph break) and layerwise casting changes parameter dtypes inside forward.
-        transformer.compile_repeated_blocks(fullgraph=options.offload == "none" and options.weights_dtype == "bf16")
         timer = ForwardTimer(transformer, options.device)
     return Prepared(options.attention, fp8, timer)

@@ -158,13 +158,30 @@ class RtmlibEstimator:
             if not Path(p).is_file():  # rtmlib would otherwise treat the path as a URL and download it
                 raise WeightsMissingError(f"pose model not found: {p}", hint="run `everanimate download-weights --only pose`")
         self.device = resolve_device(device)
+        self.fallback = None  # with --device auto: why the CUDA provider was given up for the CPU (one warning line)
+        try:
+            self._open(det_onnx, pose_onnx)
+        except DeviceError as e:  # onnxruntime-gpu whose CUDA/cuDNN libraries do not match: auto means "if it works"
+            if device != "auto" or self.device == "cpu":
+                raise
+            self.device, self.fallback = "cpu", f"warning: pose models on the CPU: {e.message}"
+            self._open(det_onnx, pose_onnx)
+
+    def _open(self, det_onnx: Path, pose_onnx: Path) -> None:
+        """Both onnxruntime sessions on self.device; DeviceError when the CUDA provider does not run them."""
         # rtmlib print()s "load ... with onnxruntime backend": send it to stderr so --json stays one object
         # (the same redirect as cli.common.quiet_stdout; stage modules do not import the CLI layer).
         with contextlib.redirect_stdout(sys.stderr):
             from rtmlib import YOLOX, RTMPose
 
-            self.det = YOLOX(str(det_onnx), det_mode="human", backend="onnxruntime", device=self.device)
-            self.pose = RTMPose(str(pose_onnx), to_openpose=False, backend="onnxruntime", device=self.device)
+            try:
+                self.det = YOLOX(str(det_onnx), det_mode="human", backend="onnxruntime", device=self.device)
+                self.pose = RTMPose(str(pose_onnx), to_openpose=False, backend="onnxruntime", device=self.device)
+            except Exception as e:  # noqa: BLE001 - onnxruntime's own Fail/RuntimeError when CUDA cannot start
+                if not self.device.startswith("cuda"):
+                    raise
+                raise DeviceError(f"onnxruntime's CUDA provider failed to start: {str(e).strip().splitlines()[0][:200]}",
+                                  hint="check the CUDA/cuDNN libraries onnxruntime-gpu needs, or use --device cpu") from None  # fmt: skip
         # Input sizes come from the files, not rtmlib's defaults (a 384x288 model given (192, 256) decodes garbage).
         (dh, dw), det_from = model_input_hw(self.det.session, det_onnx, "detector")
         (ph, pw), pose_from = model_input_hw(self.pose.session, pose_onnx, "pose")

@@ -250,6 +250,8 @@ def _extract_locked(driving: Path, out_dir: Path, settings: PoseSettings, det_on
         from animate_cli.pose.estimator import RtmlibEstimator
 
         estimator = RtmlibEstimator(det_onnx, pose_onnx, s.device)
+        if estimator.fallback:  # --device auto and onnxruntime's CUDA provider could not run: on the CPU instead
+            reporter.log(estimator.fallback)
     ref_pose = None
     if ref is not None:
         ref_img = media.load_image(ref)

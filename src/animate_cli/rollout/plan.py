@@ -132,10 +132,23 @@ def estimate(plan: ChunkPlan) -> dict:
     total_s = step_s * plan.steps * len(plan.chunks) * 1.05  # + ~5% VAE encode/decode and CLIP
     from animate_cli.models import footprint
 
-    return {
-        "vram_gib": round(footprint.predict(plan.width, plan.height, "none", "bf16").gpu_gib, 1),  # all resident, bf16
+    return {  # all resident, bf16; --dry-run replaces it by the mode a run would use (follow_mode)
+        "vram_gib": round(footprint.predict(plan.width, plan.height, "none", "bf16").gpu_gib, 1),
+        "offload": "none",
+        "weights_dtype": "bf16",
         "dit_tflop_per_step": round(flops_step / 1e12, 1),
         "seconds_per_step": round(step_s, 2),
         "total_minutes": round(total_s / 60, 1),
         "assumes": f"one GPU at {C.ASSUMED_TFLOPS:.0f} TFLOP/s effective bf16",
     }
+
+
+def follow_mode(est: dict, mode: dict | None) -> dict:
+    """`estimate` for the memory mode a run would use (device.estimate_mode): its predicted peak VRAM, and the DiT
+    step slowed by its relative speed (block transfers, FP8 casts). Unchanged (all resident, bf16) without one."""
+    if mode is None:
+        return est
+    speed = mode["relative_speed"] or 1.0
+    return {**est, "vram_gib": round(mode["gpu_gib"], 1), "seconds_per_step": round(est["seconds_per_step"] / speed, 2),
+            "total_minutes": round(est["total_minutes"] / speed, 1), "offload": mode["offload"],
+            "weights_dtype": mode["weights_dtype"], "memory_mode_why": mode["why"]}  # fmt: skip

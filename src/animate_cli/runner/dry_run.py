@@ -12,7 +12,7 @@ def dry_run(cfg: RunConfig, ranks: int, canvas: dict) -> dict:
     """{"plan": plan dict (+ canvas, memory modes, auto's pick, multi-GPU prediction), "readiness": items, "exit_code"}."""
     from animate_cli import config as C
     from animate_cli.models.device import memory_report
-    from animate_cli.rollout.plan import driving_frames_read, make_plan
+    from animate_cli.rollout.plan import driving_frames_read, follow_mode, make_plan
     from animate_cli.runner import multigpu, pipeline, readiness
 
     checked = pipeline.check_inputs(cfg)
@@ -23,6 +23,7 @@ def dry_run(cfg: RunConfig, ranks: int, canvas: dict) -> dict:
         plan["pose_frames_extracted"] = driving_frames_read(chunk_plan)
     memory = memory_report((cfg.width, cfg.height), cfg.device, cfg.offload, cfg.weights_dtype)
     plan["memory_modes"], plan["auto_mode"] = memory["modes"], memory["auto_mode"]
+    plan["estimate"] = follow_mode(plan["estimate"], memory["estimate_mode"])  # the mode a run would use
     if ranks > 1:
         plan["multi_gpu"] = multigpu.predict(plan["tokens_per_call"], ranks)
     items = _readiness(cfg, plan, memory["auto_mode"])

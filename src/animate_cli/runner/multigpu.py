@@ -111,6 +111,19 @@ def predict(tokens: int, n: int) -> dict:
 # --- the launcher --------------------------------------------------------------------------------
 
 
+def check_attention(attention: str, device: str, dtype: str) -> str:
+    """The attention backend the ranks will use, asked of diffusers in the launcher before any rank starts
+    (models.attention, with context parallelism): an explicit --attention it cannot run under context
+    parallelism is a UsageError (exit 2) here, not a ValueError on every rank at its first DiT call."""
+    import torch
+
+    from animate_cli.models.attention import resolve_attention
+    from animate_cli.models.device import compute_capability
+
+    dev = "cpu" if device == "cpu" or not torch.cuda.is_available() else "cuda:0"  # every rank's GPU is alike
+    return resolve_attention(attention, dev, dtype, compute_capability(dev), context_parallel=True)
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

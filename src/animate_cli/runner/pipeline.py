@@ -190,9 +190,9 @@ class Setup:
 def _setup(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter) -> Setup:
     """Weights and device, before any model is loaded (inputs were checked by run())."""
     from animate_cli import weights
-    from animate_cli.models import LoadOptions
+    from animate_cli.models import LoadOptions, parallel
     from animate_cli.models import device as devmod
-    from animate_cli.models.runtime import APPROXIMATE_BACKENDS, resolve_attention
+    from animate_cli.models.attention import APPROXIMATE_BACKENDS, resolve_attention
 
     paths = weights.resolve(cfg.weights_dir, cfg.resolution, need=("base", "lora"))
     pose_models = None
@@ -214,8 +214,12 @@ def _setup(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter) -> Setup:
                         weights_dtype=cfg.weights_dtype)  # fmt: skip
     if dev.device == "cpu" and not tiny:
         reporter.log("warning: running the 14B model on the CPU; expect days per chunk")
-    # Every memory/speed choice, resolved once; loading (models/loader.py, runtime.py) is the only consumer.
-    attention = resolve_attention(cfg.attention, dev.device, dev.dtype, devmod.compute_capability(dev.device))
+    for note in dev.notes:  # e.g. pinned host memory found rounded: said once
+        reporter.log(note)
+    # Every memory/speed choice, resolved once; loading (models/loader.py, runtime.py) is the only consumer. The
+    # attention backend is asked of diffusers now, so one it would refuse fails (or falls back) before any load.
+    attention = resolve_attention(cfg.attention, dev.device, dev.dtype, devmod.compute_capability(dev.device),
+                                  context_parallel=parallel.env_world_size() > 1, warn=reporter.log)  # fmt: skip
     options = LoadOptions(device=dev.device, dtype=dev.dtype, offload=dev.offload, weights_dtype=dev.weights_dtype,
                           attention=attention, compile=cfg.compile)  # fmt: skip
     if attention in APPROXIMATE_BACKENDS:
@@ -225,7 +229,8 @@ def _setup(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter) -> Setup:
 
 def _resume_settings(cfg: RunConfig, setup: Setup) -> dict:
     """What a saved state must match to be continued: everything that changes the frames (not offload or compile)."""
-    from animate_cli.models.runtime import APPROXIMATE_BACKENDS, FP8_SKIP_PATTERN
+    from animate_cli.models.attention import APPROXIMATE_BACKENDS
+    from animate_cli.models.runtime import FP8_SKIP_PATTERN
     from animate_cli.rollout import resume
 
     attention = setup.options.attention

@@ -17,7 +17,7 @@ def run_rank(weights_dir, resolution: str, extra_loras: list, device: str, dtype
     from animate_cli import weights
     from animate_cli.models import LoadOptions, load_models
     from animate_cli.models import device as devmod
-    from animate_cli.models.runtime import resolve_attention
+    from animate_cli.models.attention import resolve_attention
 
     world = current()
     try:
@@ -26,7 +26,9 @@ def run_rank(weights_dir, resolution: str, extra_loras: list, device: str, dtype
             loras = [(paths.lora, 1.0), *((spec.path, spec.scale) for spec in extra_loras)]
             dev = devmod.choose(device, dtype, allow_cpu=weights.is_tiny(paths.base) or device == "cpu", offload="none")
             # The same transformer as rank 0's (pipeline._run): resident, same storage dtype, attention and compile.
-            attn = resolve_attention(attention, dev.device, dev.dtype, devmod.compute_capability(dev.device))
+            attn = resolve_attention(
+                attention, dev.device, dev.dtype, devmod.compute_capability(dev.device), context_parallel=True
+            )
             models = load_models(paths.base, loras, LoadOptions(device=dev.device, dtype=dev.dtype, offload="none",
                                                                 weights_dtype=weights_dtype, attention=attn, compile=compile_))  # fmt: skip
         except (RemoteError, Stop, KeyboardInterrupt):

@@ -58,7 +58,7 @@ def draw(png: Path, video: Path, fps: float, layout: ChunkLayout, seams: list[di
 
     worst = sorted(seams, key=lambda s: -s["score"])[: S.SHEET_JOINS]
     wanted = [i for s in worst for i in (s["frame"] - 1, s["frame"])]
-    frames = [_thumb(f) for f in media.read_frames_at(video, wanted, fps)] if wanted else []
+    frames = [_thumb(f) for f in media.read_frames_at(video, wanted)] if wanted else []
     sheet_rows = (len(worst) + 1) // 2
     aspect = frames[0].shape[0] / (2 * frames[0].shape[1]) if frames else 0.3  # height/width of one before|after pair
     pair_h = S.FIGURE_WIDTH_IN * 0.455 * aspect + 0.35  # two pairs side by side, plus a title line

@@ -22,7 +22,7 @@ from animate_cli import media
 from animate_cli.cli import app
 from animate_cli.errors import WriteFailedError
 from animate_cli.media.writer import SegmentWriter
-from animate_cli.runner import pipeline
+from animate_cli.runner import pipeline, pose_job
 
 ENV = {"COLUMNS": "300", "NO_COLOR": "1"}
 GATE_S = 60  # generous: a gate that times out means the stages ran one after the other
@@ -163,7 +163,7 @@ def test_unusable_cuda_provider_falls_back_to_the_cpu(monkeypatch, tiny_weights,
     cfg = raw_cfg(tmp_path, tiny_weights, tmp_path / "o.mp4", raw["drive"])
     rep = RecordingReporter()
     models = choose_models("rtmw", tiny_weights)
-    pose_video, _, n, info = pipeline._extract_pose(cfg, models, "cuda:0", rep)
+    pose_video, _, n, info = pose_job.extract_for_run(cfg, models, "cuda:0", rep)
     assert info["device"] == "cpu" and n == 30 and pose_video.exists()
     assert any("warning: pose models on the CPU" in m for m in rep.messages)
 

@@ -58,12 +58,12 @@ def test_run_on_cuda_falls_back_to_the_cpu_for_pose_with_one_warning(tiny_weight
     """`run`'s pose stage on a CUDA run (pose_device gives cuda:0 when onnxruntime offers CUDA)."""
     from helpers import make_cfg
 
-    from animate_cli import weights
+    from animate_cli.pose.choice import choose_models
     from animate_cli.progress import RecordingReporter
-    from animate_cli.runner import pipeline
+    from animate_cli.runner import pose_job
 
     cfg = make_cfg(media_dir, tiny_weights, tmp_path / "o.mp4", frames=20, pose_video=None, face_video=None)
     rep = RecordingReporter()
-    pose_video, _, n, info = pipeline._extract_pose(cfg, weights.resolve(tiny_weights, need=("pose",)), "cuda:0", rep)
+    pose_video, _, n, info = pose_job.extract_for_run(cfg, choose_models("rtmw", tiny_weights), "cuda:0", rep)
     assert info["device"] == "cpu" and pose_video.exists() and n > 0
     assert sum("pose models on the CPU" in m for m in rep.messages) == 1

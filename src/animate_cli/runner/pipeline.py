@@ -14,7 +14,6 @@ frames the next chunk needs (last frame for CLIP, the sampled memory frames of c
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,8 +26,9 @@ from animate_cli.errors import BadInputError, FolderBusyError, OutputExistsError
 from animate_cli.media import locks
 from animate_cli.progress import NullReporter, Reporter
 from animate_cli.rollout.context import CheckedInputs, ControlVideos, ResumePoint, RunContext
-from animate_cli.rollout.plan import ChunkPlan, driving_frames_read, make_plan
+from animate_cli.rollout.plan import ChunkPlan, make_plan
 from animate_cli.runner import disk
+from animate_cli.runner.pose_job import extract_for_run
 
 
 @dataclass
@@ -276,7 +276,7 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
     if cfg.pose_video is not None:
         pose_job = done_job("pose", (cfg.pose_video, cfg.face_video, checked.pose_frames, {}))
     else:
-        pose_job = BackgroundJob("pose", lambda r: _extract_pose(cfg, setup.pose_models, dev.device, r), reporter)
+        pose_job = BackgroundJob("pose", lambda r: extract_for_run(cfg, setup.pose_models, dev.device, r), reporter)
     with pose_job:
         # 3. Resume state, first without the digests of pose videos still being extracted: a saved run with
         #    other settings is refused before any model loads. The chunk count does not depend on the pose
@@ -402,46 +402,6 @@ def _rounded(timings: dict) -> dict:
     for k, v in timings.items():
         out[k] = [{**c, **{n: round(x, 3) for n, x in c.items() if n != "chunk"}} for c in v] if k == "chunks" else round(v, 3)
     return out
-
-
-def _extract_pose(cfg: RunConfig, models, run_device: str, reporter: Reporter):
-    """The pose stage for `run` (on the pose worker thread): (pose.mp4, face.mp4, source frames, summary dict).
-
-    `models` (pose.choice) names the pose model and its two ONNX files. Only the span the plan reads is
-    extracted: the requested length rounded up to whole chunks, or the whole driving video when the plan
-    ping-pongs through it. "source frames" is the driving video's length in output frames (the plan's
-    ping-pong period), whatever the pose video's. ONNX Runtime runs on the run's GPU when its CUDA provider
-    is installed; a CUDA provider that cannot start (missing CUDA/cuDNN libraries) falls back to the CPU with
-    a warning instead of failing the run."""
-    from animate_cli.errors import DeviceError
-    from animate_cli.pose import PoseSettings, cached_extract_pose
-    from animate_cli.pose.estimator import pose_device
-
-    source_frames = media.probe(cfg.driving).frames_at(C.FPS)
-    needed = driving_frames_read(make_plan(cfg.frames, cfg.width, cfg.height, source_frames, cfg.steps, cfg.seed))
-    settings = PoseSettings(width=cfg.width, height=cfg.height, fps=float(C.FPS), device=pose_device(run_device),
-                            model=models.model, smooth="none" if models.model == "wan" else "default")  # fmt: skip
-    cache = cfg.out.parent / ".everanimate-pose-cache"
-
-    def extract(settings: PoseSettings):
-        return cached_extract_pose(
-            cfg.driving, cache, settings, models.det_onnx, models.pose_onnx, reporter=reporter, frames=needed
-        )
-
-    try:
-        res = extract(settings)
-    except DeviceError as e:
-        if settings.device == "cpu":
-            raise
-        reporter.log(f"warning: pose models on the CPU: {e.message}")
-        settings = dataclasses.replace(settings, device="cpu")
-        res = extract(settings)
-    if res.frames < needed:
-        raise BadInputError(f"the pose of {cfg.driving} has {res.frames} frames, the plan reads {needed}")
-    info = {"model": res.model, "det": Path(models.det_onnx).name, "pose_model_file": Path(models.pose_onnx).name,
-            "frames": res.frames, "of": source_frames, "detected": res.detected, "interpolated": res.interpolated,
-            "empty": res.empty, "cache": str(res.pose_video.parent), "reused": bool(res.cached), "device": settings.device}  # fmt: skip
-    return res.pose_video, res.face_video, source_frames, info
 
 
 def _prompt_embedding(state_dir: Path, base: Path, prompt: str, options):

@@ -528,6 +528,17 @@ def goals(report: dict, applies: bool) -> dict:
     }
 
 
+def write_report(report: dict, out: Path | None, commit: str | None, suffix: str) -> Path:
+    """Write the JSON report to `out`, or to benchmarks/results/<utc>-<commit>-<device>-<suffix>.json."""
+    if out is None:
+        stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        dev_name = "".join(ch if ch.isalnum() else "-" for ch in report["environment"]["device"]).strip("-")[:40]
+        out = ROOT / "benchmarks" / "results" / f"{stamp}-{(commit or 'nocommit')[:10]}-{dev_name}-{suffix}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, default=str) + "\n")
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", choices=["full", "tiny"], help="default: full on CUDA, tiny on CPU")
@@ -659,13 +670,7 @@ def main(argv: list[str] | None = None) -> dict:
     report["goals"] = goals(report, applies=_cuda(device) and kind == "full" and "480p" in sizes and not a.size)
     report["wall_s"] = time.perf_counter() - t_start
 
-    out = a.out
-    if out is None:
-        stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        dev_name = "".join(ch if ch.isalnum() else "-" for ch in report["environment"]["device"]).strip("-")[:40]
-        out = ROOT / "benchmarks" / "results" / f"{stamp}-{(commit or 'nocommit')[:10]}-{dev_name}-{kind}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1, default=str) + "\n")
+    out = write_report(report, a.out, commit, kind)
     print_summary(report)
     print(f"report: {out}")
     return report

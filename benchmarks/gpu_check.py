@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import gc
-import json
 import statistics
 import sys
 import time
@@ -435,13 +434,7 @@ def main(argv: list[str] | None = None) -> int:
               "environment": bench.environment(device), "config_kind": kind, "size": list(ctx["size"]),
               "matmul_peak": ctx["matmul"], "checks": checks, "pass": overall(checks),
               "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
-    out = a.out
-    if out is None:
-        stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        dev = "".join(ch if ch.isalnum() else "-" for ch in report["environment"]["device"]).strip("-")[:40]
-        out = ROOT / "benchmarks" / "results" / f"{stamp}-{(commit or 'nocommit')[:10]}-{dev}-gpu-check.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1, default=str) + "\n")
+    out = bench.write_report(report, a.out, commit, "gpu-check")
     print(f"gpu-check: {'PASS' if report['pass'] else 'FAIL'} in {report['wall_s']} s; report: {out}")
     return 0 if report["pass"] else 1
 

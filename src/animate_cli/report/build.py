@@ -127,8 +127,6 @@ def make_report(video: Path, *, driving: Path | None = None, ref: Path | None = 
     report["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
     tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False))
     tmp.replace(json_path)
-    reporter.artifact("report", json_path)
-    reporter.artifact("report_picture", png_path)
     return ReportResult(json_path, png_path, head, report["timings_s"])
 
 

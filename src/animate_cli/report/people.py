@@ -19,6 +19,8 @@ not count; the share of points confident in both that lie within PCK_ALPHA torso
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +54,10 @@ def load_estimator(weights_dir: Path, device: str = "cpu"):
         det, pose = find_pose_models(weights_dir)
         from animate_cli.pose.estimator import RtmlibEstimator
 
-        return RtmlibEstimator(det, pose, device), None
+        # rtmlib prints "load ... with onnxruntime backend" (the estimator sends it to stderr): at the end of a run
+        # with --progress json, stderr must hold only events, so it is dropped here
+        with contextlib.redirect_stderr(io.StringIO()):
+            return RtmlibEstimator(det, pose, device), None
     except EverAnimateError as e:
         return None, e.message
     except ImportError as e:

@@ -254,7 +254,8 @@ def child(path: str, base: Path, lora: Path, sample_ms: float) -> dict:
     import torch
     from diffusers import WanAnimateTransformer3DModel
 
-    from animate_cli.models import dit_stream, quiet_loaders, runtime
+    from animate_cli.models import dit_stream, runtime
+    from animate_cli.models.loader import quiet_loaders
     from animate_cli.models.lora import apply_lora
 
     quiet_loaders()

@@ -133,24 +133,23 @@ def driving_people(
     driving: Path, est, out_frames: list[int], fps: float, reporter: Reporter | None = None
 ) -> dict[int, Person | None]:
     """{output frame: the driving video's Person at that frame} for `out_frames` of an output at `fps`. The
-    driving video is put on the output's clock as the pose stage does (pose.geometry.frame_index_map) and read
-    ping-pong past its end as the rollout plan does (rollout.plan.pingpong); streamed, frames not kept."""
-    from animate_cli.pose.geometry import frame_index_map
+    driving video is put on the output's clock by its frame timestamps, as every stage reads it
+    (media.timeline), and read ping-pong past its end as the rollout plan does (rollout.plan.pingpong);
+    streamed, frames not kept."""
     from animate_cli.rollout.plan import pingpong
 
     reporter = reporter or NullReporter()
     info = media.probe(driving)
-    src = frame_index_map(media.count_frames(driving), info.fps, fps)
+    src = info.timeline.source_indices(fps, max(1, info.frames_at(fps)))
     source_of = {k: int(src[pingpong(k, len(src))]) for k in out_frames}
     need = set(source_of.values())
     reporter.stage("driving", len(need), "pose models on the driving video")
     seen: dict[int, Person | None] = {}
-    for i, frame in enumerate(media.iter_frames(driving)):
-        if i in need:
-            seen[i] = look(est, frame)
-            reporter.advance("driving")
-            if len(seen) == len(need):
-                break
+    if need:
+        for i, frame in media.iter_source_frames(driving, min(need), max(need)):
+            if i in need:
+                seen[i] = look(est, frame)
+                reporter.advance("driving")
     return {k: seen.get(i) for k, i in source_of.items()}
 
 

@@ -24,10 +24,10 @@ from pathlib import Path
 CHILD = """
 import json, sys, time, resource
 from pathlib import Path
-from animate_cli.report import make_report
+from animate_cli.report import ReportOptions, make_report
 video, weights, people = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "1"
 t = time.monotonic()
-r = make_report(video, driving=video if people else None, weights_dir=weights, people=people, overwrite=True)
+r = make_report(video, ReportOptions(driving=video if people else None, weights_dir=weights, people=people, overwrite=True))
 print(json.dumps({"seconds": time.monotonic() - t, "timings_s": r.timings_s, "headline": r.headline,
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """

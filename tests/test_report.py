@@ -12,7 +12,7 @@ import pytest
 from conftest import write_video
 
 from animate_cli.errors import UsageError
-from animate_cli.report import ColourEaser, find_layout, make_report, report_paths, write_sidecar
+from animate_cli.report import ColourEaser, ReportOptions, find_layout, make_report, report_paths, write_sidecar
 from animate_cli.report import settings as S
 from animate_cli.report.colour import to_lab
 from animate_cli.report.joins import parse_chunks, rule_layout
@@ -60,7 +60,7 @@ def lab_mean(img: np.ndarray) -> np.ndarray:
 
 
 def test_jumps_are_found_at_their_joins_with_their_size(videos):
-    r = make_report(videos / "steps.mp4", people=False)
+    r = make_report(videos / "steps.mp4", ReportOptions(people=False))
     report = json.loads(r.json_path.read_text())
     assert report["chunks"]["starts"] == [0, 77, 150] and report["chunks"]["source"].startswith("the 77/73")
     by_frame = {s["frame"]: s for s in report["seams"]}
@@ -82,7 +82,7 @@ def test_jumps_are_found_at_their_joins_with_their_size(videos):
 
 
 def test_slow_drift_is_measured_per_chunk_and_raises_no_seam(videos):
-    r = make_report(videos / "drift.mp4", people=False)
+    r = make_report(videos / "drift.mp4", ReportOptions(people=False))
     report = json.loads(r.json_path.read_text())
     assert r.headline["flagged_joins"] == []
     for d in report["drift"]:  # each chunk's mean brightness against chunk 0's, as the frames were made
@@ -95,7 +95,7 @@ def test_slow_drift_is_measured_per_chunk_and_raises_no_seam(videos):
 
 
 def test_clean_video_with_fast_motion_raises_no_seam(videos):
-    r = make_report(videos / "fast.mp4", people=False)
+    r = make_report(videos / "fast.mp4", ReportOptions(people=False))
     report = json.loads(r.json_path.read_text())
     assert r.headline["flagged_joins"] == [] and r.headline["flagged_joins_with_fix"] == []
     assert all(s["score"] < S.SEAM_Z_FLAG / 2 for s in report["seams"])
@@ -115,9 +115,13 @@ def test_colour_fix_removes_most_of_an_injected_jump(videos, tmp_path):
     frames = [u8(scene(t) + (COLOUR_STEP if t >= 150 else 0)) for t in range(N)]
     write_video(tmp_path / "cast.mp4", frames)
     write_video(tmp_path / "cast_fixed.mp4", fixed_frames(frames))
-    before = {s["frame"]: s for s in json.loads(make_report(tmp_path / "cast.mp4", people=False).json_path.read_text())["seams"]}
+    before = {
+        s["frame"]: s
+        for s in json.loads(make_report(tmp_path / "cast.mp4", ReportOptions(people=False)).json_path.read_text())["seams"]
+    }
     after = {
-        s["frame"]: s for s in json.loads(make_report(tmp_path / "cast_fixed.mp4", people=False).json_path.read_text())["seams"]
+        s["frame"]: s
+        for s in json.loads(make_report(tmp_path / "cast_fixed.mp4", ReportOptions(people=False)).json_path.read_text())["seams"]
     }
     jump, left = before[150]["colour"]["excess"], after[150]["colour"]["excess"]
     assert before[150]["flagged"] and not after[150]["flagged"]

@@ -9,7 +9,7 @@ from conftest import write_video
 from PIL import Image
 
 from animate_cli.devtools.tiny_pose import canonical_wholebody
-from animate_cli.report import make_report
+from animate_cli.report import ReportOptions, make_report
 from animate_cli.report import settings as S
 from animate_cli.report.people import Person, face_descriptor, face_similarity, pck
 
@@ -35,7 +35,7 @@ def people_report(tiny_weights, tmp_path_factory):
     write_video(d / "driving.mp4", (frame(t) for t in range(N)))
     write_video(d / "out.mp4", (frame(t, swapped=77 <= t < 150) for t in range(N)))
     Image.fromarray(frame(0)).save(d / "ref.png")
-    r = make_report(d / "out.mp4", driving=d / "driving.mp4", ref=d / "ref.png", weights_dir=tiny_weights)
+    r = make_report(d / "out.mp4", ReportOptions(driving=d / "driving.mp4", ref=d / "ref.png", weights_dir=tiny_weights))
     return r, json.loads(r.json_path.read_text())
 
 

@@ -10,7 +10,7 @@ import pytest
 from helpers import frames_of, make_cfg
 
 from animate_cli.errors import ResumeMismatchError
-from animate_cli.report import make_report, report_paths, sidecar_path
+from animate_cli.report import ReportOptions, make_report, report_paths, sidecar_path
 from animate_cli.rollout.plan import make_plan
 from animate_cli.runner import pipeline
 
@@ -39,7 +39,7 @@ def test_run_writes_the_report_with_its_plans_joins(ran):
 
 def test_inspect_later_reads_the_runs_record(ran, tmp_path):
     cfg, _ = ran
-    again = make_report(cfg.out, overwrite=True, people=False)
+    again = make_report(cfg.out, ReportOptions(overwrite=True, people=False))
     report = json.loads(again.json_path.read_text())
     assert report["chunks"]["starts"] == [0, 77, 150] and "a.chunks.json" in report["chunks"]["source"]
 

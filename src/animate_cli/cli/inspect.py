@@ -48,14 +48,15 @@ def inspect_cmd(
     """Write NAME.report.json and NAME.report.png next to NAME.mp4: seams at chunk joins, colour drift, identity, pose adherence."""
 
     def body() -> dict:
-        from animate_cli.report import make_report
+        from animate_cli.report import ReportOptions, make_report
 
         for p, what in ((video, "video"), (driving, "driving video"), (ref, "reference image")):
             if p is not None and not p.exists():
                 raise BadInputError(f"{what} not found: {p}")
         with make_reporter(progress) as reporter, quiet_stdout():
-            r = make_report(video, driving=driving, ref=ref, chunks=chunks, weights_dir=weights_dir or C.default_weights_dir(),
-                            people=pose, overwrite=overwrite, reporter=reporter)  # fmt: skip
+            options = ReportOptions(driving=driving, ref=ref, chunks=chunks, weights_dir=weights_dir or C.default_weights_dir(),
+                                    people=pose, overwrite=overwrite)  # fmt: skip
+            r = make_report(video, options, reporter)
         if not json_mode and progress != "json":
             err_console().print(f"wrote {r.json_path} and {r.png_path}: {summary_line(r.headline)}", markup=False)
         return {"report": str(r.json_path), "picture": str(r.png_path), "headline": r.headline, "timings_s": r.timings_s}

@@ -12,6 +12,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,7 +22,10 @@ from animate_cli.progress import NullReporter, Reporter
 from animate_cli.report import settings as S
 from animate_cli.report.figures import drift_figures, drift_series, headline, seam_figures
 from animate_cli.report.joins import ChunkLayout, find_layout, parse_chunks
-from animate_cli.report.scan import scan_video
+from animate_cli.report.scan import Scan, scan_video
+
+if TYPE_CHECKING:
+    from animate_cli.report.people import PeopleFigures
 
 
 @dataclass
@@ -30,6 +34,42 @@ class ReportResult:
     png_path: Path
     headline: dict
     timings_s: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """What a report compares the video with, and where its chunks start."""
+
+    driving: Path | None = None  # pose adherence is measured against it
+    ref: Path | None = None  # identity and colour drift are also measured against it
+    chunks: str = "auto"  # --chunks: auto, or the frames where chunks 1, 2, ... start
+    layout: ChunkLayout | None = None  # the chunks of the run that wrote the video; overrides `chunks`
+    weights_dir: Path | None = None  # where the pose models are; None: no identity or pose adherence
+    people: bool = True  # run the pose models (identity, pose adherence): slow on a CPU
+    overwrite: bool = False  # replace an existing report
+
+
+@dataclass(frozen=True)
+class _Source:
+    """The checked inputs of one report."""
+
+    video: Path  # resolved
+    info: media.VideoInfo
+    json_path: Path
+    png_path: Path
+    ref_img: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class _Figures:
+    """Everything the JSON and the picture show."""
+
+    scan: Scan
+    layout: ChunkLayout
+    seams: list[dict]
+    drift: list[dict]
+    head: dict
+    people: PeopleFigures
 
 
 def check_outputs(video: Path, overwrite: bool, inputs: tuple[tuple[str, Path | None], ...] = ()) -> tuple[Path, Path]:
@@ -45,51 +85,88 @@ def check_outputs(video: Path, overwrite: bool, inputs: tuple[tuple[str, Path | 
     return paths
 
 
-def make_report(video: Path, *, driving: Path | None = None, ref: Path | None = None, chunks: str = "auto",
-                layout: ChunkLayout | None = None, weights_dir: Path | None = None, people: bool = True,
-                device: str = "cpu", overwrite: bool = False, reporter: Reporter | None = None) -> ReportResult:  # fmt: skip
-    """Measure `video` and write its report (module docstring). `layout` (from a run) overrides `chunks`.
+def make_report(video: Path, options: ReportOptions | None = None, reporter: Reporter | None = None) -> ReportResult:
+    """Measure `video` and write its report (module docstring).
     Raises BadInputError (unreadable video or image), UsageError (--chunks), OutputExistsError."""
+    options = options or ReportOptions()
     reporter = reporter or NullReporter()
+    src = _open(video, options)
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    scan, layout = _scan(src, options, reporter)
+    timings["scan"] = time.monotonic() - t0
+    t1 = time.monotonic()
+    people = _people(src, scan.frames, layout, options, reporter)
+    timings["people"] = time.monotonic() - t1
+    ref_lab = people.ref_lab
+    if ref_lab is None and src.ref_img is not None:  # no pose models: the whole reference image
+        from animate_cli.report.people import mean_lab
+
+        ref_lab = mean_lab(src.ref_img)
+    seams = seam_figures(scan, layout, src.info.fps)
+    drift = drift_figures(scan, layout, ref_lab, people.person_lab)
+    figures = _Figures(scan, layout, seams, drift, headline(seams, drift, people.identity, people.pose), people)
+    report = _report_json(src, figures)
+    t2 = time.monotonic()
+    tmp = src.json_path.with_name(src.json_path.name + ".partial")
+    _draw(src, figures, reporter)
+    timings["picture"] = time.monotonic() - t2
+    report["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+    tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    tmp.replace(src.json_path)
+    return ReportResult(src.json_path, src.png_path, figures.head, report["timings_s"])
+
+
+def _open(video: Path, options: ReportOptions) -> _Source:
+    """Every input read or probed, and the outputs checked, before the long scan."""
     video = Path(video).resolve()
     info = media.probe(video)
-    fps = info.fps
-    json_path, png_path = check_outputs(video, overwrite, (("--driving video", driving), ("--ref image", ref)))
-    ref_img = media.load_image(ref) if ref is not None else None
-    if driving is not None:
-        media.probe(driving)
-    approx = info.frames
-    if layout is None:
-        parse_chunks(chunks, max(approx, 1) + 1)  # a malformed --chunks fails before the scan
-    timings: dict[str, float] = {}
+    json_path, png_path = check_outputs(video, options.overwrite,
+                                        (("--driving video", options.driving), ("--ref image", options.ref)))  # fmt: skip
+    ref_img = media.load_image(options.ref) if options.ref is not None else None
+    if options.driving is not None:
+        media.probe(options.driving)
+    if options.layout is None:
+        parse_chunks(options.chunks, max(info.frames, 1) + 1)  # a malformed --chunks fails before the scan
+    return _Source(video, info, json_path, png_path, ref_img)
 
-    t0 = time.monotonic()
-    first = layout or find_layout(video, approx, chunks, slack=2)
+
+def _scan(src: _Source, options: ReportOptions, reporter: Reporter) -> tuple[Scan, ChunkLayout]:
+    """The streamed pass, measured at joins found from the container's frame count; the chunks again from
+    the frames the scan counted (a run's own chunks are kept, cut to the video's end)."""
+    info, layout = src.info, options.layout
+    first = layout or find_layout(src.video, info.frames, options.chunks, slack=2)
     width = min(S.ANALYSIS_WIDTH, info.width - info.width % 2)  # never scaled up
-    scan = scan_video(video, first.joins, approx, reporter, width)
+    scan = scan_video(src.video, first.joins, info.frames, reporter, width)
     if layout is not None and layout.frames != scan.frames:
         layout = layout.with_frames(scan.frames)
-    layout = layout or find_layout(video, scan.frames, chunks)
-    timings["scan"] = time.monotonic() - t0
+    return scan, layout or find_layout(src.video, scan.frames, options.chunks)
 
-    t1 = time.monotonic()
-    identity, pose, ref_lab, person_lab = _people(video, fps, scan.frames, layout, driving, ref_img, weights_dir, people,
-                                                  device, reporter)  # fmt: skip
-    timings["people"] = time.monotonic() - t1
-    if ref_lab is None and ref_img is not None:  # no pose models: the whole reference image
-        from animate_cli.report.colour import to_lab
 
-        step = max(1, int(np.sqrt(ref_img.shape[0] * ref_img.shape[1] / S.SEAM_FIX_STATS_PIXELS)))
-        ref_lab = to_lab(ref_img[::step, ::step]).reshape(-1, 3).mean(axis=0)
+def _people(src: _Source, frames: int, layout: ChunkLayout, options: ReportOptions, reporter: Reporter) -> PeopleFigures:
+    """Identity and pose adherence, or why they are not measured."""
+    from animate_cli.report import people as P
 
-    seams = seam_figures(scan, layout, fps)
-    drift = drift_figures(scan, layout, ref_lab, person_lab)
-    head = headline(seams, drift, identity, pose)
-    report = {
+    if not options.people:
+        return P.PeopleFigures.off("turned off")
+    est, why = P.load_estimator(options.weights_dir) if options.weights_dir is not None else (None, "no weights folder")
+    if est is None:
+        return P.PeopleFigures.off("no pose models (everanimate download-weights --only pose)", detail=why)
+    job = P.PeopleJob(src.video, src.info.fps, frames, layout, options.driving, src.ref_img)
+    return P.measure_people(est, job, reporter)
+
+
+def _report_json(src: _Source, f: _Figures) -> dict:
+    """The report's JSON (less its timings), key by key as docs/ and the tests read it."""
+    info, layout = src.info, f.layout
+    drift_what = "per chunk: mean CIELAB colour, ΔE76 / ΔL* / L* spread ratio against chunk 0"
+    if src.ref_img is not None:
+        drift_what += " and against the reference's " + ("person box" if f.people.person_lab else "whole image")
+    return {
         "schema": S.SCHEMA,
-        "video": str(video.resolve()),
-        "frames": scan.frames,
-        "fps": fps,
+        "video": str(src.video.resolve()),
+        "frames": f.scan.frames,
+        "fps": info.fps,
         "size": [info.width, info.height],
         "chunks": {
             "source": layout.source,
@@ -97,7 +174,7 @@ def make_report(video: Path, *, driving: Path | None = None, ref: Path | None = 
             "count": len(layout.starts),
             "seam_fix_in_video": layout.seam_fix,
         },
-        "headline": head,
+        "headline": f.head,
         "measures": {
             "seam": {name: desc for name, (desc, _, _) in S.SEAM_FEATURES.items()}
             | {
@@ -105,108 +182,56 @@ def make_report(video: Path, *, driving: Path | None = None, ref: Path | None = 
                 f"((x - median) / (1.4826 MAD + floor)); flagged at >= {S.SEAM_Z_FLAG:g} with a visible excess",
                 "with_fix": f"the same after replaying --seam-fix color ({S.SEAM_FIX_FRAMES}-frame ease) on this video",
             },
-            "drift": "per chunk: mean CIELAB colour, ΔE76 / ΔL* / L* spread ratio against chunk 0"
-            + (" and against the reference's " + ("person box" if person_lab else "whole image") if ref_img is not None else ""),
-        },  # fmt: skip
-        "seams": seams,
-        "drift": drift,
-        "identity": identity,
-        "pose": pose,
-        "seam_fix_replay": {"corrected_joins": [{"chunk": c, "step_grey_levels": s} for c, s in scan.fix_corrections]},
+            "drift": drift_what,
+        },
+        "seams": f.seams,
+        "drift": f.drift,
+        "identity": f.people.identity,
+        "pose": f.people.pose,
+        "seam_fix_replay": {"corrected_joins": [{"chunk": c, "step_grey_levels": s} for c, s in f.scan.fix_corrections]},
     }
-    t2 = time.monotonic()
-    tmp = json_path.with_name(json_path.name + ".partial")
+
+
+def _draw(src: _Source, f: _Figures, reporter: Reporter) -> None:
     reporter.stage("picture", 1, "drawing the report")
-    from animate_cli.report.sheet import draw
+    from animate_cli.report.sheet import Sheet, draw
 
-    br = scan.stats[:, 0] - scan.stats[slice(*layout.bounds[0]), 0].mean()
-    title = f"{video.name}: {scan.frames} frames, {len(layout.starts)} chunks ({layout.source})"
-    draw(png_path, video, fps, layout, seams, drift_series(scan, layout), br, identity, pose, title)
+    scan, layout = f.scan, f.layout
+    brightness = scan.stats[:, 0] - scan.stats[slice(*layout.bounds[0]), 0].mean()
+    title = f"{src.video.name}: {scan.frames} frames, {len(layout.starts)} chunks ({layout.source})"
+    draw(src.png_path, Sheet(src.video, src.info.fps, layout, f.seams, drift_series(scan, layout), brightness,
+                             f.people.identity, f.people.pose, title))  # fmt: skip
     reporter.advance("picture")
-    timings["picture"] = time.monotonic() - t2
-    report["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
-    tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False))
-    tmp.replace(json_path)
-    return ReportResult(json_path, png_path, head, report["timings_s"])
 
 
-def _people(video, fps, frames, layout: ChunkLayout, driving, ref_img, weights_dir, enabled, device, reporter):
-    """(identity dict, pose dict, reference person colour or None, {chunk: output person colour} or None)."""
-    from animate_cli.report import people as P
+@dataclass(frozen=True)
+class RunReport:
+    """What the end of `run` reports on: the video it wrote, its plan's chunks, and the run's inputs."""
 
-    off = {"available": False}
-    if not enabled:
-        off["reason"] = "turned off"
-        return off, off, None, None
-    est, why = P.load_estimator(weights_dir) if weights_dir is not None else (None, "no weights folder")
-    if est is None:
-        off |= {"reason": "no pose models (everanimate download-weights --only pose)", "detail": why}
-        return off, off, None, None
-    samples = P.sample_people(video, est, fps, reporter, frames)
-    ref_person = P.look(est, ref_img) if ref_img is not None else None
-    ref_face = ref_person.face if ref_person is not None else None
-    where = "the --ref image's face"
-    if ref_face is None:
-        ref_face = next((p.face for _, p in samples if p is not None and p.face is not None), None)
-        where = "the first face found in the video" + (" (none found in --ref)" if ref_img is not None else "")
-    chunk_of = np.searchsorted(np.asarray(layout.starts), np.arange(frames), side="right") - 1
-
-    def per_chunk(values: list[tuple[int, float]]) -> list[dict]:
-        out = []
-        for c in range(len(layout.starts)):
-            v = [x for k, x in values if chunk_of[min(k, frames - 1)] == c]
-            out.append({"chunk": c, "value": round(float(np.mean(v)), 4) if v else None, "samples": len(v)})
-        return out
-
-    def summary(values, measure, **extra) -> dict:
-        chunks = per_chunk(values)
-        means = [c["value"] for c in chunks if c["value"] is not None]
-        worst = min((c for c in chunks if c["value"] is not None), key=lambda c: c["value"], default=None)
-        return {"available": bool(values), "measure": measure, "sample_fps": S.PEOPLE_FPS, "samples": len(samples),
-                "measured": len(values), "mean": round(float(np.mean(means)), 4) if means else None,
-                "min_chunk": worst and {"chunk": worst["chunk"], "value": worst["value"]},
-                "per_chunk": chunks, "series": [[k, round(v, 4)] for k, v in values], **extra,
-                **({} if values else {"reason": "no face or person found in the sampled frames"})}  # fmt: skip
-
-    ident_values = [] if ref_face is None else [(k, P.face_similarity(p.face, ref_face)) for k, p in samples
-                                                 if p is not None and p.face is not None]  # fmt: skip
-    identity = summary(ident_values, "face colour histogram intersection + gradient-orientation cosine, averaged (0..1)",
-                       reference=where)  # fmt: skip
-    if driving is None:
-        pose = {"available": False, "reason": "no --driving video"}
-    else:
-        drv = P.driving_people(driving, est, [k for k, p in samples if p is not None], fps, reporter)
-        values = []
-        for k, p in samples:
-            d = drv.get(k)
-            score = P.pck(p, d) if (p is not None and d is not None) else None
-            if score is not None:
-                values.append((k, score))
-        pose = summary(values, f"PCK: share of COCO body points within {S.PCK_ALPHA:g} torso lengths of the driving pose, "
-                               "both skeletons centred on the torso and scaled by its length")  # fmt: skip
-    colours: dict[int, list] = {}
-    for k, p in samples:
-        if p is not None:
-            colours.setdefault(int(chunk_of[min(k, frames - 1)]), []).append(p.colour)
-    person_lab = {c: np.mean(v, axis=0) for c, v in colours.items()} or None
-    ref_lab = ref_person.colour if ref_person is not None else None
-    return identity, pose, ref_lab, (person_lab if ref_lab is not None else None)
+    video: Path
+    bounds: list[tuple[int, int]]  # [start, end) of each chunk of the plan, in output frames
+    fps: float
+    seam_fix: str  # the run's --seam-fix
+    driving: Path | None
+    ref: Path | None
+    weights_dir: Path | None  # where the pose models are
+    overwrite: bool
 
 
-def after_run(video: Path, bounds: list[tuple[int, int]], fps: float, *, seam_fix: str, driving: Path, ref: Path,
-              weights_dir: Path, overwrite: bool, reporter: Reporter) -> dict:  # fmt: skip
+def after_run(request: RunReport, reporter: Reporter) -> dict:
     """The end of `run`: the sidecar with the plan's chunks, then the report (pose adherence against `driving`).
     Returns the headline with the report's paths, or {"error": why} -- a report that cannot be written (an old
     report in the way without --overwrite, a missing model) is a warning, never a failed run."""
     from animate_cli.errors import EverAnimateError
     from animate_cli.report.joins import write_sidecar
 
-    write_sidecar(video, bounds, fps, seam_fix)
-    layout = ChunkLayout(bounds[-1][1], tuple(a for a, _ in bounds), "the run's plan", seam_fix)
+    r, bounds = request, request.bounds
+    write_sidecar(r.video, bounds, r.fps, r.seam_fix)
+    layout = ChunkLayout(bounds[-1][1], tuple(a for a, _ in bounds), "the run's plan", r.seam_fix)
+    options = ReportOptions(driving=r.driving, ref=r.ref, layout=layout, weights_dir=r.weights_dir, overwrite=r.overwrite)
     try:
-        r = make_report(video, driving=driving, ref=ref, layout=layout, weights_dir=weights_dir, overwrite=overwrite,
-                        reporter=reporter)  # fmt: skip
+        result = make_report(r.video, options, reporter)
     except EverAnimateError as e:
         reporter.log(f"warning: no report: {e.message}" + (f" ({e.hint})" if e.hint else ""))
         return {"error": e.message}
-    return {"json": str(r.json_path), "png": str(r.png_path), **r.headline, "timings_s": r.timings_s}
+    return {"json": str(result.json_path), "png": str(result.png_path), **result.headline, "timings_s": result.timings_s}

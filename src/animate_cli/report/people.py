@@ -23,6 +23,7 @@ import contextlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,6 +32,10 @@ from animate_cli.errors import EverAnimateError
 from animate_cli.progress import NullReporter, Reporter
 from animate_cli.report import settings as S
 from animate_cli.report.colour import to_lab
+
+if TYPE_CHECKING:
+    from animate_cli.pose.estimator import RtmlibEstimator
+    from animate_cli.report.joins import ChunkLayout
 
 MIN_BOX_PX = 32  # as the pose stage: smaller detections give no usable skeleton
 MIN_FACE_POINTS = 20  # of 68 face landmarks, as the pose stage's face box
@@ -111,9 +116,14 @@ def look(est, frame: np.ndarray) -> Person | None:
             face = face_descriptor(np.ascontiguousarray(frame[fb[1] : fb[3], fb[0] : fb[2]]))
     pb = clip_box(box, w, h)
     region = frame if pb is None else frame[pb[1] : pb[3], pb[0] : pb[2]]
-    step = max(1, int(np.sqrt(region.shape[0] * region.shape[1] / S.SEAM_FIX_STATS_PIXELS)))
-    colour = to_lab(region[::step, ::step]).reshape(-1, 3).mean(axis=0).astype(np.float64)
+    colour = mean_lab(region).astype(np.float64)
     return Person(kpts, scores, thr, np.asarray(box, np.float64), face, colour)
+
+
+def mean_lab(image: np.ndarray) -> np.ndarray:
+    """(3,) mean CIELAB of `image`, read on a grid of about SEAM_FIX_STATS_PIXELS pixels (a mean needs no more)."""
+    step = max(1, int(np.sqrt(image.shape[0] * image.shape[1] / S.SEAM_FIX_STATS_PIXELS)))
+    return to_lab(image[::step, ::step]).reshape(-1, 3).mean(axis=0)
 
 
 def sample_people(video: Path, est, video_fps: float, reporter: Reporter | None = None,
@@ -176,3 +186,104 @@ def pck(out: Person, drv: Person) -> float | None:
     if not both.any():
         return None
     return float((np.linalg.norm(a[0][both] - b[0][both], axis=1) <= S.PCK_ALPHA).mean())
+
+
+# --- the report's identity and pose sections --------------------------------------------------------------
+IDENTITY_MEASURE = "face colour histogram intersection + gradient-orientation cosine, averaged (0..1)"
+PCK_MEASURE = (f"PCK: share of COCO body points within {S.PCK_ALPHA:g} torso lengths of the driving pose, "
+               "both skeletons centred on the torso and scaled by its length")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PeopleJob:
+    """The video the pose models look at, and what it is compared with."""
+
+    video: Path
+    fps: float
+    frames: int  # as the scan counted them
+    layout: ChunkLayout
+    driving: Path | None  # pose adherence is measured against it
+    ref_img: np.ndarray | None  # identity is measured against its face
+
+
+@dataclass(frozen=True)
+class PeopleFigures:
+    """The report's identity and pose sections, and the person colours the drift section compares."""
+
+    identity: dict
+    pose: dict
+    ref_lab: np.ndarray | None = None  # mean colour inside the reference's person box
+    person_lab: dict[int, np.ndarray] | None = None  # chunk -> mean colour inside the output's person boxes
+
+    @classmethod
+    def off(cls, reason: str, **detail: str | None) -> PeopleFigures:
+        section = {"available": False, "reason": reason, **detail}
+        return cls(section, section)
+
+
+class _ChunkOf:
+    """The chunk of an output frame (a frame past the scanned end counts in the last chunk)."""
+
+    def __init__(self, layout: ChunkLayout, frames: int) -> None:
+        self.count = len(layout.starts)
+        self._of = np.searchsorted(np.asarray(layout.starts), np.arange(frames), side="right") - 1
+        self._last = frames - 1
+
+    def __call__(self, k: int) -> int:
+        return self._of[min(k, self._last)]
+
+
+def measure_people(est: RtmlibEstimator, job: PeopleJob, reporter: Reporter) -> PeopleFigures:
+    """Identity (against the --ref face, else the first face in the video) and pose adherence (against
+    `job.driving`) on the sampled frames, per chunk."""
+    samples = sample_people(job.video, est, job.fps, reporter, job.frames)
+    ref_person = look(est, job.ref_img) if job.ref_img is not None else None
+    chunk_of = _ChunkOf(job.layout, job.frames)
+    identity = _identity(samples, ref_person, job.ref_img is not None, chunk_of)
+    if job.driving is None:
+        pose = {"available": False, "reason": "no --driving video"}
+    else:
+        drv = driving_people(job.driving, est, [k for k, p in samples if p is not None], job.fps, reporter)
+        values = []
+        for k, p in samples:
+            d = drv.get(k)
+            score = pck(p, d) if (p is not None and d is not None) else None
+            if score is not None:
+                values.append((k, score))
+        pose = _section(values, PCK_MEASURE, chunk_of, len(samples))
+    if ref_person is None:
+        return PeopleFigures(identity, pose)
+    colours: dict[int, list] = {}
+    for k, p in samples:
+        if p is not None:
+            colours.setdefault(int(chunk_of(k)), []).append(p.colour)
+    person_lab = {c: np.mean(v, axis=0) for c, v in colours.items()} or None
+    return PeopleFigures(identity, pose, ref_person.colour, person_lab)
+
+
+def _identity(samples: list[tuple[int, Person | None]], ref_person: Person | None, has_ref: bool,
+              chunk_of: _ChunkOf) -> dict:  # fmt: skip
+    ref_face = ref_person.face if ref_person is not None else None
+    where = "the --ref image's face"
+    if ref_face is None:
+        ref_face = next((p.face for _, p in samples if p is not None and p.face is not None), None)
+        where = "the first face found in the video" + (" (none found in --ref)" if has_ref else "")
+    values = [] if ref_face is None else [(k, face_similarity(p.face, ref_face)) for k, p in samples
+                                          if p is not None and p.face is not None]  # fmt: skip
+    return _section(values, IDENTITY_MEASURE, chunk_of, len(samples), {"reference": where})
+
+
+def _section(values: list[tuple[int, float]], measure: str, chunk_of: _ChunkOf, samples: int,
+             extra: dict | None = None) -> dict:  # fmt: skip
+    """One measure's section: its mean, its worst chunk, each chunk's mean and every sampled value."""
+    chunks = []
+    for c in range(chunk_of.count):
+        v = [x for k, x in values if chunk_of(k) == c]
+        chunks.append({"chunk": c, "value": round(float(np.mean(v)), 4) if v else None, "samples": len(v)})
+    means = [c["value"] for c in chunks if c["value"] is not None]
+    worst = min((c for c in chunks if c["value"] is not None), key=lambda c: c["value"], default=None)
+    return {"available": bool(values), "measure": measure, "sample_fps": S.PEOPLE_FPS, "samples": samples,
+            "measured": len(values), "mean": round(float(np.mean(means)), 4) if means else None,
+            "min_chunk": worst and {"chunk": worst["chunk"], "value": worst["value"]},
+            "per_chunk": chunks, "series": [[k, round(v, 4)] for k, v in values], **(extra or {}),
+            **({} if values else {"reason": "no face or person found in the sampled frames"})}  # fmt: skip

@@ -8,13 +8,20 @@ last frame before and the first frame after, with the join's score. matplotlib (
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from animate_cli import media
 from animate_cli.report import settings as S
 from animate_cli.report.joins import ChunkLayout
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.gridspec import GridSpec
 
 FLAG_COLOUR, OK_COLOUR, FIX_COLOUR = "#d62728", "#1f77b4", "#7f7f7f"
 
@@ -33,7 +40,7 @@ def _feature_label(seam: dict) -> str:
     return f"{name} +{seam[name]['excess']:.2f} {unit}".rstrip()
 
 
-def _series_panel(ax, data: dict | None, what: str, layout: ChunkLayout, fps: float) -> None:
+def _series_panel(ax: Axes, data: dict | None, what: str, layout: ChunkLayout, fps: float) -> None:
     if not data or not data.get("available"):
         reason = (data or {}).get("reason", "not measured")
         ax.text(0.5, 0.5, f"{what}: not measured ({reason})", ha="center", va="center", transform=ax.transAxes,
@@ -50,16 +57,57 @@ def _series_panel(ax, data: dict | None, what: str, layout: ChunkLayout, fps: fl
     ax.set_ylim(0, 1.05)
 
 
-def draw(png: Path, video: Path, fps: float, layout: ChunkLayout, seams: list[dict], drift: np.ndarray,
-         brightness: np.ndarray, identity: dict | None, pose: dict | None, title: str) -> Path:  # fmt: skip
+@dataclass(frozen=True)
+class Sheet:
+    """What the picture shows."""
+
+    video: Path  # the worst joins' frames are read from it
+    fps: float
+    layout: ChunkLayout
+    seams: list[dict]  # figures.seam_figures
+    drift: np.ndarray  # (T,) ΔE of each frame's mean colour against chunk 0's
+    brightness: np.ndarray  # (T,) ΔL* of each frame against chunk 0's mean
+    identity: dict | None
+    pose: dict | None
+    title: str
+
+
+def draw(png: Path, sheet: Sheet) -> Path:
     """Write the PNG (atomically) and return its path."""
+    worst = sorted(sheet.seams, key=lambda s: -s["score"])[: S.SHEET_JOINS]
+    wanted = [i for s in worst for i in (s["frame"] - 1, s["frame"])]
+    frames = [_thumb(f) for f in media.read_frames_at(sheet.video, wanted)] if wanted else []
+    fig, gs = _figure(sheet.title, (len(worst) + 1) // 2, frames)
+    axes = [fig.add_subplot(gs[0, :])]
+    axes += [fig.add_subplot(gs[i, :], sharex=axes[0]) for i in range(1, 4)]
+    _seam_panel(axes[0], sheet.seams, sheet.fps)
+    _drift_panel(axes[1], sheet)
+    _series_panel(axes[2], sheet.identity, "identity", sheet.layout, sheet.fps)
+    axes[2].set_title("identity: face similarity to the reference face (colour histogram + gradients; 1 = same)",
+                      fontsize=9, loc="left")  # fmt: skip
+    _series_panel(axes[3], sheet.pose, "pose adherence", sheet.layout, sheet.fps)
+    axes[3].set_title(f"pose adherence: share of body keypoints within {S.PCK_ALPHA:g} torso lengths of the driving pose (PCK)",
+                      fontsize=9, loc="left")  # fmt: skip
+    _time_axes(axes, sheet)
+    if worst:
+        head = fig.add_subplot(gs[4, :])
+        head.axis("off")
+        head.text(0, 0, f"worst {len(worst)} of {len(sheet.seams)} joins: last frame before | first frame after",
+                  fontsize=10, va="bottom", transform=head.transAxes)  # fmt: skip
+    for n, s in enumerate(worst):
+        _join_pair(fig.add_subplot(gs[5 + n // 2, n % 2]), n, s, frames[2 * n], frames[2 * n + 1])
+    tmp = png.with_name(png.name + ".partial.png")
+    fig.savefig(tmp, format="png")
+    tmp.replace(png)
+    return png
+
+
+def _figure(title: str, sheet_rows: int, frames: list[np.ndarray]) -> tuple[Figure, GridSpec]:
+    """The figure and its grid: four plots over time, a spacer with the sheet's heading, then the rows of
+    before|after pairs, each row as high as its thumbnails."""
     from matplotlib.figure import Figure
     from matplotlib.gridspec import GridSpec
 
-    worst = sorted(seams, key=lambda s: -s["score"])[: S.SHEET_JOINS]
-    wanted = [i for s in worst for i in (s["frame"] - 1, s["frame"])]
-    frames = [_thumb(f) for f in media.read_frames_at(video, wanted)] if wanted else []
-    sheet_rows = (len(worst) + 1) // 2
     aspect = frames[0].shape[0] / (2 * frames[0].shape[1]) if frames else 0.3  # height/width of one before|after pair
     pair_h = S.FIGURE_WIDTH_IN * 0.455 * aspect + 0.35  # two pairs side by side, plus a title line
     plot_h, gap_h = 1.25, 0.45  # each plot and the title space above it (inches)
@@ -70,12 +118,10 @@ def draw(png: Path, video: Path, fps: float, layout: ChunkLayout, seams: list[di
                   hspace=gap_h / plot_h, wspace=0.05, left=0.05, right=0.99, top=1 - 0.75 / height,
                   bottom=0.2 / height)  # fmt: skip
     fig.suptitle(title, fontsize=11, y=1 - 0.12 / height, va="top")
-    axes = [fig.add_subplot(gs[0, :])]
-    axes += [fig.add_subplot(gs[i, :], sharex=axes[0]) for i in range(1, 4)]
-    t = np.arange(len(drift)) / fps
-    end = max(len(drift), 1) / fps
+    return fig, gs
 
-    ax = axes[0]
+
+def _seam_panel(ax: Axes, seams: list[dict], fps: float) -> None:
     for s in seams:
         x = s["frame"] / fps
         colour = FLAG_COLOUR if s["flagged"] else OK_COLOUR
@@ -89,23 +135,23 @@ def draw(png: Path, video: Path, fps: float, layout: ChunkLayout, seams: list[di
     ax.set_title("seam: change across each join vs the motion around it (robust z; red = flagged, ring = with --seam-fix color)",
                  fontsize=9, loc="left")  # fmt: skip
 
-    ax = axes[1]
-    ax.plot(t, drift, lw=0.8, color="#ff7f0e", label="colour ΔE vs chunk 0")
-    ax.plot(t, brightness, lw=0.8, color="#2ca02c", label="brightness ΔL* vs chunk 0")
+
+def _drift_panel(ax: Axes, sheet: Sheet) -> None:
+    t = np.arange(len(sheet.drift)) / sheet.fps
+    ax.plot(t, sheet.drift, lw=0.8, color="#ff7f0e", label="colour ΔE vs chunk 0")
+    ax.plot(t, sheet.brightness, lw=0.8, color="#2ca02c", label="brightness ΔL* vs chunk 0")
     ax.axhline(0, lw=0.5, color="#999999")
     ax.legend(fontsize=7, loc="upper left", frameon=False, ncol=2)
     ax.set_ylabel("ΔE, ΔL*", fontsize=8)
     ax.set_title("drift: each frame's mean colour against chunk 0's", fontsize=9, loc="left")
 
-    _series_panel(axes[2], identity, "identity", layout, fps)
-    axes[2].set_title("identity: face similarity to the reference face (colour histogram + gradients; 1 = same)",
-                      fontsize=9, loc="left")  # fmt: skip
-    _series_panel(axes[3], pose, "pose adherence", layout, fps)
-    axes[3].set_title(f"pose adherence: share of body keypoints within {S.PCK_ALPHA:g} torso lengths of the driving pose (PCK)",
-                      fontsize=9, loc="left")  # fmt: skip
+
+def _time_axes(axes: list[Axes], sheet: Sheet) -> None:
+    """The four plots share the video's time: chunk boundaries dotted, one x label at the bottom."""
+    end = max(len(sheet.drift), 1) / sheet.fps
     for ax in axes:
-        for j in layout.joins:
-            ax.axvline(j / fps, ls=":", lw=0.7, color="#999999")
+        for j in sheet.layout.joins:
+            ax.axvline(j / sheet.fps, ls=":", lw=0.7, color="#999999")
         ax.set_xlim(0, end)
         ax.tick_params(labelsize=7)
     axes[2].set_ylabel("similarity", fontsize=8)
@@ -114,23 +160,14 @@ def draw(png: Path, video: Path, fps: float, layout: ChunkLayout, seams: list[di
     for ax in axes[:3]:
         ax.tick_params(labelbottom=False)
 
-    if worst:
-        head = fig.add_subplot(gs[4, :])
-        head.axis("off")
-        head.text(0, 0, f"worst {len(worst)} of {len(seams)} joins: last frame before | first frame after",
-                  fontsize=10, va="bottom", transform=head.transAxes)  # fmt: skip
-    for n, s in enumerate(worst):
-        ax = fig.add_subplot(gs[5 + n // 2, n % 2])
-        before, after = frames[2 * n], frames[2 * n + 1]
-        gap = np.full((before.shape[0], 6, 3), 255, np.uint8)
-        ax.imshow(np.concatenate([before, gap, after], axis=1))
-        ax.set_xticks([])
-        ax.set_yticks([])
-        flag = "  FLAGGED" if s["flagged"] else ""
-        ax.set_title(f"#{n + 1} join {s['join']}: frame {s['frame'] - 1} | {s['frame']} ({s['seconds']:.2f} s)   score "
-                     f"{s['score']:.1f} ({_feature_label(s)}){flag}", fontsize=8, loc="left",
-                     color=FLAG_COLOUR if s["flagged"] else "black")  # fmt: skip
-    tmp = png.with_name(png.name + ".partial.png")
-    fig.savefig(tmp, format="png")
-    tmp.replace(png)
-    return png
+
+def _join_pair(ax: Axes, n: int, s: dict, before: np.ndarray, after: np.ndarray) -> None:
+    """The `n`-th worst join `s`: the last frame before it beside the first frame after it."""
+    gap = np.full((before.shape[0], 6, 3), 255, np.uint8)
+    ax.imshow(np.concatenate([before, gap, after], axis=1))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    flag = "  FLAGGED" if s["flagged"] else ""
+    ax.set_title(f"#{n + 1} join {s['join']}: frame {s['frame'] - 1} | {s['frame']} ({s['seconds']:.2f} s)   score "
+                 f"{s['score']:.1f} ({_feature_label(s)}){flag}", fontsize=8, loc="left",
+                 color=FLAG_COLOUR if s["flagged"] else "black")  # fmt: skip

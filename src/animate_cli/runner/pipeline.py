@@ -358,9 +358,9 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
         from animate_cli import report
 
         t = time.monotonic()
-        summary.report = report.after_run(cfg.out, [(c.out_start, c.out_start + c.keep) for c in plan.chunks], C.FPS,
-                                          seam_fix=cfg.seam_fix, driving=cfg.driving, ref=cfg.ref,
-                                          weights_dir=cfg.weights_dir, overwrite=cfg.overwrite, reporter=reporter)  # fmt: skip
+        summary.report = report.after_run(report.RunReport(cfg.out, [(c.out_start, c.out_start + c.keep) for c in plan.chunks], C.FPS,
+                                                           seam_fix=cfg.seam_fix, driving=cfg.driving, ref=cfg.ref,
+                                                           weights_dir=cfg.weights_dir, overwrite=cfg.overwrite), reporter)  # fmt: skip
         summary.timings_s["report"] = round(time.monotonic() - t, 3)
     return summary
 

@@ -122,9 +122,13 @@ def test_disk_item_and_state_estimate(tmp_path):
     latents = 16 * 20 * 60 * 104 * 2  # [1, 16, 20, h/8, w/8] bf16, what resume.save_chunk_latents writes
     assert per_chunk == latents + R.video_bytes(832, 480, 73)
     assert R.state_bytes_per_chunk(832, 480, "fp32") == 2 * latents + R.video_bytes(832, 480, 73)
-    ok = R.disk_item(tmp_path / "o.mp4", tmp_path / "state", 832, 480, 3000, 42, "bf16", False, free=lambda p: 10**12)
+    ok = R.disk_item(
+        R.RunWrites(tmp_path / "o.mp4", tmp_path / "state", 832, 480, 3000, 42, "bf16", False), free=lambda p: 10**12
+    )
     assert ok.ok and "output + preview + state" in ok.message
-    full = R.disk_item(tmp_path / "o.mp4", tmp_path / "state", 832, 480, 3000, 42, "bf16", True, free=lambda p: 10**6)
+    full = R.disk_item(
+        R.RunWrites(tmp_path / "o.mp4", tmp_path / "state", 832, 480, 3000, 42, "bf16", True), free=lambda p: 10**6
+    )
     assert not full.ok and full.exit_code == 6 and "1.0 MB free" in full.message and full.fix
     assert full.detail["state_bytes"] > ok.detail["state_bytes"]  # extracting poses caches two more videos
 

@@ -15,31 +15,16 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from animate_cli.errors import OutOfSpaceError, WriteFailedError
 from animate_cli.media.files import free_bytes, mount_of
 from animate_cli.rollout import resume
 from animate_cli.runner import readiness
+from animate_cli.runner.readiness import RunWrites
 
 _PREFLIGHT = "not enough space"  # the reason of check_space's error (its hint already says how much to free)
 _SEGMENT_NAME = re.compile(r"chunk_\d{5}_(\d{3})\.mp4")  # resume.segment_path: the name records the kept frames
-
-
-@dataclass(frozen=True)
-class RunWrites:
-    """What a run writes, and where (see readiness.disk_needs)."""
-
-    out: Path
-    state_dir: Path
-    width: int  # as written: doubled with --side-by-side
-    height: int
-    frames: int
-    chunks: int
-    dtype: str
-    extract_pose: bool
-    aux_bytes: int  # the state folder's fixed part (readiness.aux_state_bytes)
 
 
 def measured_bytes_per_frame(state_dir: Path) -> float | None:
@@ -53,9 +38,7 @@ def measured_bytes_per_frame(state_dir: Path) -> float | None:
 
 
 def needs(w: RunWrites) -> dict[int, readiness.DiskNeed]:
-    return readiness.disk_needs(w.out, w.state_dir, w.width, w.height, w.frames, w.chunks, w.dtype, w.extract_pose,
-                                done_chunks=resume.saved_next_chunk(w.state_dir),
-                                bytes_per_frame=measured_bytes_per_frame(w.state_dir), aux_bytes=w.aux_bytes)  # fmt: skip
+    return readiness.disk_needs(w, resume.saved_next_chunk(w.state_dir), measured_bytes_per_frame(w.state_dir))
 
 
 def check_space(w: RunWrites, free=None) -> None:

@@ -48,8 +48,8 @@ def _readiness(cfg: RunConfig, plan_dict: dict, auto_mode: dict) -> list:
     need = None if tiny else (pick["gpu_gib"] if pick else plan_dict["estimate"]["vram_gib"])
     host = None if tiny or chosen or least is None else least["host_gib"]
     gpu = readiness.gpu_item(cfg.device, need, tiny, mode=None if tiny else auto_mode, host_gib=host)
-    disk = readiness.disk_item(cfg.out, cfg.resume_dir, cfg.width * (2 if cfg.side_by_side else 1), cfg.height, cfg.frames,
-                               plan_dict["chunks"], cfg.dtype, extract_pose=cfg.pose_video is None)  # fmt: skip
+    disk = readiness.disk_item(readiness.RunWrites(cfg.out, cfg.resume_dir, cfg.width * (2 if cfg.side_by_side else 1), cfg.height,
+                                                   cfg.frames, plan_dict["chunks"], cfg.dtype, extract_pose=cfg.pose_video is None))  # fmt: skip
     return [w, gpu, disk]
 
 

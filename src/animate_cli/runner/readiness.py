@@ -165,12 +165,26 @@ class DiskNeed:
     labels: list[str]
 
 
-def disk_needs(out: Path, state_dir: Path, width: int, height: int, frames: int, chunks: int, dtype: str, extract_pose: bool,
-               *, done_chunks: int = 0, bytes_per_frame: float | None = None,
-               aux_bytes: int = AUX_STATE_BYTES) -> dict[int, DiskNeed]:  # fmt: skip
-    """Bytes still to write per filesystem (keyed by st_dev): the output and its preview next to `out`, the
+@dataclass(frozen=True)
+class RunWrites:
+    """What a run writes, and where."""
+
+    out: Path
+    state_dir: Path
+    width: int  # as written: doubled with --side-by-side
+    height: int
+    frames: int
+    chunks: int
+    dtype: str
+    extract_pose: bool  # the pose and face videos are cached in the state folder
+    aux_bytes: int = AUX_STATE_BYTES  # the state folder's fixed part (aux_state_bytes once the model is known)
+
+
+def disk_needs(w: RunWrites, done_chunks: int = 0, bytes_per_frame: float | None = None) -> dict[int, DiskNeed]:
+    """Bytes still to write per filesystem (keyed by st_dev): the output and its preview next to `w.out`, the
     remaining chunks' latents and segments (+ the fixed state part, + the pose cache when extracting) in
-    `state_dir`. `bytes_per_frame`: the H.264 rate measured on this run's segments (else the assumption)."""
+    `w.state_dir`. `bytes_per_frame`: the H.264 rate measured on this run's segments (else the assumption)."""
+    width, height, frames = w.width, w.height, w.frames
     needs: dict[int, DiskNeed] = {}
 
     def add(label: str, where: Path, n: int) -> None:
@@ -180,28 +194,26 @@ def disk_needs(out: Path, state_dir: Path, width: int, height: int, frames: int,
         need.labels.append(label)
 
     out_bytes = video_bytes(width, height, frames, bytes_per_frame)
-    add("output + preview", out.parent, 2 * out_bytes)
-    left = max(0, chunks - done_chunks)
-    h, w = height // C.VAE_STRIDE_S, width // C.VAE_STRIDE_S
-    latents = 16 * C.GENERATED_LATENTS * h * w * (2 if dtype == "bf16" else 4)
-    state = left * (latents + video_bytes(width, height, C.STRIDE_FRAMES, bytes_per_frame)) + aux_bytes
-    if extract_pose:  # pose.mp4 + face.mp4 of the driving video, cached next to the output
+    add("output + preview", w.out.parent, 2 * out_bytes)
+    left = max(0, w.chunks - done_chunks)
+    lh, lw = height // C.VAE_STRIDE_S, width // C.VAE_STRIDE_S
+    latents = 16 * C.GENERATED_LATENTS * lh * lw * (2 if w.dtype == "bf16" else 4)
+    state = left * (latents + video_bytes(width, height, C.STRIDE_FRAMES, bytes_per_frame)) + w.aux_bytes
+    if w.extract_pose:  # pose.mp4 + face.mp4 of the driving video, cached next to the output
         state += video_bytes(width, height, frames) + video_bytes(512, 512, frames)
-    add("state", state_dir, state)
+    add("state", w.state_dir, state)
     return needs
 
 
-def disk_item(out: Path, state_dir: Path, width: int, height: int, frames: int, chunks: int, dtype: str,
-              extract_pose: bool, free: Callable[[Path], int] = lambda p: shutil.disk_usage(p).free) -> Item:  # fmt: skip
-    """Free space for the output (+ its preview) and for the state folder, on whichever disks they are.
-    `width` is the written width (doubled with --side-by-side)."""
-    needs = disk_needs(out, state_dir, width, height, frames, chunks, dtype, extract_pose)
-    out_bytes = video_bytes(width, height, frames)
+def disk_item(w: RunWrites, free: Callable[[Path], int] = lambda p: shutil.disk_usage(p).free) -> Item:
+    """Free space for the output (+ its preview) and for the state folder, on whichever disks they are."""
+    needs = disk_needs(w)
+    out_bytes = video_bytes(w.width, w.height, w.frames)
     state = sum(n.bytes for n in needs.values()) - 2 * out_bytes
     detail = {
         "output_bytes": out_bytes,
         "state_bytes": state,
-        "state_bytes_per_chunk": state_bytes_per_chunk(width, height, dtype),
+        "state_bytes_per_chunk": state_bytes_per_chunk(w.width, w.height, w.dtype),
     }
     lines, ok = [], True
     for n in needs.values():

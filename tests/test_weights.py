@@ -198,7 +198,7 @@ def copy_convert(src: Path, dst: Path) -> None:
 
 def fill(root: Path, parts=W.PARTS, resolution="all") -> FakeHub:
     hub = FakeHub()
-    W.download(root, parts, resolution, fetch=hub, convert=copy_convert)
+    W.download(W.DownloadRequest(root, parts, resolution), fetch=hub, convert=copy_convert)
     return hub
 
 
@@ -287,7 +287,7 @@ def test_download_fetches_everything_then_nothing(tmp_path, online):
     index = json.loads((tmp_path / W.BASE_DIR / "transformer" / W.TRANSFORMER_INDEX).read_text())
     assert index["weight_map"]["blocks.3.w"] == "diffusion_pytorch_model-00004-of-00004.safetensors"
     again = FakeHub(error=RuntimeError("must not touch the Hub"))
-    report = W.download(tmp_path, W.PARTS, "all", fetch=again, convert=copy_convert)
+    report = W.download(W.DownloadRequest(tmp_path, W.PARTS, "all"), fetch=again, convert=copy_convert)
     assert report.complete and report.fetched == [] and again.calls == []
 
 
@@ -299,7 +299,7 @@ def test_resume_partial_folder_fetches_only_what_is_missing_or_broken(tmp_path, 
     te.write_bytes(te.read_bytes()[:20])  # half-written by an earlier run
     (base / "transformer" / W.TRANSFORMER_INDEX).unlink()  # conversion interrupted before the index
     hub = FakeHub()
-    report = W.download(tmp_path, ("base", "lora"), "480p", fetch=hub, convert=copy_convert)
+    report = W.download(W.DownloadRequest(tmp_path, ("base", "lora"), "480p"), fetch=hub, convert=copy_convert)
     assert sorted(hub.downloads) == sorted(
         ["image_encoder/model.safetensors", "text_encoder/model-00003-of-00003.safetensors", f"transformer/{W.TRANSFORMER_INDEX}"]
     )
@@ -309,12 +309,12 @@ def test_resume_partial_folder_fetches_only_what_is_missing_or_broken(tmp_path, 
 def test_interrupted_download_resumes(tmp_path, online):
     hub = FakeHub(fail_on_download=5)
     with pytest.raises(KeyboardInterrupt):
-        W.download(tmp_path, W.PARTS, "480p", fetch=hub, convert=copy_convert)
+        W.download(W.DownloadRequest(tmp_path, W.PARTS, "480p"), fetch=hub, convert=copy_convert)
     done = hub.downloads[:-1]  # the 5th was interrupted
     assert len(done) == 4
     assert W.missing_files(tmp_path, parts=W.PARTS)  # not complete yet
     hub2 = FakeHub()
-    report = W.download(tmp_path, W.PARTS, "480p", fetch=hub2, convert=copy_convert)
+    report = W.download(W.DownloadRequest(tmp_path, W.PARTS, "480p"), fetch=hub2, convert=copy_convert)
     assert report.complete
     assert not set(done) & set(hub2.downloads)  # finished files were not fetched again
     assert len(done) + len(hub2.downloads) == n_files(W.registry_items(W.PARTS, "480p"))
@@ -326,14 +326,14 @@ def test_download_that_lands_incomplete_is_reported(tmp_path, online):
     te_index["weight_map"]["t4"] = "model-00004-of-00003.safetensors"  # upstream index names a shard we do not fetch
     content["Wan-AI/Wan2.2-Animate-14B-Diffusers"]["text_encoder/model.safetensors.index.json"] = json.dumps(te_index).encode()
     with pytest.raises(WeightsMissingError) as e:
-        W.download(tmp_path, ("base",), "480p", fetch=FakeHub(content), convert=copy_convert)
+        W.download(W.DownloadRequest(tmp_path, ("base",), "480p"), fetch=FakeHub(content), convert=copy_convert)
     assert "model-00004-of-00003.safetensors" in e.value.message and "download finished but 1 files" in e.value.message
 
 
 def test_dry_run_lists_files_sizes_presence_and_total(tmp_path, online):
     fill(tmp_path, ("lora",), "480p")
     hub = FakeHub()
-    report = W.download(tmp_path, W.PARTS, "480p", dry_run=True, fetch=hub)
+    report = W.download(W.DownloadRequest(tmp_path, W.PARTS, "480p", dry_run=True), fetch=hub)
     assert hub.downloads == [] and not (tmp_path / W.BASE_DIR).exists()
     by_dest = {f.item.dest: f for f in report.files}
     assert by_dest[W.LORA_ITEMS["480p"].dest].present
@@ -367,10 +367,10 @@ def test_dry_run_cli_json_and_table(tmp_path, online, monkeypatch):
 def test_offline_is_exit_4_without_touching_the_hub(tmp_path, offline, monkeypatch):
     hub = FakeHub(error=RuntimeError("must not be called"))
     with pytest.raises(HubError) as e:
-        W.download(tmp_path, W.PARTS, "480p", fetch=hub)
+        W.download(W.DownloadRequest(tmp_path, W.PARTS, "480p"), fetch=hub)
     assert "HF_HUB_OFFLINE=1" in e.value.message and e.value.exit_code == ExitCode.WEIGHTS and hub.calls == []
     # dry-run still works offline, with the registry's estimates
-    report = W.download(tmp_path, W.PARTS, "480p", dry_run=True, fetch=hub)
+    report = W.download(W.DownloadRequest(tmp_path, W.PARTS, "480p", dry_run=True), fetch=hub)
     assert hub.calls == [] and report.download_bytes > 40 * W.GB and not report.sizes_from_hub and report.notes
     # through the CLI: one line, exit 4, one JSON object
     monkeypatch.setattr(W, "HubFetcher", lambda progress=True: hub)
@@ -383,7 +383,7 @@ def test_offline_with_complete_weights_succeeds(tmp_path, online, monkeypatch):
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    report = W.download(tmp_path, W.PARTS, "480p", fetch=FakeHub(error=RuntimeError("no")))
+    report = W.download(W.DownloadRequest(tmp_path, W.PARTS, "480p"), fetch=FakeHub(error=RuntimeError("no")))
     assert report.complete and report.fetched == []
 
 
@@ -391,7 +391,7 @@ def test_disk_space_refusal(tmp_path, online, monkeypatch):
     monkeypatch.setattr(WD, "free_bytes", lambda root: 10)  # the fake LoRA is a few hundred bytes
     hub = FakeHub()
     with pytest.raises(DiskSpaceError) as e:
-        W.download(tmp_path, ("lora",), "480p", fetch=hub)
+        W.download(W.DownloadRequest(tmp_path, ("lora",), "480p"), fetch=hub)
     assert "needed, 10 B free" in e.value.message and e.value.exit_code == ExitCode.WEIGHTS
     assert hub.downloads == [] and not (tmp_path / "everanimate").exists()
     monkeypatch.setattr(W, "HubFetcher", lambda progress=True: hub)
@@ -404,7 +404,7 @@ def test_files_renamed_on_the_hub_fail_before_downloading(tmp_path, online):
     del content["Tau-J/RTMPose"][W.POSE_ITEMS[0].path]
     hub = FakeHub(content)
     with pytest.raises(HubError) as e:
-        W.download(tmp_path, ("pose",), fetch=hub)
+        W.download(W.DownloadRequest(tmp_path, ("pose",)), fetch=hub)
     assert "1 files not found in Tau-J/RTMPose@main" in e.value.message and hub.downloads == []
 
 
@@ -450,7 +450,7 @@ def test_hub_errors_map_to_one_line_exit_4(tmp_path, online, monkeypatch, case):
 
 def test_unexpected_errors_are_not_disguised(tmp_path, online):
     with pytest.raises(RuntimeError, match="boom"):
-        W.download(tmp_path, ("lora",), fetch=FakeHub(error=RuntimeError("boom")))
+        W.download(W.DownloadRequest(tmp_path, ("lora",)), fetch=FakeHub(error=RuntimeError("boom")))
 
 
 def test_revision_flags(tmp_path, online):
@@ -462,7 +462,7 @@ def test_revision_flags(tmp_path, online):
     with pytest.raises(UsageError, match="not one of"):
         W.parse_revisions(["other/repo=1"], keys)
     hub = FakeHub()
-    W.download(tmp_path, ("lora",), revision={"everanimate": "abc123"}, fetch=hub)
+    W.download(W.DownloadRequest(tmp_path, ("lora",), revision={"everanimate": "abc123"}), fetch=hub)
     # the revision is resolved once; every later call names the commit it resolved to
     assert hub.calls[0] == ("commit", "epfl-vita/everanimate", "abc123", None)
     assert {c[2] for c in hub.calls[1:]} == {sha("epfl-vita/everanimate@abc123")}
@@ -474,7 +474,7 @@ def test_examples_land_in_examples_dir(tmp_path, online):
     fill(tmp_path, ("lora",), "480p")
     hub = FakeHub()
     ex = tmp_path / "examples"
-    report = W.download(tmp_path, ("lora",), fetch=hub, examples_dir=ex)
+    report = W.download(W.DownloadRequest(tmp_path, ("lora",), examples_dir=ex), fetch=hub)
     assert report.complete
     for rel in W.EXAMPLE_FILES:
         assert (ex / rel).read_bytes() == b"demo:" + rel.encode()
@@ -486,9 +486,9 @@ def test_bad_usage(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
     with pytest.raises(UsageError):
-        W.download(f, ("lora",), fetch=FakeHub())
+        W.download(W.DownloadRequest(f, ("lora",)), fetch=FakeHub())
     with pytest.raises(UsageError):
-        W.download(tmp_path, ("everything",), fetch=FakeHub())
+        W.download(W.DownloadRequest(tmp_path, ("everything",)), fetch=FakeHub())
     r = CliRunner().invoke(app, ["download-weights", "--dir", str(tmp_path), "--resolution", "4k"], env=CLI_ENV)
     assert r.exit_code == 2 and "unknown resolution" in r.stderr
 
@@ -533,7 +533,7 @@ def _manifest(root):
 
 def test_download_pins_each_repo_to_one_commit(tmp_path, online):
     hub = FakeHub()
-    W.download(tmp_path, ("lora", "pose"), "480p", fetch=hub)
+    W.download(W.DownloadRequest(tmp_path, ("lora", "pose"), "480p"), fetch=hub)
     commits = [c for c in hub.calls if c[0] == "commit"]
     assert sorted(c[1] for c in commits) == [
         "Tau-J/RTMPose",
@@ -555,12 +555,12 @@ def test_download_pins_each_repo_to_one_commit(tmp_path, online):
 def test_resumed_download_stays_at_the_pinned_commit(tmp_path, online):
     first = FakeHub(fail_on_download=3)
     with pytest.raises(KeyboardInterrupt):
-        W.download(tmp_path, ("base",), "480p", fetch=first, convert=copy_convert)
+        W.download(W.DownloadRequest(tmp_path, ("base",), "480p"), fetch=first, convert=copy_convert)
     pinned = {k: e["commit"] for k, e in _manifest(tmp_path)["repos"].items()}
     assert set(pinned) == {"wan_diffusers", "wan_original"}
     later = FakeHub()  # meanwhile main moved on both repos
     later.heads = {(W.REPOS[k].repo_id, "main"): sha(f"new-{k}") for k in pinned}
-    report = W.download(tmp_path, ("base",), "480p", fetch=later, convert=copy_convert)
+    report = W.download(W.DownloadRequest(tmp_path, ("base",), "480p"), fetch=later, convert=copy_convert)
     assert report.complete and not [c for c in later.calls if c[0] == "commit"]  # not even asked
     for c in later.calls:
         assert c[2] == pinned[{r.repo_id: k for k, r in W.REPOS.items()}[c[1]]]
@@ -575,9 +575,9 @@ def test_update_moves_to_the_new_commit_and_refetches_that_repo(tmp_path, online
     old = _manifest(tmp_path)["repos"]["everanimate"]["commit"]
     hub = FakeHub()
     hub.heads = {("epfl-vita/everanimate", "main"): sha("v2")}
-    W.download(tmp_path, ("lora", "pose"), "480p", fetch=hub)
+    W.download(W.DownloadRequest(tmp_path, ("lora", "pose"), "480p"), fetch=hub)
     assert hub.calls == []  # complete and pinned: no network, main's move is ignored
-    dry = W.download(tmp_path, ("lora", "pose"), "480p", fetch=hub, dry_run=True, update=True)
+    dry = W.download(W.DownloadRequest(tmp_path, ("lora", "pose"), "480p", dry_run=True, update=True), fetch=hub)
     assert [f.item.dest for f in dry.files if f.stale] == [W.LORA_ITEMS["480p"].dest]
     assert _manifest(tmp_path)["repos"]["everanimate"]["commit"] == old  # a dry run changes nothing
     monkeypatch.setattr(W, "HubFetcher", lambda progress=True: hub)
@@ -591,13 +591,13 @@ def test_update_moves_to_the_new_commit_and_refetches_that_repo(tmp_path, online
     assert _manifest(tmp_path)["repos"]["everanimate"]["files"][W.LORA_ITEMS["480p"].dest]["commit"] == sha("v2")
     # a different --revision is an explicit change too
     hub.calls.clear()
-    W.download(tmp_path, ("lora",), "480p", revision={"everanimate": sha("v1")}, fetch=hub)
+    W.download(W.DownloadRequest(tmp_path, ("lora",), "480p", revision={"everanimate": sha("v1")}), fetch=hub)
     assert [c[0] for c in hub.calls] == ["commit", "sizes", "download"] and hub.calls[-1][2] == sha("v1")
 
 
 def test_update_offline_is_refused(tmp_path, offline):
     with pytest.raises(HubError, match="--update"):
-        W.download(tmp_path, ("lora",), "480p", fetch=FakeHub(), update=True)
+        W.download(W.DownloadRequest(tmp_path, ("lora",), "480p", update=True), fetch=FakeHub())
 
 
 def test_check_reports_repo_at_commit_offline(tmp_path, online, monkeypatch):

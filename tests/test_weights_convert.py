@@ -183,7 +183,7 @@ def test_download_converts_shard_by_shard(tmp_path, tiny_transformer, monkeypatc
     for i in range(4):
         wan_orig[W.TRANSFORMER_SHARD.format(i=i + 1, n=4)] = save({k: orig[k].contiguous() for k in keys[i::4]})
     wan_diff[f"transformer/{W.TRANSFORMER_INDEX}"] = json.dumps({"weight_map": {k: "x" for k in sd}}).encode()
-    report = W.download(tmp_path, ("base",), fetch=FakeHub(content))
+    report = W.download(W.DownloadRequest(tmp_path, ("base",)), fetch=FakeHub(content))
     assert report.complete and not (tmp_path / W.STAGING_DIR).exists()
     index = json.loads((tmp_path / W.BASE_DIR / "transformer" / W.TRANSFORMER_INDEX).read_text())
     assert set(index["weight_map"]) == set(sd)

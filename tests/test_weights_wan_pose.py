@@ -30,7 +30,7 @@ def no_network(monkeypatch):
 
 def download_pose(root, hub=None):
     hub = hub or FakeHub()
-    return W.download(root, ("pose",), "480p", fetch=hub), hub
+    return W.download(W.DownloadRequest(root, ("pose",), "480p"), fetch=hub), hub
 
 
 def test_wans_pose_models_land_in_the_official_layout(tmp_path):

@@ -104,18 +104,17 @@ def download_weights(
             return _check(root, parts, resolution)
         try:
             with RichReporter(enabled=not json_mode) as reporter:
-                report = weights.download(
+                request = weights.DownloadRequest(
                     root,
                     parts,
                     resolution,
                     revs,
                     dry_run,
-                    reporter,
-                    weights.HubFetcher(progress=not json_mode),
                     examples_dir=examples_dir.resolve() if examples else None,
                     wait=wait,
                     update=update,
                 )
+                report = weights.download(request, reporter, weights.HubFetcher(progress=not json_mode))
         except KeyboardInterrupt as exc:
             raise interrupted(
                 exc, hint="run the same command again: finished files are kept and partial downloads resume"

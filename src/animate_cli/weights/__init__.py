@@ -25,7 +25,7 @@ accepts a half-filled folder (engineering notes, finding 8).
 """
 
 # The package's public face: what other stages and commands call as `weights.<name>`.
-from animate_cli.weights.downloader import download, format_bytes, parse_revisions  # noqa: F401
+from animate_cli.weights.downloader import DownloadRequest, download, format_bytes, parse_revisions  # noqa: F401
 from animate_cli.weights.hub import Fetcher, HubFetcher  # noqa: F401
 from animate_cli.weights.installed import (  # noqa: F401
     BASE_COMPONENTS,

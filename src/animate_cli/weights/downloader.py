@@ -149,34 +149,51 @@ def _example_items(fetch: Fetcher, revision: str, online: bool) -> tuple[list[It
     return [Item(rel, "everanimate", EXAMPLES_PREFIX + rel, 0, "examples", approx=True) for rel in EXAMPLE_FILES], False
 
 
-def download(
-    weights_dir: Path,
-    only: Iterable[str] = PARTS,
-    resolution: str = "480p",
-    revision: dict[str, str] | None = None,
-    dry_run: bool = False,
-    reporter: Reporter | None = None,
-    fetch: Fetcher | None = None,
-    *,
-    examples_dir: Path | None = None,
-    convert: Callable[[Path, Path], object] | None = None,
-    wait: bool = False,
-    update: bool = False,
-) -> DownloadReport:
-    """Fetch what `only` needs into `weights_dir`, resuming, and verify the result structurally.
+@dataclass(frozen=True)
+class DownloadRequest:
+    """What `download-weights` fetches, where, and how."""
+
+    weights_dir: Path
+    only: Iterable[str] = PARTS  # registry parts
+    resolution: str = "480p"  # the LoRA files: 480p, 720p or all
+    revision: dict[str, str] | None = None  # registry repo key -> revision (parse_revisions)
+    dry_run: bool = False  # plan and size only: nothing is written, no lock is taken
+    examples_dir: Path | None = None  # also fetch the demo inputs there
+    wait: bool = False  # while another download holds the folder's lock: wait for it (else WeightsBusyError)
+    update: bool = False  # resolve every revision anew and fetch the files of any other commit
+
+
+@dataclass
+class _Job:
+    """One download's state, passed from step to step."""
+
+    request: DownloadRequest
+    root: Path
+    parts: tuple[str, ...]
+    reporter: Reporter
+    fetch: Fetcher
+    convert: Callable[[Path, Path], object] | None
+    manifest: dict
+    online: bool
+    revs: dict[str, str]  # repo key -> the revision asked: --revision, else the manifest's, else the registry's
+    report: DownloadReport
+    commits: dict[str, str | None] = field(default_factory=dict)  # repo key -> the commit pinned (None: not pinned)
+
+
+def download(request: DownloadRequest, reporter: Reporter | None = None, fetch: Fetcher | None = None,
+             convert: Callable[[Path, Path], object] | None = None) -> DownloadReport:  # fmt: skip
+    """Fetch what `request.only` needs into `request.weights_dir`, resuming, and verify the result structurally.
 
     Already-complete files are never fetched again (no network at all if nothing is missing).
-    `revision` maps registry repo keys to revisions (see `parse_revisions`). Each repo's revision is
-    resolved to a commit once and pinned in the manifest (weights_manifest.py); a resumed download
-    keeps that commit, `update=True` re-resolves it and re-fetches files of any other commit.
-    `examples_dir` also fetches the demo inputs there. `fetch` and `convert` exist for tests.
+    Each repo's revision is resolved to a commit once and pinned in the manifest (weights_manifest.py); a
+    resumed download keeps that commit, `update` re-resolves it and re-fetches files of any other commit.
+    `fetch` (the Hub by default) and `convert` (weights/convert.py by default) exist for tests.
     Holds the lock of the weights folder (locks.py) unless `dry_run`: while another download holds it,
     raise WeightsBusyError (exit 4), or with `wait` say so and wait for it (then fetch what is still missing).
     """
-    args = (weights_dir, only, resolution, revision, dry_run, reporter, fetch, examples_dir, convert, update)
-    root = Path(weights_dir).expanduser()
-    if dry_run or (root.exists() and not root.is_dir()):  # reads only / refused below with a usage error
-        return _download(*args)
+    root = Path(request.weights_dir).expanduser()
+    if request.dry_run or (root.exists() and not root.is_dir()):  # reads only / refused below with a usage error
+        return _download(request, reporter, fetch, convert)
 
     def busy(who: str) -> WeightsBusyError:
         return WeightsBusyError(
@@ -184,141 +201,163 @@ def download(
             hint="wait for it to finish, or pass --wait to wait for it and then fetch what is still missing",
         )
 
-    with locks.hold(root, busy, wait=wait, log=(reporter or NullReporter()).log):
-        return _download(*args)
+    with locks.hold(root, busy, wait=request.wait, log=(reporter or NullReporter()).log):
+        return _download(request, reporter, fetch, convert)
 
 
-def _download(weights_dir, only, resolution, revision, dry_run, reporter, fetch, examples_dir, convert, update) -> DownloadReport:
-    from animate_cli.weights import manifest as M
-
-    root = Path(weights_dir).expanduser()
-    if root.exists() and not root.is_dir():
-        raise UsageError(f"--dir {root} is a file, not a folder")
-    parts = tuple(p for p in PARTS if p in set(only))
-    if unknown := set(only) - set(PARTS):
-        raise UsageError(f"unknown --only {', '.join(sorted(unknown))}; choose from {', '.join(PARTS)}")
-    reporter, fetch = reporter or NullReporter(), fetch or HubFetcher()
-    manifest = M.read(root)
-    pinned = manifest["repos"]
-    online = not hub_offline()
-    if update and not online and not dry_run:
-        raise offline_error("newer commits (--update)")
-    asked = revision or {}
-    # What the user asks for: --revision, else what the manifest was pinned from, else the registry's default.
-    revs = {k: asked.get(k) or pinned.get(k, {}).get("revision") or r.revision for k, r in REPOS.items()}
-    report = DownloadReport(root=root, dry_run=dry_run, examples_dir=examples_dir)
-
-    items = registry_items(parts, resolution)
-    for it in items:
-        report.files.append(
-            FileStatus(it, REPOS[it.repo].repo_id, revs[it.repo], it.size, file_ok(root / it.dest), not it.approx)
-        )
-
-    # Pin each repo to one commit: the manifest's (no network), or resolved once now when there is
-    # something to fetch from it and no pin yet, when --update asks, or when --revision changes it.
-    keys = list(dict.fromkeys([it.repo for it in items] + (["everanimate"] if examples_dir is not None else [])))
-    commits: dict[str, str | None] = {}
-    for key in keys:
-        entry = pinned.get(key)
-        changed = key in asked and entry is not None and asked[key] not in (entry.get("revision"), entry.get("commit"))
-        has_pending = any(not f.present for f in report.files if f.item.repo == key) or (
-            key == "everanimate" and examples_dir is not None
-        )
-        if entry and entry.get("commit") and not (update or changed):
-            commits[key] = entry["commit"]
-        elif online and (has_pending or update or changed):
-            commits[key] = _guard(lambda k=key: fetch.commit(REPOS[k].repo_id, revs[k]), key, revs)
-        else:
-            commits[key] = None  # offline, or a legacy folder that needs nothing: not pinned
-    for f in report.files:
-        f.commit = commits.get(f.item.repo)
-        size_then = manifest["repos"].get(f.item.repo, {}).get("files", {}).get(f.item.dest, {}).get("size")
-        if f.present and f.item.part == "pose" and size_then is not None and size_on_disk(root / f.item.dest) != size_then:
-            f.present = False  # changed since it was downloaded (as problems() reports): fetched anew
-        recorded = M.file_commit(manifest, f.item.repo, f.item.dest)
-        if f.present and f.commit and (recorded not in (None, f.commit) or (recorded is None and update)):
-            f.present, f.stale = False, True  # from another commit (or unknown, with --update): fetch anew
-    if not dry_run:
-        for key, commit in commits.items():
-            if commit and pinned.get(key, {}).get("commit") != commit:
-                M.pin(manifest, key, REPOS[key].repo_id, revs[key], commit)
-        if any(commits.values()):
-            M.write(root, manifest)  # before fetching: an interrupted download resumes at these commits
-
-    pending_repos = {f.item.repo for f in report.pending}
-    if examples_dir is not None:
-        ex_rev = commits.get("everanimate") or revs["everanimate"]
-        try:
-            ex_items, exact = _guard(lambda: _example_items(fetch, ex_rev, online), "everanimate", revs)
-        except HubError:
-            if not dry_run:
-                raise
-            (ex_items, exact), online = _example_items(fetch, ex_rev, False), False
-        for it in ex_items:
-            report.files.append(
-                FileStatus(
-                    it,
-                    REPOS["everanimate"].repo_id,
-                    revs["everanimate"],
-                    it.size,
-                    nonempty(examples_dir / it.dest),
-                    exact,
-                    commit=commits.get("everanimate"),
-                )  # fmt: skip
-            )
-    if not online and report.pending:
-        if not dry_run:
+def _download(request: DownloadRequest, reporter: Reporter | None, fetch: Fetcher | None,
+              convert: Callable[[Path, Path], object] | None) -> DownloadReport:  # fmt: skip
+    job = _start(request, reporter or NullReporter(), fetch, convert)
+    _pin(job)
+    report = job.report
+    pending_repos = {f.item.repo for f in report.pending}  # the examples are sized by their own listing
+    if request.examples_dir is not None:
+        _add_examples(job)
+    if not job.online and report.pending:
+        if not request.dry_run:
             raise offline_error(_fmt_missing(report))
         report.notes.append("the Hub is not reachable or disabled (HF_HUB_OFFLINE=1): sizes are the registry's estimates")
     if stale := [f for f in report.files if f.stale]:
         report.notes.append(f"{len(stale)} files are from another commit than the one pinned now and will be fetched anew")
-
-    # Exact sizes (and early 404 / gated / auth errors, before anything is written).
-    if online and report.pending:
+    if job.online and report.pending:  # exact sizes, and early 404 / gated / auth errors before anything is written
         for key in sorted(pending_repos):
-            pending = [f for f in report.pending if f.item.repo == key and f.item.part != "examples"]
-            paths = [f.item.path for f in pending if f.item.how != "folder"]
-            at = commits.get(key) or revs[key]
-            try:
-                sizes = _guard(lambda k=key, p=paths, a=at: fetch.sizes(REPOS[k].repo_id, a, p), key, revs)
-                for f in pending:  # a folder's size is the sum of its files, listed at the same commit
-                    if f.item.how == "folder":
-                        f.members = _guard(
-                            lambda k=key, a=at, it=f.item: fetch.listing(REPOS[k].repo_id, a, it.path + "/"), key, revs
-                        )
-                        if f.members:
-                            sizes[f.item.path] = sum(f.members.values())
-                paths += [f.item.path for f in pending if f.item.how == "folder"]
-            except HubError:
-                if not dry_run:
-                    raise
-                report.notes.append(f"could not list {REPOS[key].repo_id} on the Hub: sizes are estimates")
-                continue
-            if lost := [p for p in paths if p not in sizes]:
-                pin_note = f" (commit {at[:12]})" if commits.get(key) else ""
-                raise HubError(
-                    f"{len(lost)} files not found in {REPOS[key].repo_id}@{revs[key]}{pin_note}: {list_names(lost, 3)}",
-                    hint="renamed upstream? the registry in animate_cli/weights/registry.py needs updating, or pass an older --revision",
-                )
-            for f in report.pending:
-                if f.item.repo == key and f.item.part != "examples":
-                    f.size, f.exact = sizes[f.item.path], True
+            _size_repo(job, key)
         report.sizes_from_hub = all(f.exact for f in report.pending if f.item.part != "examples")
-
     staged = [f.size for f in report.pending if f.item.how in ("unzip", "convert")]
     report.download_bytes = sum(f.size for f in report.pending)
     report.needed_bytes = report.download_bytes + max(staged, default=0)
-    report.free_bytes = free_bytes(root)
-    report.installed = [{"repo": REPOS[k].repo_id, "revision": revs[k], "commit": c} for k, c in commits.items()]
-    if dry_run:
+    report.free_bytes = free_bytes(job.root)
+    report.installed = [{"repo": REPOS[k].repo_id, "revision": job.revs[k], "commit": c} for k, c in job.commits.items()]
+    if request.dry_run:
         report.complete = not report.pending
         return report
     if report.needed_bytes > report.free_bytes:
         raise DiskSpaceError(
-            f"not enough disk space in {root}: {format_bytes(report.needed_bytes)} needed, {format_bytes(report.free_bytes)} free",
+            f"not enough disk space in {job.root}: {format_bytes(report.needed_bytes)} needed, {format_bytes(report.free_bytes)} free",
             hint="free some space or pass --dir (or set EVERANIMATE_WEIGHTS_DIR) on a larger disk",
         )
+    _fetch_pending(job)
+    _verify(job)
+    report.complete = True
+    return report
 
+
+def _start(request: DownloadRequest, reporter: Reporter, fetch: Fetcher | None,
+           convert: Callable[[Path, Path], object] | None) -> _Job:  # fmt: skip
+    """The request checked, the manifest read, and every registry file it needs with its status on disk."""
+    from animate_cli.weights import manifest as M
+
+    root = Path(request.weights_dir).expanduser()
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"--dir {root} is a file, not a folder")
+    only = request.only
+    parts = tuple(p for p in PARTS if p in set(only))
+    if unknown := set(only) - set(PARTS):
+        raise UsageError(f"unknown --only {', '.join(sorted(unknown))}; choose from {', '.join(PARTS)}")
+    fetch = fetch or HubFetcher()
+    manifest = M.read(root)
+    pinned = manifest["repos"]
+    online = not hub_offline()
+    if request.update and not online and not request.dry_run:
+        raise offline_error("newer commits (--update)")
+    asked = request.revision or {}
+    revs = {k: asked.get(k) or pinned.get(k, {}).get("revision") or r.revision for k, r in REPOS.items()}
+    report = DownloadReport(root=root, dry_run=request.dry_run, examples_dir=request.examples_dir)
+    for it in registry_items(parts, request.resolution):
+        report.files.append(
+            FileStatus(it, REPOS[it.repo].repo_id, revs[it.repo], it.size, file_ok(root / it.dest), not it.approx)
+        )
+    return _Job(request, root, parts, reporter, fetch, convert, manifest, online, revs, report)
+
+
+def _pin(job: _Job) -> None:
+    """Pin each repo to one commit: the manifest's (no network), or resolved once now when there is something
+    to fetch from it and no pin yet, when --update asks, or when --revision changes it. A file of another
+    commit (or of an unknown one, with --update) is fetched anew, and so is a pose file changed since."""
+    from animate_cli.weights import manifest as M
+
+    request, report, manifest = job.request, job.report, job.manifest
+    pinned, asked, examples = manifest["repos"], request.revision or {}, request.examples_dir is not None
+    keys = list(dict.fromkeys([f.item.repo for f in report.files] + (["everanimate"] if examples else [])))
+    for key in keys:
+        entry = pinned.get(key)
+        changed = key in asked and entry is not None and asked[key] not in (entry.get("revision"), entry.get("commit"))
+        has_pending = any(not f.present for f in report.files if f.item.repo == key) or (key == "everanimate" and examples)
+        if entry and entry.get("commit") and not (request.update or changed):
+            job.commits[key] = entry["commit"]
+        elif job.online and (has_pending or request.update or changed):
+            job.commits[key] = _guard(lambda k=key: job.fetch.commit(REPOS[k].repo_id, job.revs[k]), key, job.revs)
+        else:
+            job.commits[key] = None  # offline, or a legacy folder that needs nothing: not pinned
+    for f in report.files:
+        f.commit = job.commits.get(f.item.repo)
+        size_then = manifest["repos"].get(f.item.repo, {}).get("files", {}).get(f.item.dest, {}).get("size")
+        if f.present and f.item.part == "pose" and size_then is not None and size_on_disk(job.root / f.item.dest) != size_then:
+            f.present = False  # changed since it was downloaded (as problems() reports): fetched anew
+        recorded = M.file_commit(manifest, f.item.repo, f.item.dest)
+        if f.present and f.commit and (recorded not in (None, f.commit) or (recorded is None and request.update)):
+            f.present, f.stale = False, True  # from another commit (or unknown, with --update): fetch anew
+    if not request.dry_run:
+        for key, commit in job.commits.items():
+            if commit and pinned.get(key, {}).get("commit") != commit:
+                M.pin(manifest, key, REPOS[key].repo_id, job.revs[key], commit)
+        if any(job.commits.values()):
+            M.write(job.root, manifest)  # before fetching: an interrupted download resumes at these commits
+
+
+def _add_examples(job: _Job) -> None:
+    """The demo inputs, listed on the Hub (the registry's names and no sizes when it cannot be reached: a dry
+    run then goes on offline)."""
+    examples_dir, revs = job.request.examples_dir, job.revs
+    ex_rev = job.commits.get("everanimate") or revs["everanimate"]
+    try:
+        ex_items, exact = _guard(lambda: _example_items(job.fetch, ex_rev, job.online), "everanimate", revs)
+    except HubError:
+        if not job.request.dry_run:
+            raise
+        (ex_items, exact), job.online = _example_items(job.fetch, ex_rev, False), False
+    for it in ex_items:
+        status = FileStatus(it, REPOS["everanimate"].repo_id, revs["everanimate"], it.size,
+                            nonempty(examples_dir / it.dest), exact, commit=job.commits.get("everanimate"))  # fmt: skip
+        job.report.files.append(status)
+
+
+def _size_repo(job: _Job, key: str) -> None:
+    """The Hub's sizes of one repo's pending files (a folder's: the sum of its files, listed at the same
+    commit); HubError when one of them is not there. A dry run notes a failed listing and keeps the estimates."""
+    fetch, revs = job.fetch, job.revs
+    pending = [f for f in job.report.pending if f.item.repo == key and f.item.part != "examples"]
+    paths = [f.item.path for f in pending if f.item.how != "folder"]
+    at = job.commits.get(key) or revs[key]
+    try:
+        sizes = _guard(lambda: fetch.sizes(REPOS[key].repo_id, at, paths), key, revs)
+        for f in pending:
+            if f.item.how == "folder":
+                f.members = _guard(lambda it=f.item: fetch.listing(REPOS[key].repo_id, at, it.path + "/"), key, revs)
+                if f.members:
+                    sizes[f.item.path] = sum(f.members.values())
+        paths += [f.item.path for f in pending if f.item.how == "folder"]
+    except HubError:
+        if not job.request.dry_run:
+            raise
+        job.report.notes.append(f"could not list {REPOS[key].repo_id} on the Hub: sizes are estimates")
+        return
+    if lost := [p for p in paths if p not in sizes]:
+        pin_note = f" (commit {at[:12]})" if job.commits.get(key) else ""
+        raise HubError(
+            f"{len(lost)} files not found in {REPOS[key].repo_id}@{revs[key]}{pin_note}: {list_names(lost, 3)}",
+            hint="renamed upstream? the registry in animate_cli/weights/registry.py needs updating, or pass an older --revision",
+        )
+    for f in job.report.pending:
+        if f.item.repo == key and f.item.part != "examples":
+            f.size, f.exact = sizes[f.item.path], True
+
+
+def _fetch_pending(job: _Job) -> None:
+    """Every pending file, one by one, each recorded in the manifest as soon as it is in place."""
+    from animate_cli.weights import manifest as M
+
+    report, root, reporter, examples_dir = job.report, job.root, job.reporter, job.request.examples_dir
     pending = report.pending
     reporter.stage(
         "download",
@@ -327,17 +366,21 @@ def _download(weights_dir, only, resolution, revision, dry_run, reporter, fetch,
     )
     for f in pending:
         reporter.log(f"fetching {f.item.path} from {f.repo_id}@{(f.commit or f.revision)[:12]} ({format_bytes(f.size)})")
-        _guard(lambda f=f: _fetch_one(f, root, examples_dir, fetch, convert, parts), f.item.repo, revs, f.item.path)
+        _guard(lambda f=f: _fetch_one(f, root, examples_dir, job.fetch, job.convert), f.item.repo, job.revs, f.item.path)
         report.fetched.append(f.item.dest)
         f.present = True
         if f.item.part != "examples" and f.commit:
-            M.record_file(manifest, f.item.repo, f.item.dest, f.item.path, size_on_disk(root / f.item.dest))
-            M.write(root, manifest)
+            M.record_file(job.manifest, f.item.repo, f.item.dest, f.item.path, size_on_disk(root / f.item.dest))
+            M.write(root, job.manifest)
         reporter.advance("download")
     _tidy(root / STAGING_DIR)
     if examples_dir is not None:
         _tidy(examples_dir / ".everanimate-download")
 
+
+def _verify(job: _Job) -> None:
+    """WeightsMissingError when a requested file is still missing or incomplete after the download."""
+    root, parts, resolution = job.root, job.parts, job.request.resolution
     found = problems(root, resolution if resolution != "all" else "480p", parts)
     if "lora" in parts and resolution == "all":
         found += [p for p in problems(root, "720p", ("lora",)) if p not in found]
@@ -347,8 +390,6 @@ def _download(weights_dir, only, resolution, revision, dry_run, reporter, fetch,
             f"download finished but {len(found)} files are missing or incomplete in {root}: {list_names(names)}",
             hint="run the same command again to fetch them (finished files are kept)",
         )
-    report.complete = True
-    return report
 
 
 def _fmt_missing(report: DownloadReport) -> str:
@@ -369,7 +410,8 @@ def _guard(fn: Callable, repo_key: str, revs: dict[str, str], path: str = ""):
         raise mapped from exc
 
 
-def _fetch_one(f: FileStatus, root: Path, examples_dir: Path | None, fetch: Fetcher, convert, parts) -> None:
+def _fetch_one(f: FileStatus, root: Path, examples_dir: Path | None, fetch: Fetcher,
+               convert: Callable[[Path, Path], object] | None) -> None:  # fmt: skip
     it = f.item
     if it.part == "examples":
         staging = examples_dir / ".everanimate-download"

@@ -14,8 +14,12 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from animate_cli.errors import DeviceError, UsageError
+
+if TYPE_CHECKING:
+    from animate_cli.models.footprint import Need
 
 NVIDIA_SMI_TIMEOUT_S = 10  # a wedged driver must not hang --dry-run
 
@@ -71,27 +75,42 @@ def nvidia_smi_gpus() -> list[GpuInfo] | None:
     return gpus
 
 
-def resolve_memory_mode(size: tuple[int, int], free_gib: float | None, host_gib: float | None, offload: str,
-                        weights_dtype: str, where: str = "the GPU", scale: float = 1.0,
-                        pinned_rounded: bool = False) -> tuple[object, list]:  # fmt: skip
-    """(chosen footprint.Need, all modes) for W x H; DeviceError (exit 5) with every mode's needs when none fits.
+@dataclass(frozen=True)
+class MemoryBudget:
+    """What a device offers the memory model, and how the model's predictions apply to it."""
 
-    `scale` multiplies every predicted figure: the table is for bf16 compute, and fp32 doubles weights and
-    activations alike. `pinned_rounded`: this torch rounds pinned allocations (pinned.check_pinned_sizes)."""
-    from dataclasses import replace
+    free_gib: float | None  # the GPU's free memory (None: not known)
+    host_gib: float | None  # the host's available RAM (None: not known)
+    where: str = "the GPU"  # named in the error
+    scale: float = 1.0  # multiplies every predicted figure: the table is for bf16 compute, fp32 doubles it all
+    pinned_rounded: bool = False  # this torch rounds pinned allocations (pinned.check_pinned_sizes)
 
+
+def _check_memory_flags(offload: str, weights_dtype: str) -> None:
     from animate_cli.models import footprint
 
     if offload not in ("auto", *footprint.OFFLOAD_MODES):
         raise UsageError(f"--offload must be auto, none or blocks, got {offload!r}")
     if weights_dtype not in footprint.WEIGHTS_DTYPES:
         raise UsageError(f"--weights-dtype must be bf16 or fp8, got {weights_dtype!r}")
-    all_modes = [replace(m, gpu_gib=round(m.gpu_gib * scale, 2), host_gib=round(m.host_gib * scale, 2))
-                 for m in footprint.modes(*size, pinned_rounded=pinned_rounded)]  # fmt: skip
-    decision = footprint.choose(all_modes, free_gib, host_gib, offload, weights_dtype)
+
+
+def resolve_memory_mode(size: tuple[int, int], offload: str, weights_dtype: str, budget: MemoryBudget) -> Need:
+    """The memory mode for W x H that `budget` fits (the fastest with --offload/--weights-dtype auto);
+    DeviceError (exit 5) with every mode's needs when none fits."""
+    from dataclasses import replace
+
+    from animate_cli.models import footprint
+
+    _check_memory_flags(offload, weights_dtype)
+    b = budget
+    all_modes = [replace(m, gpu_gib=round(m.gpu_gib * b.scale, 2), host_gib=round(m.host_gib * b.scale, 2))
+                 for m in footprint.modes(*size, pinned_rounded=b.pinned_rounded)]  # fmt: skip
+    decision = footprint.choose(all_modes, b.free_gib, b.host_gib, offload, weights_dtype)
     if decision.need is None:
-        raise DeviceError(f"{where}: {decision.reason}", hint=footprint.hint_for(all_modes, free_gib, host_gib, weights_dtype))
-    return decision.need, all_modes
+        raise DeviceError(f"{b.where}: {decision.reason}",
+                          hint=footprint.hint_for(all_modes, b.free_gib, b.host_gib, weights_dtype))  # fmt: skip
+    return decision.need
 
 
 def choose(device: str, dtype: str, allow_cpu: bool, *, size: tuple[int, int] | None = None, offload: str = "auto",
@@ -137,8 +156,9 @@ def choose(device: str, dtype: str, allow_cpu: bool, *, size: tuple[int, int] | 
 
     pinned = check_pinned_sizes() if offload != "none" else None  # the run's first pin: a probe (blocks only pins)
     rounded = pinned is not None and not pinned.exact
-    need, _ = resolve_memory_mode(size, free_gib, host, offload, weights_dtype, where=f"cuda:{index} ({name})",
-                                  scale=2.0 if dtype == "fp32" else 1.0, pinned_rounded=rounded)  # fmt: skip
+    budget = MemoryBudget(free_gib, host, where=f"cuda:{index} ({name})", scale=2.0 if dtype == "fp32" else 1.0,
+                          pinned_rounded=rounded)  # fmt: skip
+    need = resolve_memory_mode(size, offload, weights_dtype, budget)
     memory_mode = {"offload": need.offload, "weights_dtype": need.weights_dtype, "predicted_gpu_gib": need.gpu_gib,
                    "predicted_host_gib": need.host_gib, "free_gpu_gib": round(free_gib, 2),
                    "available_host_gib": None if host is None else round(host, 2),
@@ -188,10 +208,7 @@ def memory_report(size: tuple[int, int], device: str = "auto", offload: str = "a
     """
     from animate_cli.models import footprint
 
-    if offload not in ("auto", *footprint.OFFLOAD_MODES):
-        raise UsageError(f"--offload must be auto, none or blocks, got {offload!r}")
-    if weights_dtype not in footprint.WEIGHTS_DTYPES:
-        raise UsageError(f"--weights-dtype must be bf16 or fp8, got {weights_dtype!r}")
+    _check_memory_flags(offload, weights_dtype)
     gpus = nvidia_smi_gpus() if gpus is True else gpus
     host = host_available_gib() if host_gib is True else host_gib
     all_modes = footprint.modes(*size)

@@ -19,6 +19,7 @@ from animate_cli.errors import (
     WeightsMissingError,
 )
 from animate_cli.media import locks
+from animate_cli.media.files import free_bytes
 from animate_cli.progress import NullReporter, Reporter
 from animate_cli.weights.hub import Fetcher, HubFetcher, hub_error, hub_offline, offline_error
 from animate_cli.weights.installed import file_ok, list_names, nonempty, problem_onnx, problems, size_on_disk
@@ -122,13 +123,6 @@ def parse_revisions(values: Iterable[str], repo_keys: Iterable[str]) -> dict[str
         else:
             raise UsageError(f"--revision {v}: {repo_id or '?'} is not one of {', '.join(by_id)}")
     return out
-
-
-def free_bytes(root: Path) -> int:
-    probe = root
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    return shutil.disk_usage(probe).free
 
 
 def format_bytes(n: int) -> str:

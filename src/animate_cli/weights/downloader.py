@@ -37,6 +37,8 @@ from animate_cli.weights.registry import (
     registry_items,
 )
 
+Converter = Callable[[Path, Path], object]  # (original shard, diffusers shard to write); what it returns is ignored
+
 
 # --- download -------------------------------------------------------------------------------------
 @dataclass
@@ -166,7 +168,7 @@ class _Job:
     parts: tuple[str, ...]
     reporter: Reporter
     fetch: Fetcher
-    convert: Callable[[Path, Path], object] | None
+    convert: Converter | None
     manifest: dict
     online: bool
     revs: dict[str, str]  # repo key -> the revision asked: --revision, else the manifest's, else the registry's
@@ -175,7 +177,7 @@ class _Job:
 
 
 def download(request: DownloadRequest, reporter: Reporter | None = None, fetch: Fetcher | None = None,
-             convert: Callable[[Path, Path], object] | None = None) -> DownloadReport:  # fmt: skip
+             convert: Converter | None = None) -> DownloadReport:  # fmt: skip
     """Fetch what `request.only` needs into `request.weights_dir`, resuming, and verify the result structurally.
 
     Already-complete files are never fetched again (no network at all if nothing is missing).
@@ -200,7 +202,7 @@ def download(request: DownloadRequest, reporter: Reporter | None = None, fetch: 
 
 
 def _download(request: DownloadRequest, reporter: Reporter | None, fetch: Fetcher | None,
-              convert: Callable[[Path, Path], object] | None) -> DownloadReport:  # fmt: skip
+              convert: Converter | None) -> DownloadReport:  # fmt: skip
     job = _start(request, reporter or NullReporter(), fetch, convert)
     _pin(job)
     report = job.report
@@ -237,7 +239,7 @@ def _download(request: DownloadRequest, reporter: Reporter | None, fetch: Fetche
 
 
 def _start(request: DownloadRequest, reporter: Reporter, fetch: Fetcher | None,
-           convert: Callable[[Path, Path], object] | None) -> _Job:  # fmt: skip
+           convert: Converter | None) -> _Job:  # fmt: skip
     """The request checked, the manifest read, and every registry file it needs with its status on disk."""
     from animate_cli.weights import manifest as M
 
@@ -405,7 +407,7 @@ def _guard(fn: Callable, repo_key: str, revs: dict[str, str], path: str = ""):
 
 
 def _fetch_one(f: FileStatus, root: Path, examples_dir: Path | None, fetch: Fetcher,
-               convert: Callable[[Path, Path], object] | None) -> None:  # fmt: skip
+               convert: Converter | None) -> None:  # fmt: skip
     it = f.item
     if it.part == "examples":
         staging = examples_dir / ".everanimate-download"

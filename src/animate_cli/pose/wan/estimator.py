@@ -1,7 +1,7 @@
 """Wan2.2-Animate's own pose models (YOLOv10m + ViTPose-H wholebody ONNX) behind the stage's estimator
 protocol, and where their files come from (issue 17).
 
-The arithmetic is in wan_decode (the official preprocessing, reproduced); this module opens the two ONNX
+The arithmetic is in wan.decode (the official preprocessing, reproduced); this module opens the two ONNX
 sessions, checks they have the official signatures, and runs one frame at a time:
     select(frame) -> (5,) [x1, y1, x2, y2, score] the official person choice (score -1: the whole frame)
     estimate(frame, box) -> (133, 2) float32 pixels, (133,) float32 heatmap maxima
@@ -18,7 +18,7 @@ import numpy as np
 
 from animate_cli import config as C
 from animate_cli.errors import DeviceError, WeightsInvalidError, WeightsMissingError
-from animate_cli.pose import wan_decode as D
+from animate_cli.pose.wan import decode as D
 
 FOLDER_MODEL = "end2end.onnx"  # the file the official code loads from a model folder
 HEATMAP_KEYPOINTS = 133  # COCO-WholeBody

@@ -49,10 +49,14 @@ Checked against the official functions on synthetic cases: tests/data/wan_retarg
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from animate_cli.pose.render import BODY_FROM_COCO_A, BODY_FROM_COCO_B, LHAND, RHAND
+
+if TYPE_CHECKING:
+    from animate_cli.pose.model import RefPose
 
 # Wan's limbSeq as 0-based (parent, child) body indices, parents first: the rebuild order.
 LIMB_SEQ = ((1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13),
@@ -212,15 +216,23 @@ def retarget(kpts: np.ndarray, scores: np.ndarray, drv_size: tuple[int, int], re
     return WanRetarget(out, out_scores, info)
 
 
-def reference_fit(ref_size: tuple[int, int], canvas_size: tuple[int, int]) -> tuple[float, int, int, int, int]:
-    """The reference image letterboxed into the canvas with Wan's padding_resize arithmetic:
-    (scale, fitted width, fitted height, x padding, y padding)."""
+class RefFit(NamedTuple):
+    """The reference image letterboxed into the canvas with Wan's padding_resize arithmetic."""
+
+    scale: float
+    width: int  # fitted size
+    height: int
+    pad_x: int
+    pad_y: int
+
+
+def reference_fit(ref_size: tuple[int, int], canvas_size: tuple[int, int]) -> RefFit:
     (rw, rh), (w, h) = ref_size, canvas_size
     if rh / rw > h / w:
         fw = int(h / rh * rw)
-        return h / rh, fw, h, int((w - fw) / 2), 0
+        return RefFit(h / rh, fw, h, int((w - fw) / 2), 0)
     fh = int(w / rw * rh)
-    return w / rw, w, fh, 0, int((h - fh) / 2)
+    return RefFit(w / rw, w, fh, 0, int((h - fh) / 2))
 
 
 def retarget_to_canvas(kpts: np.ndarray, scores: np.ndarray, drv_size: tuple[int, int], ref_kpts: np.ndarray,
@@ -240,15 +252,15 @@ def retarget_to_canvas(kpts: np.ndarray, scores: np.ndarray, drv_size: tuple[int
     return WanRetarget(out, r.scores, info)
 
 
-def retarget_clip(kpts: np.ndarray, scores: np.ndarray, seen: np.ndarray, drv_size: tuple[int, int], ref_pose: tuple,
-                  canvas_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, dict]:  # fmt: skip
-    """The pose stage's entry: (T, 133, 2) + (T, 133) driving keypoints, seen (T,) bool (frames with a person),
-    ref_pose = (box, kpts (133, 2), scores (133,), (height, width)) of the reference image -> canvas-pixel
-    keypoints and scores for every frame, and the pose.json summary. The measured frame is the first seen
-    one: frame 0 with the wan pose model, which never leaves a frame empty (as in Wan's pipeline)."""
-    _, ref_k, ref_s, (ref_h, ref_w) = ref_pose
+def retarget_clip(kpts: np.ndarray, scores: np.ndarray, seen: np.ndarray, drv_size: tuple[int, int], ref: RefPose,
+                  canvas_size: tuple[int, int]) -> WanRetarget:  # fmt: skip
+    """The pose stage's entry: (T, 133, 2) + (T, 133) driving keypoints, seen (T,) bool (frames with a person)
+    and the reference image's person -> canvas-pixel keypoints and scores for every frame, and the pose.json
+    summary. The measured frame is the first seen one: frame 0 with the wan pose model, which never leaves a
+    frame empty (as in Wan's pipeline)."""
     first = int(np.flatnonzero(seen)[0])
-    r = retarget_to_canvas(kpts[first:], scores[first:], drv_size, ref_k, ref_s, (ref_w, ref_h), canvas_size)
+    r = retarget_to_canvas(kpts[first:], scores[first:], drv_size, ref.kpts, ref.scores, (ref.width, ref.height),
+                           canvas_size)  # fmt: skip
     out_k = np.concatenate([np.asarray(kpts[:first], np.float64), r.kpts])
     out_s = np.concatenate([np.asarray(scores[:first], np.float64), r.scores])
-    return out_k, out_s, {**r.info, "measured_frame": first}
+    return WanRetarget(out_k, out_s, {**r.info, "measured_frame": first})

@@ -139,8 +139,6 @@ def test_canvas_letterboxes_the_reference():
 class WanFakeEstimator(FakeEstimator):
     """The scripted estimator on the wan path: one person chosen per frame (score 1), as the official detector does."""
 
-    wan = True
-
     def select(self, frame):
         boxes = self.detect(frame)
         return np.append(boxes[0], 1.0) if len(boxes) else np.array([0.0, 0.0, frame.shape[1], frame.shape[0], -1.0])

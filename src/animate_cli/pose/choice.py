@@ -1,4 +1,4 @@
-"""Which pose model makes the pose video, and from which files (issue 17).
+"""Which pose model makes the pose video, and from which files.
 
     choose_models(requested, weights_dir, det_onnx, pose_onnx) -> PoseModels
 

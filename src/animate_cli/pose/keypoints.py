@@ -1,5 +1,5 @@
 """Whole-clip keypoint post-processing: thresholds, valid frames, short-gap interpolation, zero-phase
-smoothing and face boxes (pose spec §3.5, §6.2-§6.4).
+smoothing and face boxes (docs/pose-facts.md: thresholds, gaps and smoothing, face box).
 
 All arrays are per output frame, in source pixel coordinates:
     kpts (T, 133, 2) float, scores (T, 133) float, status (T,) int8 (EMPTY / DETECTED / INTERPOLATED),
@@ -22,11 +22,11 @@ EMPTY, DETECTED, INTERPOLATED = 0, 1, 2
 BODY17 = slice(0, 17)
 TORSO = (5, 6, 11, 12)  # shoulders and hips: visible in almost every frame a person is in
 MIN_BODY_POINTS = 4  # fewer confident COCO body points than this and the frame counts as "no person"
-MIN_FACE_POINTS = 20  # of 68 landmarks, for a face box (spec §6.4)
+MIN_FACE_POINTS = 20  # of 68 landmarks, for a face box (docs/pose-facts.md, "Face box")
 SMOOTHED = np.r_[0:23, 91:133]  # body + feet + hands; face landmarks only feed the (smoothed) face box
 HAND_IDX = np.r_[91:133]
 
-# One-Euro parameters (Hz), spec §6.3; applied to coordinates divided by the person's scale.
+# One-Euro parameters (Hz), docs/pose-facts.md "Gaps and smoothing"; applied to coordinates divided by the person's scale.
 BODY_FILTER = dict(min_cutoff=1.5, beta=0.5, d_cutoff=1.0)
 HAND_FILTER = dict(min_cutoff=2.5, beta=1.0, d_cutoff=1.0)
 FACE_BOX_FILTER = dict(min_cutoff=1.0, beta=0.3, d_cutoff=1.0)
@@ -44,7 +44,7 @@ class Thresholds:
 
 
 def auto_thresholds(scores: np.ndarray, has_person: np.ndarray) -> Thresholds:
-    """Half the clip's median torso score, for SimCC models whose scores are not on a 0-1 scale (spec §6.3).
+    """Half the clip's median torso score, for SimCC models whose scores are not on a 0-1 scale (docs/pose-facts.md).
 
     RTMW peaks are raw logits (reported ~4.5-6.5 on visible points), so Wan's 0.5 would draw every
     occluded limb; scaling by the clip's own torso confidence keeps the "visible" cut model-independent.

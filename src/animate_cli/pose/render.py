@@ -1,4 +1,4 @@
-"""Wan2.2-Animate's pose renderer and face crop, reproduced pixel for pixel (pose spec §1.3, §1.5).
+"""Wan2.2-Animate's pose renderer and face crop, reproduced pixel for pixel (docs/pose-facts.md: renderer, face box).
 
 The DiT was trained on skeletons drawn by Wan's `draw_aapose_by_meta_new` (stickwidth 'v2'); any
 difference in colour, width or draw order is a distribution shift the model never saw. So this
@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Wan idx -> COCO-WholeBody-133 pair averaged for it (spec §1.2). Neck = mid-shoulders; toes = big+small toe.
+# Wan idx -> COCO-WholeBody-133 pair averaged for it (docs/pose-facts.md, "Keypoint layout"). Neck = mid-shoulders;
+# toes = big+small toe.
 BODY_FROM_COCO_A = (0, 6, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3, 17, 20)
 BODY_FROM_COCO_B = (0, 5, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3, 18, 21)
 LHAND = slice(91, 112)
@@ -61,7 +62,7 @@ class WanMeta:
 
 
 def to_wan_meta(kpts: np.ndarray, scores: np.ndarray) -> WanMeta:
-    """COCO-WholeBody-133 (133, 2) + (133,) -> Wan meta, following `split_kp2ds_for_aa` (spec §1.2).
+    """COCO-WholeBody-133 (133, 2) + (133,) -> Wan meta, following `split_kp2ds_for_aa` (docs/pose-facts.md).
 
     Neck and toes are the mean of two points, scores included (Wan's neck score is the mean, not the min).
     """
@@ -129,7 +130,7 @@ def _draw_hand(canvas: np.ndarray, pts: np.ndarray, sc: np.ndarray, thr: float, 
 
 
 def face_box_float(face_xy: np.ndarray, scale: float = FACE_AREA_SCALE) -> np.ndarray | None:
-    """Wan's face box (spec §1.5) before clipping, as (x1, y1, x2, y2) floats, from (N, 2) landmark pixels:
+    """Wan's face box (docs/pose-facts.md) before clipping, as (x1, y1, x2, y2) floats, from (N, 2) landmark pixels:
     the area grows x1.3 at the landmarks' aspect and the extra height goes 3:1 above:below (forehead room).
     None for a degenerate box (a landmark span under 2 px; Wan would divide by zero)."""
     xy = np.asarray(face_xy, dtype=np.float64)

@@ -237,23 +237,18 @@ def _move_into_place(job: _Job, tmp: Path, scan: Scan) -> None:
 def cache_key(driving: Path, settings: PoseSettings, det_onnx: Path, pose_onnx: Path, ref: Path | None = None) -> str:
     """sha256(driving bytes + settings json + model file hashes [+ ref bytes when retargeting])[:16].
 
-    The onnxruntime device is not part of the key (it is hashed as "cpu", so keys made before `run` used
-    CUDA stay valid): CPU and CUDA run the same model files, and their outputs differ only by float
-    rounding in the convolutions, well below a keypoint's SimCC bin. Keeping it out means a pose video
-    is extracted once and reused whichever provider ran it (pose.json records which), so a run resumed
-    on another machine finds the same pose video, whose digest its resume state checks."""
+    The onnxruntime device is not part of the key (it is always hashed as "cpu"): CPU and CUDA run the same
+    model files, and their outputs differ only by float rounding in the convolutions, well below a
+    keypoint's SimCC bin. Keeping it out means a pose video is extracted once and reused whichever provider
+    ran it (pose.json records which), so a run resumed on another machine finds the same pose video, whose
+    digest its resume state checks."""
     h = hashlib.sha256()
     with open(driving, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     h.update(replace(settings, device="cpu").to_json().encode())
-    for p in map(Path, (det_onnx, pose_onnx)):
-        if p.is_dir():  # a model folder (end2end.onnx + external weights, as the Hub's ViTPose-H)
-            from animate_cli.pose.wan.estimator import FOLDER_MODEL, model_digest
-
-            h.update(model_digest(p / FOLDER_MODEL).encode())
-        else:
-            h.update(file_sha256(p).encode())
+    for p in map(Path, (det_onnx, pose_onnx)):  # files: choice.choose_models resolves a model folder to its end2end.onnx
+        h.update(file_sha256(p).encode())
     if settings.retarget and ref is not None:
         h.update(Path(ref).read_bytes())
     return h.hexdigest()[:16]

@@ -1,4 +1,4 @@
-"""What Wan's official pipeline draws and crops, per output frame, from the raw 133-point keypoints (issue 17).
+"""What Wan's official pipeline draws and crops, per output frame, from the raw 133-point keypoints.
 
 No smoothing, no interpolation, no black frames: each frame is its own (Wan's load_pose_metas_from_kp2ds_seq),
 except that a frame whose body decodes entirely off-frame (every body point with a negative x or y: the

@@ -1,4 +1,4 @@
-"""`--retarget` with `--pose-model wan`: Wan2.2-Animate's own retarget (pose spec §1.7), written anew.
+"""`--retarget` with `--pose-model wan`: Wan2.2-Animate's own retarget (docs/wan-pose.md), written anew.
 
 The official code (github Wan-Video/Wan2.2 @42bf4cf, `wan/modules/animate/preprocess/retarget_pose.py`,
 called by `process_pipepline.py` as `get_retarget_pose(first driving frame, reference, all frames)`)

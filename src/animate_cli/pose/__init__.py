@@ -4,9 +4,9 @@
     cached_extract_pose(driving, cache_root, settings, models) -> PoseResult  (what `run` calls)
 
 `models` comes from choice.choose_models (which pose model, which files). The shared steps: scan (pass 1),
-track (one person), clip (per output frame), keypoints (thresholds, gaps, smoothing, face boxes), render
-(Wan's renderer, face crop), geometry (fits), write (pass 3, keypoints.npz, pose.json), stage (the passes +
-cache). What differs per pose model is behind model.PoseModel: rtmw.py and wan/ (Wan's official pipeline).
+track (one person), clip (per output frame), keypoints (thresholds, gaps, smoothing), face (face box and
+crop), render (Wan's renderer), geometry (fits), write (pass 3, keypoints.npz, pose.json), stage (the
+passes + cache). What differs per pose model is behind model.PoseModel: rtmw.py and wan/ (Wan's official pipeline).
 Importing this package is cheap: cv2, onnxruntime and rtmlib load only when a stage runs.
 """
 

@@ -16,9 +16,10 @@ import numpy as np
 from animate_cli.errors import NoPersonDetectedError
 from animate_cli.pose import keypoints as K
 from animate_cli.pose.estimator import default_threshold_rule
+from animate_cli.pose.face import FACE68, MIN_FACE_POINTS, clip_box, crop_face, face_boxes, smooth_face_boxes
 from animate_cli.pose.geometry import center_crop_fit, person_fit
 from animate_cli.pose.model import Drawing
-from animate_cli.pose.render import FACE68, clip_box, crop_face, draw_wan_pose, to_wan_meta
+from animate_cli.pose.render import draw_wan_pose, to_wan_meta
 from animate_cli.pose.scan import Seen
 from animate_cli.pose.track import tall_enough
 
@@ -87,9 +88,9 @@ class RtmwModel:
         kpts, scores, status = K.fill_gaps(clip.kpts, clip.scores, valid, s.max_gap_frames, clip.segment)
         if s.smooth != "none":
             kpts = K.smooth_keypoints(kpts, scores, status, s.fps, thr, clip.segment)
-        face = K.face_boxes(kpts, scores, status, thr.face)
+        face = face_boxes(kpts, scores, status, thr.face)
         if s.smooth != "none":
-            face = K.smooth_face_boxes(face, s.fps, clip.segment)
+            face = smooth_face_boxes(face, s.fps, clip.segment)
         warnings = _face_warnings(self.estimator.pose_name, clip.scores, status, face)
         for w in warnings:
             reporter.log(f"warning: {w}")
@@ -104,7 +105,7 @@ class RtmwModel:
         else:
             fit = person_fit(info.width, info.height, s.width, s.height, _drawn_points(drawn, scores, status, thr))
         frames = RtmwFrames(drawn, scores, status, face, thr, fit, (info.width, info.height))
-        face_meta = {"rule": FACE_RULE, "min_landmarks": K.MIN_FACE_POINTS, "frames_with_face": _with_face(face)}
+        face_meta = {"rule": FACE_RULE, "min_landmarks": MIN_FACE_POINTS, "frames_with_face": _with_face(face)}
         return Drawing(thr, status, valid, kpts, scores, drawn, face, fit, frames, int((status == K.DETECTED).sum()),
                        face_meta, retarget=retarget, warnings=warnings)  # fmt: skip
 

@@ -18,8 +18,9 @@ from animate_cli import media
 from animate_cli.errors import BadInputError
 from animate_cli.pose import keypoints as K
 from animate_cli.pose.estimator import file_sha256
+from animate_cli.pose.face import FACE_BOX_FILTER, FACE_SIZE
 from animate_cli.pose.geometry import center_crop_fit
-from animate_cli.pose.render import FACE_SIZE, draw_overlay
+from animate_cli.pose.render import draw_overlay
 from animate_cli.pose.scan import CUT_CHANGED_FRACTION, CUT_PIXEL_DIFF
 from animate_cli.pose.settings import FACE_FILE, OVERLAY_FILE, POSE_FILE
 from animate_cli.pose.track import MIN_BOX_PX
@@ -170,7 +171,7 @@ def _smoothing(s: PoseSettings) -> dict:
     if s.smooth == "none":
         return {"mode": s.smooth}
     return {"mode": s.smooth, "keypoints": {"filter": "zero-phase one-euro", "body": K.BODY_FILTER, "hands": K.HAND_FILTER},
-            "face_box": {"filter": "zero-phase one-euro on (cx, cy, log w, log h)", **K.FACE_BOX_FILTER}}  # fmt: skip
+            "face_box": {"filter": "zero-phase one-euro on (cx, cy, log w, log h)", **FACE_BOX_FILTER}}  # fmt: skip
 
 
 def models_meta(est: PoseEstimator, models: PoseModels | None) -> dict:

@@ -57,7 +57,6 @@ if TYPE_CHECKING:
     from animate_cli.pose.estimator import PoseEstimator
     from animate_cli.pose.model import Drawing, PoseModel, RefPose
 
-SCHEMA = out.SCHEMA
 PARTIAL_PREFIX = ".pose-partial-"  # hidden folder an extraction writes into before moving files into place
 ALL_DEFAULTS = PoseOutputs()  # the whole range, no optional files, nothing replaced
 
@@ -263,7 +262,7 @@ def load_result(out_dir: Path) -> PoseResult | None:
         pose, face = Path(out_dir) / POSE_FILE, Path(out_dir) / FACE_FILE
         n = int(meta["output"]["frames"])
         w, h = meta["output"]["size"]
-        if meta.get("schema") != SCHEMA or media.count_frames(pose) != n or media.count_frames(face) != n:
+        if meta.get("schema") != out.SCHEMA or media.count_frames(pose) != n or media.count_frames(face) != n:
             return None
         c = meta["counts"]
         return PoseResult(pose, face, meta_path, n, float(meta["output"]["fps"]), int(w), int(h),

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from animate_cli.pose.settings import PoseSettings
     from animate_cli.progress import Reporter
 
-SCHEMA = "everanimate.pose/3"  # /3: frames mapped by timestamps, partial spans (span, scan.npz); /2: segments, person fit
+SCHEMA = "everanimate.pose/3"  # bump when pose.json or the videos change meaning: the cache reuses only this one
 FRAMES_UNIT = "output frames (at output.fps), numbered from 0; only keys under 'source' and 'frame_map' count source frames"
 SPAN_RULE = ("only the first 'frames' of the 'of' output frames the range has were extracted (what the request "
              "needed); a longer request continues pass 1 from scan.npz and renders again")  # fmt: skip

@@ -156,6 +156,30 @@ def _place_hand(h: np.ndarray, hp: np.ndarray, factor: float, delta: np.ndarray)
     return np.where(keep[:, None], xy, np.nan), np.where(keep, hp, 0.0)
 
 
+def _placement(flag: int, anchor: np.ndarray, dst_scaled: np.ndarray) -> np.ndarray:
+    """The offset that puts the rebuilt first frame on the reference: on its ground, centred on its mid-hip
+    (both full bodies), else neck onto neck."""
+    if flag != FULL:
+        return anchor[NECK] - dst_scaled[NECK]
+    ground = max((dst_scaled[R_ANKLE, 1] + dst_scaled[R_TOE, 1]) / 2, (dst_scaled[L_ANKLE, 1] + dst_scaled[L_TOE, 1]) / 2)
+    return np.array([(anchor[R_HIP, 0] + anchor[L_HIP, 0]) / 2 - (dst_scaled[R_HIP, 0] + dst_scaled[L_HIP, 0]) / 2,
+                     max(anchor[R_ANKLE, 1], anchor[L_ANKLE, 1]) - ground])  # fmt: skip
+
+
+def _with_body(kpts: np.ndarray, body: np.ndarray, src_all: np.ndarray, s: float) -> np.ndarray:
+    """The 133 points with the retargeted body-20 written back (see the module docstring); hands unchanged."""
+    out = kpts.copy()
+    a, b = np.asarray(BODY_FROM_COCO_A), np.asarray(BODY_FROM_COCO_B)
+    direct = a == b
+    out[:, a[direct]] = body[:, direct]
+    for toe in (L_TOE, R_TOE):  # a toe pair moves together so its mean lands on the retargeted toe
+        out[:, [a[toe], b[toe]]] += (body[:, toe] - src_all[:, toe])[:, None]
+    for heel, ankle in ((19, 15), (22, 16)):
+        out[:, heel] = out[:, ankle] + (kpts[:, heel] - kpts[:, ankle]) / s
+    out[:, 23:91] = out[:, 0:1] + (kpts[:, 23:91] - kpts[:, 0:1]) / s
+    return out
+
+
 def retarget(kpts: np.ndarray, scores: np.ndarray, drv_size: tuple[int, int], ref_kpts: np.ndarray,
              ref_scores: np.ndarray, ref_size: tuple[int, int]) -> WanRetarget:  # fmt: skip
     """The official retarget of every driving frame onto the reference person (see the module docstring).
@@ -172,25 +196,9 @@ def retarget(kpts: np.ndarray, scores: np.ndarray, drv_size: tuple[int, int], re
     dst_scaled = dst_b / (rw, rh) * (ws, hs)
     flag = min(body_flag(dst_b, dst_p, rh), body_flag(src_b, src_p, sh))
     ratio = limb_ratios(src_b, dst_scaled)
-    anchor = rebuild(src_b, ratio, cap_feet=False)
-    if flag == FULL:
-        ground = max((dst_scaled[R_ANKLE, 1] + dst_scaled[R_TOE, 1]) / 2, (dst_scaled[L_ANKLE, 1] + dst_scaled[L_TOE, 1]) / 2)
-        delta = np.array([(anchor[R_HIP, 0] + anchor[L_HIP, 0]) / 2 - (dst_scaled[R_HIP, 0] + dst_scaled[L_HIP, 0]) / 2,
-                          max(anchor[R_ANKLE, 1], anchor[L_ANKLE, 1]) - ground])  # fmt: skip
-    else:
-        delta = anchor[NECK] - dst_scaled[NECK]
-
+    delta = _placement(flag, rebuild(src_b, ratio, cap_feet=False), dst_scaled)
     body = (rebuild(src_all, ratio, cap_feet=True) - delta) / s
-    out, out_scores = kpts.copy(), scores.copy()
-    a, b = np.asarray(BODY_FROM_COCO_A), np.asarray(BODY_FROM_COCO_B)
-    direct = a == b
-    out[:, a[direct]] = body[:, direct]
-    for toe in (L_TOE, R_TOE):  # a toe pair moves together so its mean lands on the retargeted toe
-        out[:, [a[toe], b[toe]]] += (body[:, toe] - src_all[:, toe])[:, None]
-    for heel, ankle in ((19, 15), (22, 16)):
-        out[:, heel] = out[:, ankle] + (kpts[:, heel] - kpts[:, ankle]) / s
-    out[:, 23:91] = out[:, 0:1] + (kpts[:, 23:91] - kpts[:, 0:1]) / s
-
+    out, out_scores = _with_body(kpts, body, src_all, s), scores.copy()
     factor = max(ratio[0], ratio[1]) / s
     for t in range(len(kpts)):
         wrists = {R_WRIST: src_all[t, R_WRIST], L_WRIST: src_all[t, L_WRIST]}

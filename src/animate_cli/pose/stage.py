@@ -38,6 +38,7 @@ from animate_cli.pose import write as out
 from animate_cli.pose.choice import PoseModels
 from animate_cli.pose.clip import Clip, expand
 from animate_cli.pose.estimator import file_sha256
+from animate_cli.pose.model import RefPose
 from animate_cli.pose.scan import SCAN_FILE, Scan, Span, max_lost, scan_span
 from animate_cli.pose.settings import (
     FACE_FILE,
@@ -55,7 +56,7 @@ from animate_cli.progress import NullReporter, Reporter
 
 if TYPE_CHECKING:
     from animate_cli.pose.estimator import PoseEstimator
-    from animate_cli.pose.model import Drawing, PoseModel, RefPose
+    from animate_cli.pose.model import Drawing, PoseModel
 
 PARTIAL_PREFIX = ".pose-partial-"  # hidden folder an extraction writes into before moving files into place
 ALL_DEFAULTS = PoseOutputs()  # the whole range, no optional files, nothing replaced
@@ -155,8 +156,6 @@ def reference_pose(est: PoseEstimator, ref: Path) -> RefPose:
         raise NoPersonDetectedError(f"no person detected in the reference image {ref}",
                                     hint="use an image where the whole person is clearly visible")  # fmt: skip
     kpts, scores = est.estimate(image, boxes[largest(boxes)])
-    from animate_cli.pose.model import RefPose
-
     return RefPose(kpts, scores, image.shape[1], image.shape[0])
 
 

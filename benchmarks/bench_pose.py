@@ -22,10 +22,10 @@ from pathlib import Path
 CHILD = """
 import json, sys, time, resource
 from pathlib import Path
-from animate_cli.pose import PoseSettings, extract_pose
+from animate_cli.pose import PoseModels, PoseOutputs, PoseSettings, extract_pose
 video, out, det, pose = map(Path, sys.argv[1:5])
 t = time.monotonic()
-r = extract_pose(video, out, PoseSettings(device="cpu"), det, pose, overwrite=True)
+r = extract_pose(video, out, PoseSettings(device="cpu"), PoseModels("rtmw", det, pose), outputs=PoseOutputs(overwrite=True))
 dt = time.monotonic() - t
 print(json.dumps({"frames": r.frames, "seconds": dt, "fps": r.frames / dt,
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

@@ -84,7 +84,8 @@ def main(out: Path) -> None:
     from PIL import Image
 
     from animate_cli.media import VideoWriter, ffmpeg_exe
-    from animate_cli.pose.render import crop_face, draw_wan_pose, to_wan_meta, wan_face_box
+    from animate_cli.pose.face import crop_face, wan_face_box
+    from animate_cli.pose.render import draw_wan_pose, to_wan_meta
 
     out.mkdir(parents=True, exist_ok=True)
     scores = np.ones(133)

@@ -262,7 +262,7 @@ def test_two_extract_pose_into_one_folder_take_turns(pose_inputs, tmp_path):
 CACHED = """
 import json, sys
 from pathlib import Path
-from animate_cli.pose import PoseSettings, cached_extract_pose, find_pose_models
+from animate_cli.pose import PoseModels, PoseSettings, cached_extract_pose, find_pose_models
 
 class Log:
     def stage(self, *a): pass
@@ -271,7 +271,7 @@ class Log:
 
 root = Path(sys.argv[1])
 det, pose = find_pose_models(root / "weights")
-r = cached_extract_pose(root / "drive.mp4", Path(sys.argv[2]), PoseSettings(width=128, height=96), det, pose, Log())
+r = cached_extract_pose(root / "drive.mp4", Path(sys.argv[2]), PoseSettings(width=128, height=96), PoseModels("rtmw", det, pose), Log())
 print(json.dumps({"cached": r.cached, "dir": str(r.pose_video.parent), "frames": r.frames}))
 """
 

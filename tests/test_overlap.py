@@ -55,7 +55,7 @@ def raw_cfg(media_dir, weights, out, driving, **kw):
 
 def test_pose_thread_overlaps_model_loading_and_gives_the_sequential_frames(tiny_weights, media_dir, raw, tmp_path, monkeypatch):
     from animate_cli import models
-    from animate_cli.pose import PoseSettings, extract_pose, find_pose_models
+    from animate_cli.pose import PoseModels, PoseSettings, extract_pose, find_pose_models
     from animate_cli.progress import RecordingReporter
 
     load_started = threading.Event()
@@ -88,7 +88,8 @@ def test_pose_thread_overlaps_model_loading_and_gives_the_sequential_frames(tiny
 
     # The sequential path: extract first (on this thread), then run on the given pose/face videos.
     det, pose = find_pose_models(tiny_weights)
-    res = extract_pose(raw["drive"], tmp_path / "seq-pose", PoseSettings(width=64, height=32, fps=25.0, device="cpu"), det, pose)
+    res = extract_pose(raw["drive"], tmp_path / "seq-pose", PoseSettings(width=64, height=32, fps=25.0, device="cpu"),
+                       PoseModels("rtmw", det, pose))  # fmt: skip
     monkeypatch.setattr(models, "load_models", real_load)
     seq = pipeline.run(make_cfg(media_dir, tiny_weights, tmp_path / "seq.mp4", frames=20, driving=raw["drive"],
                                 pose_video=res.pose_video, face_video=res.face_video))  # fmt: skip

@@ -5,16 +5,9 @@ import numpy as np
 import pytest
 
 from animate_cli import media
+from animate_cli.pose.face import crop_face, face_box_float, wan_face_box
 from animate_cli.pose.geometry import center_crop_fit
-from animate_cli.pose.render import (
-    WanMeta,
-    crop_face,
-    draw_wan_pose,
-    face_box_float,
-    stick_widths,
-    to_wan_meta,
-    wan_face_box,  # fmt: skip
-)
+from animate_cli.pose.render import WanMeta, draw_wan_pose, stick_widths, to_wan_meta
 
 H, W = 480, 832
 

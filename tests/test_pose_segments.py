@@ -10,7 +10,7 @@ import pytest
 from test_pose_track import FakeEstimator, box, person_in
 
 from animate_cli import media
-from animate_cli.pose import PoseSettings, extract_pose
+from animate_cli.pose import PoseOutputs, PoseSettings, extract_pose
 from animate_cli.pose import keypoints as K
 from animate_cli.pose.track import Tracker
 from animate_cli.progress import RecordingReporter
@@ -29,7 +29,7 @@ def write_clip(path, n, fps, cut_at=None, w=160, h=96):
 
 def run(video, tmp_path, script, settings, est_cls=FakeEstimator, reporter=None):
     est = est_cls(script)
-    r = extract_pose(video, tmp_path / "out", settings, None, None, estimator=est, save_keypoints=True, reporter=reporter)
+    r = extract_pose(video, tmp_path / "out", settings, est, reporter, outputs=PoseOutputs(keypoints=True))
     return r, np.load(r.keypoints, allow_pickle=False), json.loads(r.meta_path.read_text())
 
 

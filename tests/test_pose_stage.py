@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from animate_cli import media
 from animate_cli.cli import app
 from animate_cli.devtools.tiny_pose import write_tiny_pose_models
-from animate_cli.pose import PoseSettings, cached_extract_pose, find_pose_models
+from animate_cli.pose import PoseModels, PoseSettings, cached_extract_pose, find_pose_models
 
 ENV = {"COLUMNS": "300"}
 
@@ -140,17 +140,17 @@ def test_bad_inputs(pose_assets, tmp_path):
 
 
 def test_cache_reuses_complete_and_redoes_incomplete(pose_assets, tmp_path):
-    det, pose = find_pose_models(pose_assets["weights"])
+    models = PoseModels("rtmw", *find_pose_models(pose_assets["weights"]))
     s = PoseSettings(width=256, height=192, seconds=0.5)
-    a = cached_extract_pose(pose_assets["drive"], tmp_path, s, det, pose)
+    a = cached_extract_pose(pose_assets["drive"], tmp_path, s, models)
     assert not a.cached and a.pose_video.parent.name.startswith("pose-") and a.frames == 12
     stamp = a.meta_path.stat().st_mtime_ns
-    b = cached_extract_pose(pose_assets["drive"], tmp_path, s, det, pose)
+    b = cached_extract_pose(pose_assets["drive"], tmp_path, s, models)
     assert b.cached and b.pose_video == a.pose_video and b.meta_path.stat().st_mtime_ns == stamp
     c = cached_extract_pose(
-        pose_assets["drive"], tmp_path, PoseSettings(width=256, height=192, seconds=0.5, smooth="none"), det, pose
+        pose_assets["drive"], tmp_path, PoseSettings(width=256, height=192, seconds=0.5, smooth="none"), models
     )
     assert c.pose_video.parent != a.pose_video.parent  # other settings, other key
     a.face_video.unlink()  # an interrupted/damaged cache entry is extracted again
-    d = cached_extract_pose(pose_assets["drive"], tmp_path, s, det, pose)
+    d = cached_extract_pose(pose_assets["drive"], tmp_path, s, models)
     assert not d.cached and d.face_video.is_file() and media.count_frames(d.face_video) == 12

@@ -6,7 +6,7 @@ import pytest
 from animate_cli import media
 from animate_cli.devtools.tiny_pose import canonical_wholebody
 from animate_cli.errors import NoPersonDetectedError
-from animate_cli.pose import PoseSettings, extract_pose
+from animate_cli.pose import PoseOutputs, PoseSettings, extract_pose
 from animate_cli.pose import keypoints as K
 from animate_cli.pose.estimator import default_threshold_rule
 from animate_cli.pose.track import Tracker, largest
@@ -61,9 +61,9 @@ def video25(tmp_path_factory):
 SET = PoseSettings(width=160, height=96, body_thr=0.5)
 
 
-def run_fake(video, tmp_path, script, settings=SET, **kw):
+def run_fake(video, tmp_path, script, settings=SET):
     est = FakeEstimator(script)
-    r = extract_pose(video, tmp_path / "out", settings, None, None, estimator=est, save_keypoints=True, **kw)
+    r = extract_pose(video, tmp_path / "out", settings, est, outputs=PoseOutputs(keypoints=True))
     npz = np.load(r.keypoints, allow_pickle=False)
     return r, npz, est
 
@@ -192,7 +192,7 @@ def test_retarget_rescales_limbs_to_the_reference(video25, tmp_path):
 
     est = LongArms([[a]] + [[a] for _ in range(N)])  # one detection for the reference, then one per frame
     settings = PoseSettings(width=160, height=96, body_thr=0.5, retarget=True, smooth="none", model="rtmw")
-    r = extract_pose(video25, tmp_path / "rt", settings, None, None, ref=ref, estimator=est, save_keypoints=True)
+    r = extract_pose(video25, tmp_path / "rt", settings, est, ref=ref, outputs=PoseOutputs(keypoints=True))
     meta = __import__("json").loads(r.meta_path.read_text())
     assert np.isclose(meta["retarget"]["limb_ratios"]["l_upper_arm"], 1.5, atol=0.02)
     assert np.isclose(meta["retarget"]["limb_ratios"]["l_thigh"], 1.0, atol=0.02)

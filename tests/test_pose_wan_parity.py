@@ -87,7 +87,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def check_case(name: str, models: dict, tmp_path: Path) -> dict:
     """Run one case and assert parity; returns the measured figures."""
-    from animate_cli.pose.wan_frames import LetterboxFit, wan_frames
+    from animate_cli.pose.wan.frames import LetterboxFit, wan_frames
 
     case = CASES[name]
     gold = np.load(DATA / case["golden"])

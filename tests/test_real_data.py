@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from animate_cli import media
-from animate_cli.pose import PoseSettings, extract_pose
+from animate_cli.pose import PoseOutputs, PoseSettings, extract_pose
 from animate_cli.pose import keypoints as K
 
 pytestmark = pytest.mark.real
@@ -88,8 +88,8 @@ def save_pngs(video: Path, d: Path, every: int = 10, limit: int = 12) -> list[Pa
 
 def extract(est, video: Path, d: Path, width: int, height: int, ref: Path | None = None):
     est._last = None
-    r = extract_pose(video, d, PoseSettings(width=width, height=height), None, None, estimator=est, ref=ref,
-                     save_keypoints=True, debug_overlay=True, overwrite=True)  # fmt: skip
+    r = extract_pose(video, d, PoseSettings(width=width, height=height), est, ref=ref,
+                     outputs=PoseOutputs(keypoints=True, overlay=True, overwrite=True))  # fmt: skip
     save_pngs(r.pose_video, d)
     save_pngs(r.overlay, d)
     return r, np.load(r.keypoints, allow_pickle=False), json.loads(r.meta_path.read_text())

@@ -14,7 +14,7 @@ from vfr_clips import PERSON, H, W, irregular_clip, issue_clip, make_clip, read_
 from animate_cli import media
 from animate_cli.cli import app
 from animate_cli.media.timeline import Timeline
-from animate_cli.pose import PoseSettings, cached_extract_pose, extract_pose
+from animate_cli.pose import PoseModels, PoseOutputs, PoseSettings, cached_extract_pose, extract_pose
 from animate_cli.rollout.plan import driving_frames_read, make_plan
 
 
@@ -114,7 +114,7 @@ def overlay_codes(r) -> np.ndarray:
 
 def test_pose_stage_keeps_time_on_the_issue_clip(clips, tmp_path):
     est = CodeReader()
-    r = extract_pose(clips["issue"], tmp_path / "p", SETTINGS, None, None, estimator=est, debug_overlay=True)
+    r = extract_pose(clips["issue"], tmp_path / "p", SETTINGS, est, outputs=PoseOutputs(overlay=True))
     assert r.frames == 250 and r.complete
     tl = media.probe(clips["issue"]).timeline
     src_ms = np.round(tl.times * 1000)
@@ -130,30 +130,35 @@ def test_pose_stage_keeps_time_on_the_issue_clip(clips, tmp_path):
 
 def test_start_offset_and_seconds_are_source_time(clips, tmp_path):
     s = PoseSettings(width=W, height=H, body_thr=0.5, fit="crop", start=2.5, seconds=1.0)
-    r = extract_pose(clips["offset"], tmp_path / "p", s, None, None, estimator=CodeReader(), debug_overlay=True)
+    r = extract_pose(clips["offset"], tmp_path / "p", s, CodeReader(), outputs=PoseOutputs(overlay=True))
     first_ms = read_code(next(media.iter_source_frames(clips["offset"], 0, 0))[1])
     shown = overlay_codes(r) - first_ms  # ms from the first frame, whatever the file's first timestamp
     assert r.frames == 25 and np.abs(shown - (2500 + np.arange(25) * 40)).max() <= 25  # within half a 60-fps gap pair
 
 
-def test_long_source_short_request_then_longer_continues(clips, tmp_path):
+def test_long_source_short_request_then_longer_continues(clips, tmp_path, monkeypatch):
     from animate_cli.devtools.tiny_pose import write_tiny_pose_models
+    from animate_cli.pose import stage
 
-    models = write_tiny_pose_models(tmp_path / "w")  # hashed into the cache key; CodeReader does the work
-    det, pose = models["det"], models["pose"]
+    files = write_tiny_pose_models(tmp_path / "w")  # hashed into the cache key; CodeReader does the work
+    models = PoseModels("rtmw", files["det"], files["pose"])
     long = make_clip(tmp_path / "long.mp4", 20, 25, extra=("-g", "50"))  # 500 frames
     cache = tmp_path / "cache"
+
+    def extract(n: int, est: CodeReader, overlay: bool = True):
+        monkeypatch.setattr(stage, "open_estimator", lambda *a: est)
+        return cached_extract_pose(long, cache, SETTINGS, models, outputs=PoseOutputs(frames=n, overlay=overlay))
+
     first = CodeReader()
-    r = cached_extract_pose(long, cache, SETTINGS, det, pose, frames=30, estimator=first, debug_overlay=True)
+    r = extract(30, first)
     assert r.frames == 30 and not r.complete and len(first.seen) == 30  # 30 of 500 source frames estimated
     second = CodeReader()
-    r2 = cached_extract_pose(long, cache, SETTINGS, det, pose, frames=60, estimator=second, debug_overlay=True)
+    r2 = extract(60, second)
     assert r2.frames == 60 and not r2.cached and second.seen == [k * 40 for k in range(30, 60)]  # only the rest
     assert np.array_equal(overlay_codes(r2), np.arange(60) * 40)
-    again = cached_extract_pose(long, cache, SETTINGS, det, pose, frames=45, estimator=CodeReader())
+    again = extract(45, CodeReader(), overlay=False)
     assert again.cached and again.frames == 60  # a shorter request reuses the longer extraction
-    fresh = extract_pose(long, tmp_path / "fresh", SETTINGS, None, None, estimator=CodeReader(), save_keypoints=True,
-                         frames=60)  # fmt: skip
+    fresh = extract_pose(long, tmp_path / "fresh", SETTINGS, CodeReader(), outputs=PoseOutputs(frames=60, keypoints=True))
     continued = np.stack(list(media.iter_frames(r2.pose_video)))
     assert np.array_equal(continued, np.stack(list(media.iter_frames(fresh.pose_video))))  # continuing = one scan
 
@@ -200,4 +205,4 @@ def test_start_past_the_end_is_a_one_line_error(clips, tmp_path):
 
     s = PoseSettings(width=W, height=H, body_thr=0.5, start=30.0)
     with pytest.raises(BadInputError, match=r"no frames in .* from 30 s \(it lasts 10.000 s; check --start/--seconds\)"):
-        extract_pose(clips["issue"], tmp_path / "p", s, None, None, estimator=CodeReader())
+        extract_pose(clips["issue"], tmp_path / "p", s, CodeReader())

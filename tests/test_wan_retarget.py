@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from test_pose_track import FakeEstimator, box, person_in
 
-from animate_cli.pose import wan_retarget as W
 from animate_cli.pose.render import LHAND, RHAND
+from animate_cli.pose.wan import retarget as W
 
 DATA = Path(__file__).parent / "data" / "wan_retarget"
 GOLDEN = json.loads((DATA / "golden.json").read_text())
@@ -139,8 +139,6 @@ def test_canvas_letterboxes_the_reference():
 class WanFakeEstimator(FakeEstimator):
     """The scripted estimator on the wan path: one person chosen per frame (score 1), as the official detector does."""
 
-    wan = True
-
     def select(self, frame):
         boxes = self.detect(frame)
         return np.append(boxes[0], 1.0) if len(boxes) else np.array([0.0, 0.0, frame.shape[1], frame.shape[0], -1.0])
@@ -153,7 +151,7 @@ def test_pose_stage_runs_wans_retarget_onto_the_canvas(tmp_path):
     from PIL import Image
 
     from animate_cli import media
-    from animate_cli.pose import PoseSettings, extract_pose
+    from animate_cli.pose import PoseOutputs, PoseSettings, extract_pose
 
     video = tmp_path / "drv.mp4"
     with media.VideoWriter(video, 160, 96, 25.0) as w:
@@ -165,7 +163,7 @@ def test_pose_stage_runs_wans_retarget_onto_the_canvas(tmp_path):
     Image.fromarray(np.full((200, 100, 3), 200, np.uint8)).save(ref)  # portrait reference, 100x200
     est = WanFakeEstimator([[box(10, 20, 80, 170)]] + [[box(60 + t, 8, 40, 84)] for t in range(8)])
     settings = PoseSettings(width=96, height=160, retarget=True, smooth="none", model="wan")
-    r = extract_pose(video, tmp_path / "out", settings, None, None, ref=ref, estimator=est, save_keypoints=True)
+    r = extract_pose(video, tmp_path / "out", settings, est, ref=ref, outputs=PoseOutputs(keypoints=True))
     meta = json.loads(r.meta_path.read_text())
     rt = meta["retarget"]
     assert rt["rule"].startswith("Wan2.2 get_retarget_pose") and rt["measured_frame"] == 0
@@ -188,4 +186,4 @@ def test_unknown_pose_model_is_a_usage_error(tmp_path):
     from animate_cli.pose import PoseSettings, extract_pose
 
     with pytest.raises(UsageError, match="pose model must be one of wan, rtmw"):
-        extract_pose(tmp_path / "x.mp4", tmp_path / "out", PoseSettings(model="openpose"), None, None)
+        extract_pose(tmp_path / "x.mp4", tmp_path / "out", PoseSettings(model="openpose"), None)

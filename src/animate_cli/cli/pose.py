@@ -49,13 +49,14 @@ def choose_size(size: str | None, resolution: str | None, driving: Path, ref: Pa
 def _refuse_clobbering_inputs(out_dir: Path, driving: Path, ref: Path | None, keypoints: bool, overlay: bool) -> None:
     """--out is a folder: neither it nor any file written into it may be the driving video or the reference."""
     from animate_cli.media.guard import refuse_inputs_as_outputs
-    from animate_cli.pose.stage import output_names
+    from animate_cli.pose import PoseOutputs
 
     inputs = [("driving video", driving), ("reference image", ref)]
     refuse_inputs_as_outputs([("--out", out_dir)], inputs)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} is a file; extract-pose writes a folder (pose.mp4, face.mp4, pose.json)")
-    refuse_inputs_as_outputs([("output", out_dir / n) for n in output_names(out_dir, keypoints, overlay)], inputs)
+    names = PoseOutputs(keypoints=keypoints, overlay=overlay).names()
+    refuse_inputs_as_outputs([("output", out_dir / n) for n in names], inputs)
 
 
 @app.command("extract-pose", cls=FlagCommand)
@@ -84,7 +85,7 @@ def extract_pose_cmd(
     """Extract the Wan-style pose video and 512x512 face video that `run` feeds the model."""
 
     def body() -> dict:
-        from animate_cli.pose import PoseSettings, extract_pose
+        from animate_cli.pose import PoseOutputs, PoseSettings, extract_pose
         from animate_cli.pose.choice import choose_models
 
         if retarget and ref is None:
@@ -100,12 +101,11 @@ def extract_pose_cmd(
         smooth_mode = smooth or ("none" if models.model == "wan" else "default")
         settings = PoseSettings(width=width, height=height, fps=fps, start=start, seconds=seconds, smooth=smooth_mode,
                                 retarget=retarget, device=device, body_thr=kpt_thr, model=models.model)  # fmt: skip
-        det, pose = models.det_onnx, models.pose_onnx
+        outputs = PoseOutputs(keypoints=save_keypoints, overlay=debug_overlay, overwrite=overwrite)
         with RichReporter(enabled=not json_mode) as reporter:
             if models.note:
                 reporter.log(f"warning: {models.note}")
-            r = extract_pose(driving, out_dir, settings, det, pose, reporter, ref=ref, overwrite=overwrite,
-                             save_keypoints=save_keypoints, debug_overlay=debug_overlay)  # fmt: skip
+            r = extract_pose(driving, out_dir, settings, models, reporter, ref=ref, outputs=outputs)
         if not json_mode:
             from animate_cli.cli.common import err_console
 

@@ -1,4 +1,4 @@
-"""Which pose model makes the pose video, and from which files (issue 17).
+"""Which pose model makes the pose video, and from which files.
 
     choose_models(requested, weights_dir, det_onnx, pose_onnx) -> PoseModels
 
@@ -27,7 +27,7 @@ class PoseModels:
 
 def _wan_files(weights_dir: Path, det_onnx: Path | None, pose_onnx: Path | None) -> tuple[Path, Path, list[Path]]:
     """(det, pose, missing): the given paths or the weights folder's, each resolved to its ONNX file."""
-    from animate_cli.pose.wan_estimator import FOLDER_MODEL, default_paths
+    from animate_cli.pose.wan.estimator import FOLDER_MODEL, default_paths
 
     d_det, d_pose = default_paths(weights_dir)
     out, missing = [], []
@@ -51,7 +51,7 @@ def choose_models(requested: str | None, weights_dir: Path, det_onnx: Path | Non
         if not missing:
             return PoseModels("wan", det, pose)
         if requested == "wan" or det_onnx is not None or pose_onnx is not None:
-            from animate_cli.pose.wan_estimator import WAN_HINT
+            from animate_cli.pose.wan.estimator import WAN_HINT
 
             raise WeightsMissingError(f"Wan pose model not found: {', '.join(map(str, missing))}", hint=WAN_HINT)
     if det_onnx is not None and pose_onnx is not None:

@@ -1,8 +1,8 @@
 """Person detection + whole-body keypoints behind a small protocol, and the rtmlib adapter.
 
 The stage only needs two calls per frame: `detect` (every person box) and `estimate` (133 COCO-WholeBody
-keypoints inside one chosen box), so tests can script people with a fake and the tracker decides which
-box gets the (expensive) pose model. The rtmlib adapter avoids its traps (pose spec §3): it never lets
+keypoints inside one chosen box), so any detector + keypoint model pair fits and the tracker decides
+which box gets the (expensive) pose model. The rtmlib adapter avoids its traps: it never lets
 rtmlib download (local ONNX paths only), never lets RTMPose fall back to a whole-frame box, takes the
 model input sizes from the ONNX files (declared shape, else metadata, else the model family's known size by
 file name; otherwise a weights error, exit 4, naming the file), feeds BGR to YOLOX and RGB to RTMW, keeps rtmlib's prints off
@@ -22,7 +22,7 @@ import numpy as np
 from animate_cli.errors import DeviceError, WeightsInvalidError, WeightsMissingError
 
 POSE_SUBDIR = "pose"
-DEFAULT_DET = "yolox_m_8xb8-300e_humanart-c2c7a14a.onnx"  # YOLOX-m HumanArt, NMS inside the graph (spec §3.4)
+DEFAULT_DET = "yolox_m_8xb8-300e_humanart-c2c7a14a.onnx"  # YOLOX-m HumanArt, NMS inside the graph (docs/pose-facts.md)
 DEFAULT_POSE = "rtmw-dw-x-l_simcc-cocktail14_270e-384x288_20231122.onnx"  # RTMW-l 384x288, 133 keypoints
 
 
@@ -88,7 +88,7 @@ class PoseEstimator(Protocol):
 
 
 def default_threshold_rule(pose_name: str) -> float | None:
-    """Per-model score threshold (None = auto, spec §3.5): ViTPose heatmap maxima are ~0-1 and Wan's 0.5
+    """Per-model score threshold (None = auto; docs/pose-facts.md, "Score scales and thresholds"): ViTPose heatmap maxima are ~0-1 and Wan's 0.5
     was tuned on them; DWPose's own ControlNet code uses 0.3; RTMW's SimCC peaks are uncalibrated logits."""
     name = pose_name.lower()
     if "vitpose" in name:
@@ -198,7 +198,7 @@ class RtmlibEstimator:
             raise WeightsMissingError(f"{self.pose_name} predicts {n_k} keypoints; a COCO-WholeBody (133) model is needed")
 
     def detect(self, frame: np.ndarray) -> np.ndarray:
-        bgr = np.ascontiguousarray(frame[..., ::-1])  # mmdet YOLOX configs expect BGR (spec §3.6)
+        bgr = np.ascontiguousarray(frame[..., ::-1])  # mmdet YOLOX configs expect BGR (docs/pose-facts.md, "Colour order")
         boxes = self.det(bgr)
         return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
 

@@ -1,7 +1,7 @@
 """Where pose frames come from in space: the person fit and the centre-crop fit.
 
 (Time is media.timeline's: output frame k shows the source frame nearest to start + k / fps by presentation
-timestamps, which is Wan's index map on constant-rate input; pose spec §1.6.)
+timestamps, which is Wan's index map on constant-rate input; docs/pose-facts.md, "Frame timing".)
 
 Space: the pose is drawn at the source resolution, as Wan does, and then placed on the output canvas:
 by default (`person_fit`) scaled and moved so the driving person's extent over the whole clip stays

@@ -1,5 +1,5 @@
-"""Whole-clip keypoint post-processing: thresholds, valid frames, short-gap interpolation, zero-phase
-smoothing and face boxes (pose spec §3.5, §6.2-§6.4).
+"""Whole-clip keypoint post-processing: thresholds, valid frames, short-gap interpolation and zero-phase
+smoothing (docs/pose-facts.md: "Score scales and thresholds", "Gaps and smoothing").
 
 All arrays are per output frame, in source pixel coordinates:
     kpts (T, 133, 2) float, scores (T, 133) float, status (T,) int8 (EMPTY / DETECTED / INTERPOLATED),
@@ -16,20 +16,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from animate_cli.pose.render import FACE68, face_box_float
-
 EMPTY, DETECTED, INTERPOLATED = 0, 1, 2
 BODY17 = slice(0, 17)
 TORSO = (5, 6, 11, 12)  # shoulders and hips: visible in almost every frame a person is in
 MIN_BODY_POINTS = 4  # fewer confident COCO body points than this and the frame counts as "no person"
-MIN_FACE_POINTS = 20  # of 68 landmarks, for a face box (spec §6.4)
 SMOOTHED = np.r_[0:23, 91:133]  # body + feet + hands; face landmarks only feed the (smoothed) face box
 HAND_IDX = np.r_[91:133]
 
-# One-Euro parameters (Hz), spec §6.3; applied to coordinates divided by the person's scale.
+# One-Euro parameters (Hz), docs/pose-facts.md "Gaps and smoothing"; applied to coordinates divided by the person's scale.
 BODY_FILTER = dict(min_cutoff=1.5, beta=0.5, d_cutoff=1.0)
 HAND_FILTER = dict(min_cutoff=2.5, beta=1.0, d_cutoff=1.0)
-FACE_BOX_FILTER = dict(min_cutoff=1.0, beta=0.3, d_cutoff=1.0)
 
 
 @dataclass(frozen=True)
@@ -44,7 +40,7 @@ class Thresholds:
 
 
 def auto_thresholds(scores: np.ndarray, has_person: np.ndarray) -> Thresholds:
-    """Half the clip's median torso score, for SimCC models whose scores are not on a 0-1 scale (spec §6.3).
+    """Half the clip's median torso score, for SimCC models whose scores are not on a 0-1 scale (docs/pose-facts.md).
 
     RTMW peaks are raw logits (reported ~4.5-6.5 on visible points), so Wan's 0.5 would draw every
     occluded limb; scaling by the clip's own torso confidence keeps the "visible" cut model-independent.
@@ -166,35 +162,4 @@ def smooth_keypoints(kpts: np.ndarray, scores: np.ndarray, status: np.ndarray, f
         sig = np.nan_to_num(kpts[:, idx].reshape(len(kpts), -1)) / scale
         sm = zero_phase_one_euro(sig, act2, fps, starts=starts, **params) * scale
         out[:, idx] = np.where(act2, sm, kpts[:, idx].reshape(len(kpts), -1)).reshape(len(kpts), len(idx), 2)
-    return out
-
-
-def face_boxes(kpts: np.ndarray, scores: np.ndarray, status: np.ndarray, thr_face: float) -> np.ndarray:
-    """(T, 4) unclipped float face boxes from the confident landmarks (>= MIN_FACE_POINTS of 68); NaN = no face."""
-    boxes = np.full((len(kpts), 4), np.nan)
-    for t in np.flatnonzero(status != EMPTY):
-        ok = (scores[t, FACE68] >= thr_face) & np.isfinite(kpts[t, FACE68]).all(axis=1)
-        if ok.sum() >= MIN_FACE_POINTS:
-            box = face_box_float(kpts[t, FACE68][ok])
-            if box is not None:
-                boxes[t] = box
-    return boxes
-
-
-def smooth_face_boxes(boxes: np.ndarray, fps: float, segment: np.ndarray | None = None) -> np.ndarray:
-    """Zero-phase One-Euro on (cx, cy, log w, log h), scale-free via the median box size; removes the zoom
-    flicker a per-frame box shows after the 512x512 resize."""
-    ok = np.isfinite(boxes).all(axis=1)
-    if not ok.any():
-        return boxes
-    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    size = float(np.median(np.sqrt(w[ok] * h[ok])))
-    sig = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2 / size, (boxes[:, 1] + boxes[:, 3]) / 2 / size,
-                    np.log(np.maximum(w, 1e-6)), np.log(np.maximum(h, 1e-6))], axis=1)  # fmt: skip
-    sig = np.nan_to_num(sig)
-    sm = zero_phase_one_euro(sig, np.repeat(ok[:, None], 4, axis=1), fps, starts=segment_starts(segment, len(boxes)),
-                             **FACE_BOX_FILTER)  # fmt: skip
-    cx, cy, ws, hs = sm[:, 0] * size, sm[:, 1] * size, np.exp(sm[:, 2]), np.exp(sm[:, 3])
-    out = np.stack([cx - ws / 2, cy - hs / 2, cx + ws / 2, cy + hs / 2], axis=1)
-    out[~ok] = np.nan
     return out

@@ -1,4 +1,4 @@
-"""Wan2.2-Animate's pose renderer and face crop, reproduced pixel for pixel (pose spec §1.3, §1.5).
+"""Wan2.2-Animate's pose renderer, reproduced pixel for pixel (docs/pose-facts.md, "Renderer").
 
 The DiT was trained on skeletons drawn by Wan's `draw_aapose_by_meta_new` (stickwidth 'v2'); any
 difference in colour, width or draw order is a distribution shift the model never saw. So this
@@ -17,12 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Wan idx -> COCO-WholeBody-133 pair averaged for it (spec §1.2). Neck = mid-shoulders; toes = big+small toe.
+from animate_cli.pose.face import FACE68
+
+# Wan idx -> COCO-WholeBody-133 pair averaged for it (docs/pose-facts.md, "Keypoint layout"). Neck = mid-shoulders;
+# toes = big+small toe.
 BODY_FROM_COCO_A = (0, 6, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3, 17, 20)
 BODY_FROM_COCO_B = (0, 5, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3, 18, 21)
 LHAND = slice(91, 112)
 RHAND = slice(112, 133)
-FACE68 = slice(23, 91)  # Wan's slice 22..90 minus its first point (the right heel)
 
 # 19 limbs in Wan's draw order, as (a, b) Wan body indices (Wan's table is 1-based).
 LIMBS = ((1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13),
@@ -37,8 +39,6 @@ HAND_EDGES = tuple((0 if j % 4 == 0 else f * 4 + j % 4, f * 4 + j % 4 + 1) for f
 HAND_COLORS = tuple(tuple(c * 255.0 for c in colorsys.hsv_to_rgb(i / 20.0, 1.0, 1.0)) for i in range(20))
 HAND_JOINT_COLOR = (0, 0, 255)  # blue on an RGB canvas
 HAND_EPS = 0.01  # Wan draws a hand point only when its int-truncated x and y are > 0.01
-FACE_SIZE = 512
-FACE_AREA_SCALE = 1.3
 
 
 @dataclass
@@ -61,7 +61,7 @@ class WanMeta:
 
 
 def to_wan_meta(kpts: np.ndarray, scores: np.ndarray) -> WanMeta:
-    """COCO-WholeBody-133 (133, 2) + (133,) -> Wan meta, following `split_kp2ds_for_aa` (spec §1.2).
+    """COCO-WholeBody-133 (133, 2) + (133,) -> Wan meta, following `split_kp2ds_for_aa` (docs/pose-facts.md).
 
     Neck and toes are the mean of two points, scores included (Wan's neck score is the mean, not the min).
     """
@@ -126,54 +126,6 @@ def _draw_hand(canvas: np.ndarray, pts: np.ndarray, sc: np.ndarray, thr: float, 
         x, y = int(x), int(y)
         if x > HAND_EPS and y > HAND_EPS:
             cv2.circle(canvas, (x, y), hw, HAND_JOINT_COLOR, thickness=-1)
-
-
-def face_box_float(face_xy: np.ndarray, scale: float = FACE_AREA_SCALE) -> np.ndarray | None:
-    """Wan's face box (spec §1.5) before clipping, as (x1, y1, x2, y2) floats, from (N, 2) landmark pixels:
-    the area grows x1.3 at the landmarks' aspect and the extra height goes 3:1 above:below (forehead room).
-    None for a degenerate box (a landmark span under 2 px; Wan would divide by zero)."""
-    xy = np.asarray(face_xy, dtype=np.float64)
-    xy = xy[np.isfinite(xy).all(axis=1)]
-    if len(xy) == 0:
-        return None
-    min_x, min_y = xy.min(axis=0)
-    max_x, max_y = xy.max(axis=0)
-    w0, h0 = max_x - min_x, max_y - min_y
-    if w0 < 2 or h0 < 2:
-        return None
-    area = w0 * h0 * scale
-    w1, h1 = np.sqrt(area * (w0 / h0)), np.sqrt(area * (h0 / w0))
-    dx, dy = (w1 - w0) / 2, (h1 - h0) / 4
-    return np.array([min_x - dx, min_y - 3 * dy, max_x + dx, max_y + dy])
-
-
-def clip_box(box: np.ndarray | None, width: int, height: int) -> tuple[int, int, int, int] | None:
-    """Clip to the frame and int-truncate, as Wan does; None if nothing usable is left."""
-    if box is None or not np.isfinite(box).all():
-        return None
-    x1, y1 = int(max(box[0], 0)), int(max(box[1], 0))
-    x2, y2 = int(min(box[2], width)), int(min(box[3], height))
-    if x2 - x1 < 2 or y2 - y1 < 2:
-        return None
-    return x1, y1, x2, y2
-
-
-def wan_face_box(
-    face_xy: np.ndarray, width: int, height: int, scale: float = FACE_AREA_SCALE
-) -> tuple[int, int, int, int] | None:
-    """Wan's `get_face_bboxes`: (x1, y1, x2, y2) ints clipped to the frame, or None (degenerate)."""
-    return clip_box(face_box_float(face_xy, scale), width, height)
-
-
-def crop_face(frame: np.ndarray, box: tuple[int, int, int, int] | None, size: int = FACE_SIZE) -> np.ndarray:
-    """(size, size, 3) uint8: the box stretched to a square (INTER_LINEAR, aspect not kept, as Wan);
-    all black without a box (black is Wan's unconditional face)."""
-    import cv2
-
-    if box is None:
-        return np.zeros((size, size, 3), np.uint8)
-    x1, y1, x2, y2 = box
-    return cv2.resize(np.ascontiguousarray(frame[y1:y2, x1:x2]), (size, size), interpolation=cv2.INTER_LINEAR)
 
 
 def draw_overlay(frame: np.ndarray, pose: np.ndarray, face_box_xyxy: np.ndarray | None) -> np.ndarray:

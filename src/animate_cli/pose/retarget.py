@@ -1,5 +1,5 @@
 """`--retarget`: give the driving skeleton the reference person's body proportions (after Wan's
-`get_retarget_pose`, pose spec §1.7, simplified).
+`get_retarget_pose`, simplified; docs/pose-facts.md, "Retarget").
 
 1. Measure both people: the reference image and the first detected driving frame.
 2. Global scale s = driving height / reference height (nose to mid-ankle, else nose to mid-hip), so the
@@ -14,9 +14,14 @@ Works on COCO-WholeBody-133 arrays (T, 133, 2) in source pixels, before conversi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from animate_cli.pose import keypoints as K
+
+if TYPE_CHECKING:
+    from animate_cli.pose.model import RefPose
 
 NECK = -1  # virtual point: mid-shoulders, the root (Wan rebuilds from the neck)
 # (parent, child, limb name); children after parents. COCO: 5/6 shoulders, 7/8 elbows, 9/10 wrists, 11/12 hips ...
@@ -89,11 +94,12 @@ def retarget_frame(k: np.ndarray, ratios: dict[str, float]) -> np.ndarray:
     return new
 
 
-def retarget_sequence(kpts, scores, status, thr: K.Thresholds, ref_pose) -> tuple[np.ndarray, dict]:
+def retarget_sequence(kpts: np.ndarray, scores: np.ndarray, status: np.ndarray, thr: K.Thresholds,
+                      ref: RefPose) -> tuple[np.ndarray, dict]:  # fmt: skip
     """Retarget every non-empty frame to the reference person; returns new (T, 133, 2) and a summary for pose.json."""
     from animate_cli.errors import NoPersonDetectedError
 
-    _, ref_k, ref_s, _ = ref_pose
+    ref_k, ref_s = ref.kpts, ref.scores
     anchor = np.flatnonzero(status == K.DETECTED)
     if len(anchor) == 0:
         raise NoPersonDetectedError("no detected driving frame to measure for --retarget")

@@ -1,4 +1,4 @@
-"""Follow one person through the clip (pose spec §6.1).
+"""Follow one person through the clip (docs/pose-facts.md, "One person").
 
 Wan keeps the largest box in every frame, so the skeleton jumps to whoever is biggest. We seed with
 Wan's "largest" rule, then follow that person by IoU against a constant-velocity prediction of their
@@ -16,6 +16,12 @@ import numpy as np
 
 IOU_ACCEPT = 0.3
 STRICT_SIDE = 0.4  # Wan's strict mode: ignore boxes whose longer side is < 0.4x the largest longer side
+MIN_BOX_PX = 32  # detections shorter than this are too small for a usable skeleton
+
+
+def tall_enough(boxes: np.ndarray) -> np.ndarray:
+    """The (N, 4) candidate boxes at least MIN_BOX_PX tall."""
+    return boxes[(boxes[:, 3] - boxes[:, 1]) >= MIN_BOX_PX] if len(boxes) else boxes
 
 
 def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Identity and pose adherence: the pose stage's models run on sampled output frames (PEOPLE_FPS).
 
 For each sampled frame the detector's largest person gets 133 whole-body keypoints (pose.estimator); the
-face box is Wan's box around the confident face landmarks (pose.render.face_box_float), the same box the
+face box is Wan's box around the confident face landmarks (pose.face.face_box_float), the same box the
 pose stage crops face.mp4 with.
 
 Identity (no downloaded model): the face crop, resized to FACE_SIZE, is described by
@@ -96,7 +96,7 @@ def face_similarity(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.nd
 
 def look(est, frame: np.ndarray) -> Person | None:
     """The largest person in `frame` with keypoints, face descriptor and colour; None when nobody is found."""
-    from animate_cli.pose.render import FACE68, clip_box, face_box_float
+    from animate_cli.pose.face import FACE68, clip_box, face_box_float
     from animate_cli.pose.track import largest
 
     boxes = est.detect(frame)

@@ -24,7 +24,7 @@ def extract_for_run(cfg: RunConfig, models, run_device: str, reporter: Reporter)
     is installed; a CUDA provider that cannot start (missing CUDA/cuDNN libraries) falls back to the CPU with
     a warning instead of failing the run."""
     from animate_cli.errors import DeviceError
-    from animate_cli.pose import PoseSettings, cached_extract_pose
+    from animate_cli.pose import PoseOutputs, PoseSettings, cached_extract_pose
     from animate_cli.pose.estimator import pose_device
 
     source_frames = media.probe(cfg.driving).frames_at(C.FPS)
@@ -34,9 +34,7 @@ def extract_for_run(cfg: RunConfig, models, run_device: str, reporter: Reporter)
     cache = cfg.out.parent / ".everanimate-pose-cache"
 
     def extract(settings: PoseSettings):
-        return cached_extract_pose(
-            cfg.driving, cache, settings, models.det_onnx, models.pose_onnx, reporter=reporter, frames=needed
-        )
+        return cached_extract_pose(cfg.driving, cache, settings, models, reporter, outputs=PoseOutputs(frames=needed))
 
     try:
         res = extract(settings)

@@ -1,4 +1,4 @@
-"""What Wan's official pipeline draws and crops, per output frame, from the raw 133-point keypoints (issue 17).
+"""What Wan's official pipeline draws and crops, per output frame, from the raw 133-point keypoints.
 
 No smoothing, no interpolation, no black frames: each frame is its own (Wan's load_pose_metas_from_kp2ds_seq),
 except that a frame whose body decodes entirely off-frame (every body point with a negative x or y: the
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from animate_cli.pose import wan_decode as D
 from animate_cli.pose.render import WanMeta, draw_wan_pose
+from animate_cli.pose.wan import decode as D
 
 
 @dataclass
@@ -26,7 +26,7 @@ class WanFrames:
     width: int  # source frame size: the drawing canvas and the normalisation
     height: int
     parts: list[dict[str, np.ndarray]]
-    face_boxes: list[tuple[int, int, int, int] | None]  # (x1, y1, x2, y2) as Wan computes it (see wan_decode.face_box)
+    face_boxes: list[tuple[int, int, int, int] | None]  # (x1, y1, x2, y2) as Wan computes it (see wan.decode.face_box)
     reused: np.ndarray  # (T,) bool: the body is the previous frame's
 
     def meta(self, k: int) -> WanMeta:

@@ -1,7 +1,7 @@
 """Wan2.2-Animate's own pose models (YOLOv10m + ViTPose-H wholebody ONNX) behind the stage's estimator
-protocol, and where their files come from (issue 17).
+protocol, and where their files come from.
 
-The arithmetic is in wan_decode (the official preprocessing, reproduced); this module opens the two ONNX
+The arithmetic is in wan.decode (the official preprocessing, reproduced); this module opens the two ONNX
 sessions, checks they have the official signatures, and runs one frame at a time:
     select(frame) -> (5,) [x1, y1, x2, y2, score] the official person choice (score -1: the whole frame)
     estimate(frame, box) -> (133, 2) float32 pixels, (133,) float32 heatmap maxima
@@ -11,14 +11,13 @@ weights as external data beside it), as the official SimpleOnnxInference accepts
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from animate_cli import config as C
 from animate_cli.errors import DeviceError, WeightsInvalidError, WeightsMissingError
-from animate_cli.pose import wan_decode as D
+from animate_cli.pose.wan import decode as D
 
 FOLDER_MODEL = "end2end.onnx"  # the file the official code loads from a model folder
 HEATMAP_KEYPOINTS = 133  # COCO-WholeBody
@@ -42,21 +41,6 @@ def default_paths(weights_dir: Path) -> tuple[Path, Path]:
 
     base = Path(weights_dir).expanduser() / BASE_DIR
     return base / C.WAN_DET_ONNX, base / C.WAN_POSE_ONNX
-
-
-def model_digest(path: Path) -> str:
-    """A stand-in for the model's content in the pose cache key: sha256 of the ONNX graph file, plus the
-    names and sizes of the files beside it when it is an end2end.onnx in a folder (external weights: hashing
-    gigabytes on every run would cost more than the extraction it saves)."""
-    from animate_cli.pose.estimator import file_sha256
-
-    path = Path(path)
-    h = hashlib.sha256(file_sha256(path).encode())
-    if path.name == FOLDER_MODEL:
-        for p in sorted(path.parent.iterdir()):
-            if p.is_file() and p != path:
-                h.update(f"{p.name}:{p.stat().st_size}".encode())
-    return h.hexdigest()
 
 
 def _session(path: Path, providers: list, what: str):
@@ -99,8 +83,6 @@ def _pose_output_problem(shape: list) -> str | None:
 
 class WanEstimator:
     """YOLOv10m + ViTPose-H exactly as Wan's Pose2d runs them, one frame at a time."""
-
-    wan = True  # the stage takes the official per-frame path for estimators that say so
 
     def __init__(self, det_onnx: Path, pose_onnx: Path, device: str = "cpu"):
         from animate_cli.pose.estimator import resolve_device

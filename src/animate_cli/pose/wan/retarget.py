@@ -1,4 +1,4 @@
-"""`--retarget` with `--pose-model wan`: Wan2.2-Animate's own retarget (pose spec §1.7), written anew.
+"""`--retarget` with `--pose-model wan`: Wan2.2-Animate's own retarget (docs/wan-pose.md), written anew.
 
 The official code (github Wan-Video/Wan2.2 @42bf4cf, `wan/modules/animate/preprocess/retarget_pose.py`,
 called by `process_pipepline.py` as `get_retarget_pose(first driving frame, reference, all frames)`)
@@ -49,10 +49,14 @@ Checked against the official functions on synthetic cases: tests/data/wan_retarg
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from animate_cli.pose.render import BODY_FROM_COCO_A, BODY_FROM_COCO_B, LHAND, RHAND
+
+if TYPE_CHECKING:
+    from animate_cli.pose.model import RefPose
 
 # Wan's limbSeq as 0-based (parent, child) body indices, parents first: the rebuild order.
 LIMB_SEQ = ((1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13),
@@ -152,6 +156,30 @@ def _place_hand(h: np.ndarray, hp: np.ndarray, factor: float, delta: np.ndarray)
     return np.where(keep[:, None], xy, np.nan), np.where(keep, hp, 0.0)
 
 
+def _placement(flag: int, anchor: np.ndarray, dst_scaled: np.ndarray) -> np.ndarray:
+    """The offset that puts the rebuilt first frame on the reference: on its ground, centred on its mid-hip
+    (both full bodies), else neck onto neck."""
+    if flag != FULL:
+        return anchor[NECK] - dst_scaled[NECK]
+    ground = max((dst_scaled[R_ANKLE, 1] + dst_scaled[R_TOE, 1]) / 2, (dst_scaled[L_ANKLE, 1] + dst_scaled[L_TOE, 1]) / 2)
+    return np.array([(anchor[R_HIP, 0] + anchor[L_HIP, 0]) / 2 - (dst_scaled[R_HIP, 0] + dst_scaled[L_HIP, 0]) / 2,
+                     max(anchor[R_ANKLE, 1], anchor[L_ANKLE, 1]) - ground])  # fmt: skip
+
+
+def _with_body(kpts: np.ndarray, body: np.ndarray, src_all: np.ndarray, s: float) -> np.ndarray:
+    """The 133 points with the retargeted body-20 written back (see the module docstring); hands unchanged."""
+    out = kpts.copy()
+    a, b = np.asarray(BODY_FROM_COCO_A), np.asarray(BODY_FROM_COCO_B)
+    direct = a == b
+    out[:, a[direct]] = body[:, direct]
+    for toe in (L_TOE, R_TOE):  # a toe pair moves together so its mean lands on the retargeted toe
+        out[:, [a[toe], b[toe]]] += (body[:, toe] - src_all[:, toe])[:, None]
+    for heel, ankle in ((19, 15), (22, 16)):
+        out[:, heel] = out[:, ankle] + (kpts[:, heel] - kpts[:, ankle]) / s
+    out[:, 23:91] = out[:, 0:1] + (kpts[:, 23:91] - kpts[:, 0:1]) / s
+    return out
+
+
 def retarget(kpts: np.ndarray, scores: np.ndarray, drv_size: tuple[int, int], ref_kpts: np.ndarray,
              ref_scores: np.ndarray, ref_size: tuple[int, int]) -> WanRetarget:  # fmt: skip
     """The official retarget of every driving frame onto the reference person (see the module docstring).
@@ -168,25 +196,9 @@ def retarget(kpts: np.ndarray, scores: np.ndarray, drv_size: tuple[int, int], re
     dst_scaled = dst_b / (rw, rh) * (ws, hs)
     flag = min(body_flag(dst_b, dst_p, rh), body_flag(src_b, src_p, sh))
     ratio = limb_ratios(src_b, dst_scaled)
-    anchor = rebuild(src_b, ratio, cap_feet=False)
-    if flag == FULL:
-        ground = max((dst_scaled[R_ANKLE, 1] + dst_scaled[R_TOE, 1]) / 2, (dst_scaled[L_ANKLE, 1] + dst_scaled[L_TOE, 1]) / 2)
-        delta = np.array([(anchor[R_HIP, 0] + anchor[L_HIP, 0]) / 2 - (dst_scaled[R_HIP, 0] + dst_scaled[L_HIP, 0]) / 2,
-                          max(anchor[R_ANKLE, 1], anchor[L_ANKLE, 1]) - ground])  # fmt: skip
-    else:
-        delta = anchor[NECK] - dst_scaled[NECK]
-
+    delta = _placement(flag, rebuild(src_b, ratio, cap_feet=False), dst_scaled)
     body = (rebuild(src_all, ratio, cap_feet=True) - delta) / s
-    out, out_scores = kpts.copy(), scores.copy()
-    a, b = np.asarray(BODY_FROM_COCO_A), np.asarray(BODY_FROM_COCO_B)
-    direct = a == b
-    out[:, a[direct]] = body[:, direct]
-    for toe in (L_TOE, R_TOE):  # a toe pair moves together so its mean lands on the retargeted toe
-        out[:, [a[toe], b[toe]]] += (body[:, toe] - src_all[:, toe])[:, None]
-    for heel, ankle in ((19, 15), (22, 16)):
-        out[:, heel] = out[:, ankle] + (kpts[:, heel] - kpts[:, ankle]) / s
-    out[:, 23:91] = out[:, 0:1] + (kpts[:, 23:91] - kpts[:, 0:1]) / s
-
+    out, out_scores = _with_body(kpts, body, src_all, s), scores.copy()
     factor = max(ratio[0], ratio[1]) / s
     for t in range(len(kpts)):
         wrists = {R_WRIST: src_all[t, R_WRIST], L_WRIST: src_all[t, L_WRIST]}
@@ -212,15 +224,23 @@ def retarget(kpts: np.ndarray, scores: np.ndarray, drv_size: tuple[int, int], re
     return WanRetarget(out, out_scores, info)
 
 
-def reference_fit(ref_size: tuple[int, int], canvas_size: tuple[int, int]) -> tuple[float, int, int, int, int]:
-    """The reference image letterboxed into the canvas with Wan's padding_resize arithmetic:
-    (scale, fitted width, fitted height, x padding, y padding)."""
+class RefFit(NamedTuple):
+    """The reference image letterboxed into the canvas with Wan's padding_resize arithmetic."""
+
+    scale: float
+    width: int  # fitted size
+    height: int
+    pad_x: int
+    pad_y: int
+
+
+def reference_fit(ref_size: tuple[int, int], canvas_size: tuple[int, int]) -> RefFit:
     (rw, rh), (w, h) = ref_size, canvas_size
     if rh / rw > h / w:
         fw = int(h / rh * rw)
-        return h / rh, fw, h, int((w - fw) / 2), 0
+        return RefFit(h / rh, fw, h, int((w - fw) / 2), 0)
     fh = int(w / rw * rh)
-    return w / rw, w, fh, 0, int((h - fh) / 2)
+    return RefFit(w / rw, w, fh, 0, int((h - fh) / 2))
 
 
 def retarget_to_canvas(kpts: np.ndarray, scores: np.ndarray, drv_size: tuple[int, int], ref_kpts: np.ndarray,
@@ -240,15 +260,15 @@ def retarget_to_canvas(kpts: np.ndarray, scores: np.ndarray, drv_size: tuple[int
     return WanRetarget(out, r.scores, info)
 
 
-def retarget_clip(kpts: np.ndarray, scores: np.ndarray, seen: np.ndarray, drv_size: tuple[int, int], ref_pose: tuple,
-                  canvas_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, dict]:  # fmt: skip
-    """The pose stage's entry: (T, 133, 2) + (T, 133) driving keypoints, seen (T,) bool (frames with a person),
-    ref_pose = (box, kpts (133, 2), scores (133,), (height, width)) of the reference image -> canvas-pixel
-    keypoints and scores for every frame, and the pose.json summary. The measured frame is the first seen
-    one: frame 0 with the wan pose model, which never leaves a frame empty (as in Wan's pipeline)."""
-    _, ref_k, ref_s, (ref_h, ref_w) = ref_pose
+def retarget_clip(kpts: np.ndarray, scores: np.ndarray, seen: np.ndarray, drv_size: tuple[int, int], ref: RefPose,
+                  canvas_size: tuple[int, int]) -> WanRetarget:  # fmt: skip
+    """The pose stage's entry: (T, 133, 2) + (T, 133) driving keypoints, seen (T,) bool (frames with a person)
+    and the reference image's person -> canvas-pixel keypoints and scores for every frame, and the pose.json
+    summary. The measured frame is the first seen one: frame 0 with the wan pose model, which never leaves a
+    frame empty (as in Wan's pipeline)."""
     first = int(np.flatnonzero(seen)[0])
-    r = retarget_to_canvas(kpts[first:], scores[first:], drv_size, ref_k, ref_s, (ref_w, ref_h), canvas_size)
+    r = retarget_to_canvas(kpts[first:], scores[first:], drv_size, ref.kpts, ref.scores, (ref.width, ref.height),
+                           canvas_size)  # fmt: skip
     out_k = np.concatenate([np.asarray(kpts[:first], np.float64), r.kpts])
     out_s = np.concatenate([np.asarray(scores[:first], np.float64), r.scores])
-    return out_k, out_s, {**r.info, "measured_frame": first}
+    return WanRetarget(out_k, out_s, {**r.info, "measured_frame": first})

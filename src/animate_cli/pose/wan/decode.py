@@ -1,4 +1,4 @@
-"""Wan2.2-Animate's official pose preprocessing, step by step, as pure numpy/OpenCV functions (issue 17).
+"""Wan2.2-Animate's official pose preprocessing, step by step, as pure numpy/OpenCV functions.
 
 Reproduces `wan/modules/animate/preprocess/` of github Wan-Video/Wan2.2 at commit 42bf4cf (pose2d.py,
 pose2d_utils.py, utils.py, process_pipepline.py), written anew from reading it. The arithmetic (dtypes, the

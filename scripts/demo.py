@@ -54,7 +54,8 @@ def main() -> int:
     print("=" * 78, file=sys.stderr)
     tiny = ROOT / ".tiny-weights"
     if not (tiny / ".complete").exists():
-        from animate_cli.devtools.tiny_models import write_tiny_weights
+        sys.path.insert(0, str(ROOT / "tests"))  # tests/support builds them; it is not in the package
+        from support.tiny_models import write_tiny_weights
 
         write_tiny_weights(tiny)
     return subprocess.call([*args, "--weights-dir", str(tiny), "--device", "cpu", "--dtype", "fp32", "--size", "256x144",

@@ -11,10 +11,15 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import socket  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+# benchmarks/ holds the full-size configs and the footprint measurement (full_configs, measure_footprint) that
+# tests check; tests/ itself (support.*, helpers) is on sys.path through pytest's rootdir-relative imports.
+sys.path.append(str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +46,7 @@ def tiny_weights(tmp_path_factory) -> Path:
     import torch
 
     torch.set_num_threads(2)
-    from animate_cli.devtools.tiny_models import write_tiny_weights
+    from support.tiny_models import write_tiny_weights
 
     return write_tiny_weights(tmp_path_factory.mktemp("weights"))
 

@@ -36,7 +36,7 @@ def test_prediction_per_path(bench):
 def test_reduced_table_reproduces_the_full_size_dit_term(bench):
     """At full size the reduced table (DiT only) gives footprint's `load` less what it adds beside the DiT (the
     offloaded VAE; CLIP stays on the GPU with FP8), so the bench compares with the model's own formula."""
-    from animate_cli.devtools.full_configs import FULL_TRANSFORMER
+    from full_configs import FULL_TRANSFORMER
 
     tab = footprint.table()
     w = tab["weights"]

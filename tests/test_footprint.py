@@ -160,7 +160,7 @@ def measured():
     import torch
 
     torch.set_num_threads(2)
-    from animate_cli.devtools.measure_footprint import measure
+    from measure_footprint import measure
 
     return measure(list(F.MEASURED_SIZES))
 
@@ -191,9 +191,8 @@ def test_attention_is_routed_to_the_fused_kernel_and_a_score_matrix_would_be_see
     score matrix when a math kernel makes one, so the DiT check above can fail."""
     import torch
     import torch.nn.functional as Fn
+    from measure_footprint import measuring
     from torch.utils._python_dispatch import TorchDispatchMode  # noqa: PLC2701 (no public path in torch)
-
-    from animate_cli.devtools.measure_footprint import measuring
 
     L, H, D = 37_440, 40, 128
     seen = []

@@ -120,7 +120,7 @@ def test_odd_reference_images_work(tiny_weights, media_dir, tmp_path):
 
 
 def test_raw_driving_video_uses_the_pose_stage_and_its_cache(tiny_weights, media_dir, tmp_path):
-    from animate_cli.devtools.tiny_wan import draw_person
+    from support.tiny_wan import draw_person
 
     driving = tmp_path / "person.mp4"  # a figure the tiny Wan pose models (the default pose model) see
     with media.VideoWriter(driving, 160, 120, 25.0) as w:

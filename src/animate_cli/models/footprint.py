@@ -2,7 +2,7 @@
 
 No torch: `run --dry-run` and the device check read a shipped table, `footprint_table.json`, which
 `scripts/make_footprint_table.py` measures by running the real diffusers modules at full size on fake
-tensors (animate_cli.devtools.measure_footprint; a test re-measures it and compares). The table holds
+tensors (benchmarks/measure_footprint.py in the source tree; a test re-measures it and compares). The table holds
 
     weights      bytes per model (size-independent): the DiT in bf16 and with FP8 linears (blocks, face adapters), split
                  into diffusers' block-level offload groups (with their pinned-host sizes); VAE, CLIP, umT5

@@ -162,7 +162,7 @@ def write_wan_detector(path: Path) -> Path:
 
 def _priors() -> np.ndarray:
     """(133, 64, 48) float32 Gaussian priors at the canonical keypoints of a standing person's crop."""
-    from animate_cli.devtools.tiny_pose import canonical_wholebody
+    from .tiny_pose import canonical_wholebody
 
     uv, _ = canonical_wholebody()
     hh, ww = HEAT_HW

@@ -1,5 +1,5 @@
 """Full-size configs of the Wan2.2-Animate-14B model set, shared by `benchmarks/bench_gpu.py` (random
-weights on a GPU) and `devtools/measure_footprint.py` (fake tensors, no memory). No torch import here.
+weights on a GPU) and `benchmarks/measure_footprint.py` (fake tensors, no memory). No torch import here.
 
 Each dict is the keyword arguments of the real class's constructor; the sources are cited per entry.
 """

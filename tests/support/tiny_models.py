@@ -100,10 +100,10 @@ def write_tiny_weights(root: Path, with_pose: bool = True) -> Path:
     for i, rel in enumerate(C.LORA_BY_RESOLUTION.values()):
         write_official_lora(root / "everanimate" / rel, TRANSFORMER_CONFIG, seed=1 + i)
     if with_pose:
-        from animate_cli.devtools import tiny_pose
+        from . import tiny_pose
 
         tiny_pose.write_tiny_pose_models(root / "pose")
-        from animate_cli.devtools import tiny_wan
+        from . import tiny_wan
 
         tiny_wan.write_wan_models(root / BASE_DIRNAME)  # Wan's process_checkpoint: the default pose model
     (root / ".complete").write_text("tiny random weights for tests; not a real model\n")

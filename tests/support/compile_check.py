@@ -1,4 +1,4 @@
-"""Graph breaks and recompiles of `--compile` (regional compile of the DiT's blocks), per memory mode (issue 18).
+"""Graph breaks and recompiles of `--compile` (regional compile of the DiT's blocks), per memory mode (docs/gpu-check.md).
 
 A graph break splits the compiled block into pieces run with Python in between; a recompile past dynamo's limit
 (8 per code object) makes it give up and run eager -- both silently. `count_mode` sets a DiT up the way

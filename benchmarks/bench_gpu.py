@@ -28,7 +28,7 @@ LoRA, where the loader streams the checkpoint in already cast) and times one chu
 combination in `combos`. A combination the machine cannot run (blocks or flash on a CPU, an
 uninstalled attention package) gets its error in its row.
 
-On a CPU (no CUDA) it runs the tiny configs of `animate_cli.devtools.tiny_models` at tiny sizes:
+On a CPU (no CUDA) it runs the tiny configs of `tests/support/tiny_models.py` at tiny sizes:
 a check that the harness works end to end, not a performance figure. VRAM fields are then null and
 peak RSS is reported instead; goals are judged (pass/fail) only for the full config on CUDA.
 
@@ -52,15 +52,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+from full_configs import FULL_CLIP, FULL_TRANSFORMER, FULL_VAE, IMAGE_TOKENS
 
 from animate_cli import config as C
-from animate_cli.devtools.full_configs import FULL_CLIP, FULL_TRANSFORMER, FULL_VAE, IMAGE_TOKENS
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # tests/support: the tiny model builders (not in the package)
 
 # --- full-size configs ---------------------------------------------------------------------------
-# One shared copy (with sources) in animate_cli.devtools.full_configs; the memory model uses the same.
-# Tiny CLIP as in devtools.tiny_models.write_tiny_base (image_dim 4 of the tiny transformer).
+# One shared copy (with sources) in benchmarks/full_configs.py; the memory model uses the same.
+# Tiny CLIP as in tests/support/tiny_models.write_tiny_base (image_dim 4 of the tiny transformer).
 TINY_CLIP = dict(hidden_size=4, projection_dim=4, num_hidden_layers=2, num_attention_heads=2, image_size=4,
                  intermediate_size=16, patch_size=1)  # fmt: skip
 TINY_SIZES = {"480p": (64, 32), "720p": (96, 48)}  # (W, H), multiples of 16; the CPU check only
@@ -241,9 +242,8 @@ def build_models(kind: str, device, dtype, transformer: dict | None = None) -> d
     """Random transformer, VAE and CLIP of `kind` (full | tiny); `transformer` overrides transformer config keys
     (gpu_check.py builds a 4-block full-width DiT this way)."""
     from diffusers import AutoencoderKLWan, WanAnimateTransformer3DModel
+    from support import tiny_models
     from transformers import CLIPVisionConfig, CLIPVisionModel
-
-    from animate_cli.devtools import tiny_models
 
     tcfg = {**(FULL_TRANSFORMER if kind == "full" else tiny_models.TRANSFORMER_CONFIG), **(transformer or {})}
     vcfg = FULL_VAE if kind == "full" else tiny_models.VAE_CONFIG

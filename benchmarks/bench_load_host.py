@@ -10,7 +10,7 @@ peft's in-place fuse strands copy-on-write pages of the mapped shards). footprin
 host bytes of that load; this measures them.
 
 1. A checkpoint, written once and reused (`<dir>/.complete` marks it finished): the real Wan2.2-Animate-14B
-   transformer config (devtools.full_configs.FULL_TRANSFORMER) at full width with `--blocks` blocks (face
+   transformer config (benchmarks/full_configs.py, FULL_TRANSFORMER) at full width with `--blocks` blocks (face
    adapters stay every 5 blocks), random bf16 weights (normal, std 0.02), saved by diffusers' save_pretrained
    in 2 GB shards (so the index is read), plus a rank-32 LoRA in the released file's naming.
 2. Each load path runs in a fresh interpreter (peaks must not mix). After torch/diffusers/peft are imported,
@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # tests/support: the tiny model builders (not in the package)
 GIB = 2**30
 SHARD = "2GB"  # save_pretrained's max_shard_size: several shards, so the loaders go through the index
 INIT_STD = 0.02  # random weights of a plausible scale (FP8 e4m3 represents them without overflow)
@@ -61,7 +62,7 @@ CHECKPOINT_VERSION = 1  # bump when the checkpoint's recipe changes, so a cached
 
 
 def reduced_config(blocks: int) -> dict:
-    from animate_cli.devtools.full_configs import FULL_TRANSFORMER
+    from full_configs import FULL_TRANSFORMER
 
     return dict(FULL_TRANSFORMER, num_layers=blocks)
 
@@ -77,8 +78,7 @@ def ensure_checkpoint(folder: Path, blocks: int) -> tuple[Path, Path]:
     import torch
     from accelerate import init_empty_weights
     from diffusers import WanAnimateTransformer3DModel
-
-    from animate_cli.devtools.tiny_models import write_official_lora
+    from support.tiny_models import write_official_lora
 
     marker.unlink(missing_ok=True)
     shutil.rmtree(base, ignore_errors=True)

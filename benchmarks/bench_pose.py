@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/support: the tiny pose models
+
 CHILD = """
 import json, sys, time, resource
 from pathlib import Path
@@ -63,7 +65,7 @@ def main() -> None:
         try:
             det, pose = find_pose_models(args.weights) if args.weights else find_pose_models(tmp / "missing")
         except WeightsMissingError:
-            from animate_cli.devtools.tiny_pose import write_tiny_pose_models
+            from support.tiny_pose import write_tiny_pose_models
 
             models = write_tiny_pose_models(tmp / "weights" / "pose")
             det, pose = models["det"], models["pose"]

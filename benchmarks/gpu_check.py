@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # tests/support: the tiny model builders (not in the package)
 SCHEMA = "everanimate.gpu-check/1"
 CHECKS = ("pinned", "modes", "attention", "compile", "umt5", "full_dit")  # (a)..(f), as the issue lists them
 RUN_ORDER = ("pinned", "modes", "attention", "umt5", "full_dit", "compile")  # the slowest (compiling) last: the budget
@@ -240,7 +241,8 @@ def check_attention(ctx: dict) -> dict:
 
 def check_compile(ctx: dict) -> dict:
     """(d) graph breaks, recompiles, compile time, eager vs compiled step on the cut DiT."""
-    from animate_cli.devtools.compile_check import counting
+    from support.compile_check import counting
+
     from animate_cli.rollout.denoise import denoise_chunk
 
     bench, device, size = ctx["bench"], ctx["device"], ctx["size"]
@@ -288,10 +290,10 @@ def check_compile(ctx: dict) -> dict:
 def check_umt5(ctx: dict) -> dict:
     """(e) umT5 resident vs block-offloaded (runtime.offload_text_encoder): equal outputs, memory freed after."""
     import torch
+    from full_configs import FULL_UMT5
     from transformers import UMT5Config, UMT5EncoderModel
 
     from animate_cli import config as C
-    from animate_cli.devtools.full_configs import FULL_UMT5
     from animate_cli.models import runtime
 
     device, bench = ctx["device"], ctx["bench"]
@@ -326,9 +328,9 @@ def check_full_dit(ctx: dict) -> dict:
     """(f) the whole DiT, one 480p step (after a warm-up step): peak vs predicted, s/step, MFU."""
     import torch
     from diffusers import WanAnimateTransformer3DModel
+    from full_configs import FULL_TRANSFORMER
+    from support.tiny_models import TRANSFORMER_CONFIG
 
-    from animate_cli.devtools.full_configs import FULL_TRANSFORMER
-    from animate_cli.devtools.tiny_models import TRANSFORMER_CONFIG
     from animate_cli.models import footprint, runtime
     from animate_cli.models.attention import resolve_attention
     from animate_cli.models.device import compute_capability

@@ -14,6 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 EX = ROOT / "examples"
 OUT = ROOT / "out"
+DEMO_SECONDS = 10.0
 
 
 def real_weights_problem() -> str | None:
@@ -37,12 +38,32 @@ def real_weights_problem() -> str | None:
     return None
 
 
-def main() -> int:
-    OUT.mkdir(exist_ok=True)
-    exe = str(Path(sys.executable).with_name("everanimate"))
-    args = [exe, "run", str(EX / "ref.png"), str(EX / "driving.mp4"), "--seconds", "10", "--overwrite"]
+def run_args(exe: str, seconds: float) -> list[str]:
+    """`everanimate run` on the examples, with their pose/face videos when they are there."""
+    args = [exe, "run", str(EX / "ref.png"), str(EX / "driving.mp4"), "--seconds", f"{seconds:g}", "--overwrite"]
     if (EX / "pose.mp4").exists() and (EX / "face.mp4").exists():
         args += ["--pose-video", str(EX / "pose.mp4"), "--face-video", str(EX / "face.mp4")]
+    return args
+
+
+def ensure_tiny_weights(tiny: Path) -> Path:
+    """The tiny random model set, built once by tests/support (it is not in the installed package)."""
+    if not (tiny / ".complete").exists():
+        sys.path.insert(0, str(ROOT / "tests"))
+        from support.tiny_models import write_tiny_weights
+
+        write_tiny_weights(tiny)
+    return tiny
+
+
+def pipeline_check_args(tiny: Path, out: Path, size: str = "256x144") -> list[str]:
+    """What the CPU fallback adds to `run_args`: the tiny weights, on the CPU in fp32, at a small size."""
+    return ["--weights-dir", str(tiny), "--device", "cpu", "--dtype", "fp32", "--size", size, "--out", str(out)]
+
+
+def main() -> int:
+    OUT.mkdir(exist_ok=True)
+    args = run_args(str(Path(sys.executable).with_name("everanimate")), DEMO_SECONDS)
     problem = real_weights_problem()
     if problem is None:
         return subprocess.call([*args, "--out", str(OUT / "demo-everanimate.mp4")])
@@ -52,13 +73,8 @@ def main() -> int:
     print("Running the same pipeline on tiny RANDOM weights on the CPU as a pipeline check;", file=sys.stderr)
     print("the output shows noise, not a person.", file=sys.stderr)
     print("=" * 78, file=sys.stderr)
-    tiny = ROOT / ".tiny-weights"
-    if not (tiny / ".complete").exists():
-        from animate_cli.devtools.tiny_models import write_tiny_weights
-
-        write_tiny_weights(tiny)
-    return subprocess.call([*args, "--weights-dir", str(tiny), "--device", "cpu", "--dtype", "fp32", "--size", "256x144",
-                            "--out", str(OUT / "demo-pipeline-check.mp4")])  # fmt: skip
+    tiny = ensure_tiny_weights(ROOT / ".tiny-weights")
+    return subprocess.call([*args, *pipeline_check_args(tiny, OUT / "demo-pipeline-check.mp4")])
 
 
 if __name__ == "__main__":

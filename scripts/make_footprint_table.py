@@ -1,7 +1,7 @@
 """Regenerate src/animate_cli/footprint_table.json, the memory model's measured inputs (issue 8).
 
 Runs the real diffusers/transformers modules at full size on fake tensors (no GPU, no weights, ~30 s on
-2 CPU cores): see animate_cli.devtools.measure_footprint. `tests/test_footprint.py` re-measures and
+2 CPU cores): see benchmarks/measure_footprint.py. `tests/test_footprint.py` re-measures and
 compares with the shipped file, so run this after changing a model config, the rollout layout or a
 library version, and commit the result.
 
@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.readme:
         print(readme_tables() + "\n\n" + loader_what_if())
         return 0
-    from animate_cli.devtools.measure_footprint import measure
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # the measurement is a benchmark tool, not in the package
+    from measure_footprint import measure
 
     t = time.perf_counter()
     table = measure(list(footprint.MEASURED_SIZES))

@@ -9,7 +9,8 @@ weights are random: the output only proves the pipeline runs, it is not an anima
 import sys
 from pathlib import Path
 
-from animate_cli.devtools.tiny_models import write_tiny_weights
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/support: not in the package
+from support.tiny_models import write_tiny_weights  # noqa: E402
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from animate_cli.devtools.tiny_pose import canonical_wholebody
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/support: not in the package
+from support.tiny_pose import canonical_wholebody  # noqa: E402
 
 COMMIT = "42bf4cfaa384bc21833865abc2f9e6c0e67233dc"
 rng = np.random.default_rng(17)

@@ -4,6 +4,8 @@ Nothing here downloads anything: the tiny model set is written by the same code 
 `scripts/make_tiny_weights.py`, in download-weights' layout, and the media are synthetic.
 """
 
+from __future__ import annotations
+
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -11,10 +13,21 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import socket  # noqa: E402
+import sys  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+if TYPE_CHECKING:
+    from animate_cli.config import RunConfig
+    from animate_cli.runner.pipeline import RunSummary
+
+# benchmarks/ holds the full-size configs and the footprint measurement (full_configs, measure_footprint) that
+# tests check; tests/ itself (support.*, helpers) is on sys.path through pytest's rootdir-relative imports.
+sys.path.append(str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +54,7 @@ def tiny_weights(tmp_path_factory) -> Path:
     import torch
 
     torch.set_num_threads(2)
-    from animate_cli.devtools.tiny_models import write_tiny_weights
+    from support.tiny_models import write_tiny_weights
 
     return write_tiny_weights(tmp_path_factory.mktemp("weights"))
 
@@ -98,3 +111,26 @@ def media_dir(tmp_path_factory) -> Path:
     write_video(d / "face.mp4", (np.full((64, 64, 3), (i * 6) % 255, np.uint8) for i in range(n)))
     write_video(d / "driving.mp4", (stick_figure(48, 80, i / 4, bg=(90, 90, 90)) for i in range(n)), audio_seconds=n / 25)
     return d
+
+
+@dataclass(frozen=True)
+class TinyRun:
+    cfg: RunConfig
+    summary: RunSummary
+    frames: np.ndarray  # the output's decoded frames, read-only
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_weights, media_dir, tmp_path_factory) -> TinyRun:
+    """One plain run with helpers.make_cfg's defaults (160 frames = 3 chunks, 64x32, 2 steps, its report written),
+    shared by the tests that compare with it (test_run_e2e, test_report_run, test_overlap). Read it, never write
+    into its folder: its state is what an extension or a resume of it would read."""
+    from helpers import frames_of, make_cfg
+
+    from animate_cli.runner import pipeline
+
+    cfg = make_cfg(media_dir, tiny_weights, tmp_path_factory.mktemp("tiny_run") / "a.mp4")
+    summary = pipeline.run(cfg)
+    frames = frames_of(cfg.out)
+    frames.flags.writeable = False
+    return TinyRun(cfg, summary, frames)

@@ -30,13 +30,27 @@ def test_prediction_per_path(bench):
     assert bench.predicted_load(tab, "old") == 10_000 + lora
     # peft bf16: the larger of the DiT + LoRA and the DiT + one bf16 tensor being pinned
     assert bench.predicted_load(tab, "bf16") == bench.predicted_load(tab, "bf16-pin") == 10_000 + max(lora, 2 * largest)
-    assert footprint.FP8_CAST_ON_HOST is False  # the switch is put back
+
+
+def test_figures_are_bytes_above_the_post_import_baseline(bench):
+    """What the report compares with the prediction: a child's peaks less its baseline, the clean file views added
+    to the anonymous peak for `need`, each over the predicted bytes."""
+    mib = 2**20
+    child = {"baseline": {"RssAnon": 300 * mib, "RssFile": 100 * mib},
+             "peak": {"RssAnon": 1_300 * mib, "RssFile": 900 * mib, "VmHWM": 2_000 * mib},
+             "end": {"RssAnon": 800 * mib, "RssFile": 700 * mib},
+             "views": (600 * mib, 200 * mib), "model_bytes": 1_000 * mib, "seconds": 3.0}  # fmt: skip
+    x = bench.figures(child, 1_000 * mib)
+    assert x["anon_peak"] == 1_000 * mib and x["ratio_anon"] == 1.0  # 1300 - 300
+    assert x["views"] == 200 * mib and x["need"] == 1_200 * mib and x["ratio_need"] == 1.2  # clean views only
+    assert x["vmhwm"] == 1_600 * mib and x["file_peak"] == 800 * mib  # VmHWM less anon + file at the baseline
+    assert (x["final_anon"], x["final_file"]) == (500 * mib, 600 * mib)
 
 
 def test_reduced_table_reproduces_the_full_size_dit_term(bench):
     """At full size the reduced table (DiT only) gives footprint's `load` less what it adds beside the DiT (the
     offloaded VAE; CLIP stays on the GPU with FP8), so the bench compares with the model's own formula."""
-    from animate_cli.devtools.full_configs import FULL_TRANSFORMER
+    from full_configs import FULL_TRANSFORMER
 
     tab = footprint.table()
     w = tab["weights"]

@@ -1,13 +1,12 @@
 """`--compile` has no graph breaks and no recompiles in any memory mode (issue 18), counted on the CPU with
-dynamo's eager backend on a 4-block tiny DiT (devtools.compile_check). Before: 25 breaks with FP8 (diffusers'
+dynamo's eager backend on a 4-block tiny DiT (tests/support/compile_check.py). Before: 25 breaks with FP8 (diffusers'
 layerwise-casting hook around each Linear), 4 with block offloading (its onload/offload inside the compiled
 call). A compiled step equals an eager one bit for bit (the eager backend runs the traced graph as is)."""
 
 from __future__ import annotations
 
 import pytest
-
-from animate_cli.devtools import compile_check
+from support import compile_check
 
 
 @pytest.mark.parametrize(("offload", "weights_dtype"), compile_check.MODES)

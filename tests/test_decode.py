@@ -1,8 +1,8 @@
 """Streamed decode (spec §7): equal to vae.decode, 1 + 4(T-1) frames, fresh cache per chunk."""
 
 import torch
+from support.tiny_models import VAE_CONFIG
 
-from animate_cli.devtools.tiny_models import VAE_CONFIG
 from animate_cli.rollout.decode import iter_decode_frames, iter_decode_pixels, to_uint8
 from animate_cli.rollout.encode import latent_stats
 

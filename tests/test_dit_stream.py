@@ -10,8 +10,8 @@ import weakref
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from support.tiny_models import TRANSFORMER_CONFIG, write_official_lora, write_tiny_base
 
-from animate_cli.devtools.tiny_models import TRANSFORMER_CONFIG, write_official_lora, write_tiny_base
 from animate_cli.errors import WeightsInvalidError
 from animate_cli.models import dit_stream, runtime
 from animate_cli.models.lora import apply_lora

@@ -225,7 +225,7 @@ def test_sigterm_mid_chunk_then_kill9_then_the_same_command_finishes_identically
 
 @pytest.fixture(scope="module")
 def pose_inputs(tmp_path_factory):
-    from animate_cli.devtools.tiny_pose import write_tiny_pose_models
+    from support.tiny_pose import write_tiny_pose_models
 
     root = tmp_path_factory.mktemp("pose")
     write_tiny_pose_models(root / "weights" / "pose")

@@ -3,8 +3,8 @@
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from support.tiny_models import LORA_MODULES, TRANSFORMER_CONFIG, write_official_lora
 
-from animate_cli.devtools.tiny_models import LORA_MODULES, TRANSFORMER_CONFIG, write_official_lora
 from animate_cli.errors import WeightsInvalidError
 from animate_cli.models.lora import MODULE_MAP, apply_lora, convert_keys
 

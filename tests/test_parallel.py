@@ -22,10 +22,10 @@ import numpy as np
 import pytest
 import torch
 from helpers import SIZE, make_cfg
+from support.tiny_models import TRANSFORMER_CONFIG
 from typer.testing import CliRunner
 
 from animate_cli.cli import app
-from animate_cli.devtools.tiny_models import TRANSFORMER_CONFIG
 from animate_cli.models import parallel
 from animate_cli.runner import multigpu, pipeline
 

@@ -2,8 +2,8 @@
 its family's known size (RTMW/RTMPose/DWPose name, YOLOX), else a one-line weights error naming the file."""
 
 import pytest
+from support.tiny_pose import write_tiny_detector, write_tiny_pose
 
-from animate_cli.devtools.tiny_pose import write_tiny_detector, write_tiny_pose
 from animate_cli.errors import ExitCode, WeightsInvalidError
 from animate_cli.pose.estimator import DEFAULT_DET, DEFAULT_POSE, RtmlibEstimator
 

@@ -6,11 +6,11 @@ import os
 
 import numpy as np
 import pytest
+from support.tiny_pose import write_tiny_pose_models
 from typer.testing import CliRunner
 
 from animate_cli import media
 from animate_cli.cli import app
-from animate_cli.devtools.tiny_pose import write_tiny_pose_models
 from animate_cli.pose import PoseModels, PoseSettings, cached_extract_pose, find_pose_models
 
 ENV = {"COLUMNS": "300"}

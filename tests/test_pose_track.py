@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from support.tiny_pose import canonical_wholebody
 
 from animate_cli import media
-from animate_cli.devtools.tiny_pose import canonical_wholebody
 from animate_cli.errors import NoPersonDetectedError
 from animate_cli.pose import PoseOutputs, PoseSettings, extract_pose
 from animate_cli.pose import keypoints as K

@@ -6,12 +6,12 @@ import shutil
 
 import numpy as np
 import pytest
+from support import tiny_pose, tiny_wan
 from typer.testing import CliRunner
 
 from animate_cli import config as C
 from animate_cli import media
 from animate_cli.cli import app
-from animate_cli.devtools import tiny_pose, tiny_wan
 from animate_cli.errors import ExitCode
 from animate_cli.pose.choice import choose_models
 

@@ -1,7 +1,7 @@
 """`--pose-model wan` against Wan2.2-Animate's own preprocessing (issue 17).
 
 tests/data/wan_parity/ holds what the official functions (github Wan-Video/Wan2.2 @42bf4cf, run outside this
-repo: docs/pose-parity.md) produced on the tiny stand-in ONNX models of devtools/tiny_wan: raw keypoints,
+repo: docs/pose-parity.md) produced on the tiny stand-in ONNX models of tests/support/tiny_wan.py: raw keypoints,
 detector boxes, visibility decisions, the body-reuse frames, face boxes, pose frames and 512x512 face crops.
 Each case goes through `everanimate extract-pose --pose-model wan` and is compared:
   * keypoints: median error <= 0.5 px (the issue's bar; this implementation gives 0.0, bit-exact);
@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.tiny_wan import write_wan_models
 from typer.testing import CliRunner
 
 from animate_cli import media
 from animate_cli.cli import app
-from animate_cli.devtools.tiny_wan import write_wan_models
 
 DATA = Path(__file__).parent / "data" / "wan_parity"
 MANIFEST = json.loads((DATA / "manifest.json").read_text())
@@ -44,7 +44,7 @@ def _sha(path: Path) -> str:
 def wan_models(tmp_path_factory):
     paths = write_wan_models(tmp_path_factory.mktemp("wan") / "wan2.2-animate-14b")
     if (_sha(paths["det"]), _sha(paths["pose"])) != (MANIFEST["det_sha256"], MANIFEST["pose_sha256"]):
-        pytest.fail("devtools/tiny_wan builds other models than the golden data was made with: "
+        pytest.fail("tests/support/tiny_wan.py builds other models than the golden data was made with: "
                     "regenerate tests/data/wan_parity (docs/pose-parity.md)")  # fmt: skip
     return paths
 

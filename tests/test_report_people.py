@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from conftest import write_video
 from PIL import Image
+from support.tiny_pose import canonical_wholebody
 
-from animate_cli.devtools.tiny_pose import canonical_wholebody
 from animate_cli.report import ReportOptions, make_report
 from animate_cli.report import settings as S
 from animate_cli.report.people import Person, face_descriptor, face_similarity, pck

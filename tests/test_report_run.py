@@ -15,15 +15,8 @@ from animate_cli.rollout.plan import make_plan
 from animate_cli.runner import pipeline
 
 
-@pytest.fixture(scope="module")
-def ran(tiny_weights, media_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "a.mp4"
-    cfg = make_cfg(media_dir, tiny_weights, out)
-    return cfg, pipeline.run(cfg)
-
-
-def test_run_writes_the_report_with_its_plans_joins(ran):
-    cfg, summary = ran
+def test_run_writes_the_report_with_its_plans_joins(tiny_run):
+    cfg, summary = tiny_run.cfg, tiny_run.summary
     plan = make_plan(cfg.frames, cfg.width, cfg.height, 40, cfg.steps, cfg.seed)
     json_path, png_path = report_paths(cfg.out)
     assert summary.report["json"] == str(json_path) and png_path.stat().st_size > 10_000
@@ -37,8 +30,8 @@ def test_run_writes_the_report_with_its_plans_joins(ran):
     assert side["chunks"] == [[0, 77], [77, 150], [150, 160]] and side["seam_fix"] == "none"
 
 
-def test_inspect_later_reads_the_runs_record(ran, tmp_path):
-    cfg, _ = ran
+def test_inspect_later_reads_the_runs_record(tiny_run, tmp_path):
+    cfg = tiny_run.cfg
     again = make_report(cfg.out, ReportOptions(overwrite=True, people=False))
     report = json.loads(again.json_path.read_text())
     assert report["chunks"]["starts"] == [0, 77, 150] and "a.chunks.json" in report["chunks"]["source"]
@@ -55,7 +48,7 @@ def test_no_report_and_an_old_report_is_left_alone(tiny_weights, media_dir, tmp_
     assert out2.exists()  # the run itself succeeded
 
 
-def test_seam_fix_run(tiny_weights, media_dir, tmp_path, ran):
+def test_seam_fix_run(tiny_weights, media_dir, tmp_path, tiny_run):
     out = tmp_path / "fix.mp4"
     cfg = make_cfg(media_dir, tiny_weights, out, seam_fix="color")
     summary = pipeline.run(cfg)
@@ -63,7 +56,7 @@ def test_seam_fix_run(tiny_weights, media_dir, tmp_path, ran):
     report = json.loads(report_paths(out)[0].read_text())
     assert report["chunks"]["seam_fix_in_video"] == "color" and summary.report["joins"] == 2
     # chunk 0 has no join before it: its frames are the run's without the fix
-    base = frames_of(ran[0].out)
+    base = tiny_run.frames
     assert (frames_of(out)[:77] == base[:77]).all()
     # the fix changes the frames, so a saved run without it is not resumed with it
     with pytest.raises(ResumeMismatchError):

@@ -18,13 +18,6 @@ from animate_cli import media
 from animate_cli.runner import pipeline
 
 
-@pytest.fixture(scope="module")
-def baseline(tiny_weights, media_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("base") / "a.mp4"
-    summary = pipeline.run(make_cfg(media_dir, tiny_weights, out))
-    return summary, frames_of(out)
-
-
 def test_console_script_end_to_end(tiny_weights, media_dir, tmp_path):
     out = tmp_path / "cli.mp4"
     exe = Path(sys.executable).with_name("everanimate")
@@ -49,8 +42,8 @@ def test_console_script_end_to_end(tiny_weights, media_dir, tmp_path):
     assert abs(info.duration - 6.4) < 0.1
 
 
-def test_same_inputs_give_identical_frames(baseline, tiny_weights, media_dir, tmp_path):
-    _, frames_a = baseline
+def test_same_inputs_give_identical_frames(tiny_run, tiny_weights, media_dir, tmp_path):
+    frames_a = tiny_run.frames
     out = tmp_path / "b.mp4"
     pipeline.run(make_cfg(media_dir, tiny_weights, out))
     frames_b = frames_of(out)
@@ -59,8 +52,8 @@ def test_same_inputs_give_identical_frames(baseline, tiny_weights, media_dir, tm
     assert frames_a.std() > 1.0  # not a blank video
 
 
-def test_interrupted_run_resumes_to_identical_frames(baseline, tiny_weights, media_dir, tmp_path):
-    _, frames_a = baseline
+def test_interrupted_run_resumes_to_identical_frames(tiny_run, tiny_weights, media_dir, tmp_path):
+    frames_a = tiny_run.frames
     out = tmp_path / "r.mp4"
     cfg = make_cfg(media_dir, tiny_weights, out)
 
@@ -78,8 +71,8 @@ def test_interrupted_run_resumes_to_identical_frames(baseline, tiny_weights, med
     assert np.array_equal(frames_of(out), frames_a)
 
 
-def test_longer_run_extends_a_finished_one(baseline, tiny_weights, media_dir, tmp_path):
-    _, frames_a = baseline
+def test_longer_run_extends_a_finished_one(tiny_run, tiny_weights, media_dir, tmp_path):
+    frames_a = tiny_run.frames
     out = tmp_path / "e.mp4"
     pipeline.run(make_cfg(media_dir, tiny_weights, out))
     summary = pipeline.run(make_cfg(media_dir, tiny_weights, out, frames=230, overwrite=True))
@@ -120,7 +113,7 @@ def test_odd_reference_images_work(tiny_weights, media_dir, tmp_path):
 
 
 def test_raw_driving_video_uses_the_pose_stage_and_its_cache(tiny_weights, media_dir, tmp_path):
-    from animate_cli.devtools.tiny_wan import draw_person
+    from support.tiny_wan import draw_person
 
     driving = tmp_path / "person.mp4"  # a figure the tiny Wan pose models (the default pose model) see
     with media.VideoWriter(driving, 160, 120, 25.0) as w:

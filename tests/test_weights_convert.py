@@ -190,7 +190,7 @@ def test_download_converts_shard_by_shard(tmp_path, tiny_transformer, monkeypatc
 
 
 def test_tiny_weights_pass_the_same_completeness_check(tmp_path):
-    from animate_cli.devtools.tiny_models import write_tiny_weights
+    from support.tiny_models import write_tiny_weights
 
     root = write_tiny_weights(tmp_path / "tiny")
     # the tiny set holds the rtmw pose stand-ins only (the wan ones come with the wan pose stage)

@@ -156,9 +156,9 @@ def test_onnx_check_messages(tmp_path):
 
 def test_extract_pose_with_a_truncated_pose_model_is_a_one_line_exit_4(tmp_path):
     import numpy as np
+    from support.tiny_pose import write_tiny_pose_models
 
     from animate_cli import media
-    from animate_cli.devtools.tiny_pose import write_tiny_pose_models
 
     models = write_tiny_pose_models(tmp_path / "weights" / "pose")
     models["pose"].write_bytes(models["pose"].read_bytes()[:-1000])  # an interrupted copy, starts like an ONNX

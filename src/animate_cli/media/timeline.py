@@ -8,7 +8,7 @@ Every stage reads video by time, through one rule (docs/video-time.md has the wh
     like np.round; Wan's float expression breaks such ties either way by rounding noise).
 
 On a constant-frame-rate source this is Wan's map (exactly, away from those ties) (`idx_k = round_half_even(k / fps_out * fps_in)`,
-pose spec §1.6); on a variable-rate one (phones) it keeps real time where an index map drifts. The
+docs/model-facts.md, frame timing); on a variable-rate one (phones) it keeps real time where an index map drifts. The
 number of output frames is Wan's `int(duration * fps_out)`, with the duration taken from the timestamps:
 the last frame's time plus its duration (the previous gap when the container gives none).
 

@@ -21,7 +21,7 @@ from animate_cli import config as C
 from animate_cli.errors import BadInputError
 from animate_cli.media.timeline import Timeline, timeline_from_decoder, timeline_from_packets
 
-CRF = 16  # visually lossless H.264; keeps the black pose background < 20 after decode (pose spec §2)
+CRF = 16  # visually lossless H.264; keeps the black pose background <= 20 after decode (docs/model-facts.md)
 READ_BRIDGE_FRAMES = 30  # read_frames_at decodes through gaps up to this long rather than seek again (~1 s)
 
 
@@ -232,7 +232,7 @@ def load_image(path: Path) -> np.ndarray:
 
 
 def resize(frame: np.ndarray, width: int, height: int, resample: str = "bicubic") -> np.ndarray:
-    """Stretch-resize (no crop), PIL filter; used for the reference image (spec §9.8)."""
+    """Stretch-resize (no crop), PIL filter; used for the reference image (docs/model-facts.md, resizing the inputs)."""
     from PIL import Image
 
     if frame.shape[1] == width and frame.shape[0] == height:
@@ -242,7 +242,7 @@ def resize(frame: np.ndarray, width: int, height: int, resample: str = "bicubic"
 
 
 def center_crop_resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Centre-crop to the target aspect, then resize (DiffSynth's crop_and_resize for pose/face frames)."""
+    """Centre-crop to the target aspect, then resize, as DiffSynth's crop_and_resize does pose/face frames (docs/model-facts.md)."""
     h, w = frame.shape[:2]
     if (w, h) == (width, height):
         return frame

@@ -1,8 +1,8 @@
-"""Predicted peak GPU memory, host memory and relative DiT speed of a run, per memory mode (issue 8).
+"""Predicted peak GPU memory, host memory and relative DiT speed of a run, per memory mode (docs/memory-model.md).
 
 No torch: `run --dry-run` and the device check read a shipped table, `footprint_table.json`, which
 `scripts/make_footprint_table.py` measures by running the real diffusers modules at full size on fake
-tensors (animate_cli.devtools.measure_footprint; a test re-measures it and compares). The table holds
+tensors (benchmarks/measure_footprint.py in the source tree; a test re-measures it and compares). The table holds
 
     weights      bytes per model (size-independent): the DiT in bf16 and with FP8 linears (blocks, face adapters), split
                  into diffusers' block-level offload groups (with their pinned-host sizes); VAE, CLIP, umT5
@@ -72,9 +72,10 @@ POSE_ORT_GIB = 1.5
 # initialised and cuBLAS/cuDNN loaded add ~2 GiB in common reports. An assumption, with headroom, until a GPU
 # run measures it.
 HOST_BASELINE_GIB = 3.0
-# What the loader does to host RAM (models.load_models, runtime.offload_blocks). Each switch names a cost the
-# loader used to have; False = the loader avoids it now (scripts/make_footprint_table.py --readme prints the
-# host figures with each one switched back on). None of this has been measured on a GPU machine yet.
+# What the loader does to host RAM (models.load_models, runtime.offload_blocks). Each switch below names a cost the
+# loader avoids; False is what it does. Switched on, the model adds that cost (scripts/make_footprint_table.py
+# --readme prints the host figures with each one on; docs/memory-model.md tells how each was removed). None of
+# this has been measured on a GPU machine yet.
 #
 # torch's pinned allocator rounds each allocation up to a power of two while it is at most
 # `pinned_max_round_threshold_mb` (ATen/core/CachingHostAllocator.h; default: no limit), and diffusers pins
@@ -93,17 +94,17 @@ PIN_WHILE_PAGEABLE = False
 # still load on the CPU and are moved, one after the other. Not modelled: the checkpoint's file mapping
 # (page cache the kernel can reclaim) that each tensor is read from.
 LOAD_VIA_HOST_BF16 = False
-# FP8 (either offload mode): the DiT used to be materialised in bf16 on the host, its LoRA fused there and the
-# Linears cast afterwards, so the whole bf16 DiT was on the host at the start of the cast. dit_stream.load_dit
-# now reads it tensor by tensor, fusing and casting each weight on its way to its home: the transient is one
-# read bf16 tensor and its FP8 copy (the fuse itself runs on the GPU).
+# FP8 (either offload mode): materialising the DiT in bf16 on the host, fusing its LoRA there and casting the
+# Linears afterwards would hold the whole bf16 DiT on the host at the start of the cast. dit_stream.load_dit
+# reads it tensor by tensor, fusing and casting each weight on its way to its home: the transient is one read
+# bf16 tensor and its FP8 copy (the fuse itself runs on the GPU).
 FP8_CAST_ON_HOST = False
 # `blocks` + FP8: CLIP would be offloaded like the VAE (1.2 GiB of host RAM for the whole run); it stays on the
 # GPU instead (clip_resident says why).
 CLIP_OFFLOADED = False
 # The EverAnimate LoRA is read whole (bf16, rank 32: 0.29 GiB) before the DiT's weights are fused with it;
 # dit_stream frees each pair once fused.
-LORA_RANK = 32  # the released files (spec §5.2)
+LORA_RANK = 32  # the released files (docs/model-facts.md, LoRA rank)
 
 # --- speed ---------------------------------------------------------------------------------------
 H2D_PINNED_GBPS = 24.0  # PCIe 4.0 x16, pinned host->device: ~24-26 GB/s measured of 32 GB/s nominal
@@ -219,10 +220,10 @@ def _gpu_phases(tab: dict, tokens: int, offload: str, wd: str) -> dict:
 def clip_resident(offload: str, weights_dtype: str) -> bool:
     """Whether CLIP stays on the GPU for the whole run rather than visiting it only while it runs.
 
-    `none`: as everything. `blocks` + FP8: yes; that mode is the one for machines short of host RAM (issue 8:
-    <= 22 GB), CLIP runs every chunk anyway, and its 1.2 GiB still leave 720p within a 16 GB card. `blocks` +
-    bf16: no; it needs ~36 GiB of host RAM either way, and on the GPU those 1.2 GiB decide whether 720p fits a
-    16 GB card. models.load_models places CLIP by this rule; the memory model counts it the same way."""
+    `none`: as everything. `blocks` + FP8: yes; that mode is the one for machines short of host RAM (<= 22 GB,
+    docs/memory-model.md), CLIP runs every chunk anyway, and its 1.2 GiB still leave 720p within a 16 GB card.
+    `blocks` + bf16: no; it needs ~36 GiB of host RAM either way, and on the GPU those 1.2 GiB decide whether 720p
+    fits a 16 GB card. models.load_models places CLIP by this rule; the memory model counts it the same way."""
     return offload == "none" or (weights_dtype == "fp8" and not CLIP_OFFLOADED)
 
 
@@ -255,7 +256,7 @@ def _host_phases(tab: dict, offload: str, wd: str, pinned_rounded: bool = False)
     lora = lora_bytes(tab)
     largest = dit["dim"] * dit["ffn_dim"]  # elements of the largest DiT weight (an FFN matrix)
     # dit_stream: one tensor in flight, as read (bf16) and as stored (its fused bf16 or FP8 copy); the fuse's
-    # fp32 product is on the GPU. The old FP8 path: the bf16 DiT, then cast in place (FP8_CAST_ON_HOST).
+    # fp32 product is on the GPU. With FP8_CAST_ON_HOST: the bf16 DiT, then cast in place.
     stream = (2 + (1 if wd == "fp8" else 2)) * largest
     fp8_via_bf16 = wd == "fp8" and FP8_CAST_ON_HOST
     if offload == "none":

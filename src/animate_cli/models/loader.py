@@ -14,8 +14,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from animate_cli.errors import WeightsInvalidError
+
+if TYPE_CHECKING:  # heavy libraries stay out of `import animate_cli`
+    import torch
+    from diffusers import AutoencoderKLWan, WanAnimateTransformer3DModel
+    from transformers import CLIPVisionModel
+
+    from animate_cli.models.runtime import Prepared
 
 
 @dataclass(frozen=True)
@@ -32,14 +40,14 @@ class LoadOptions:
 
 @dataclass
 class Models:
-    transformer: object  # WanAnimateTransformer3DModel, LoRA fused, eval, on device (or offloaded)
-    vae: object  # AutoencoderKLWan
-    image_encoder: object  # CLIPVisionModel
-    device: object  # torch.device the models compute on (device.execution_device of each)
-    dtype: object  # torch dtype of transformer/vae/clip compute
+    transformer: WanAnimateTransformer3DModel  # LoRA fused, eval, on device (or offloaded)
+    vae: AutoencoderKLWan
+    image_encoder: CLIPVisionModel
+    device: torch.device  # where the models compute (device.execution_device of each)
+    dtype: torch.dtype  # compute dtype of transformer/vae/clip
     lora_modules: int = 0
     options: LoadOptions = field(default_factory=LoadOptions)
-    prepared: object = None  # runtime.Prepared: attention backend used, FP8 layer count, compile timer
+    prepared: Prepared | None = None  # attention backend used, FP8 layer count, compile timer
 
     def summary(self) -> dict:
         """The memory/speed settings in effect, for the run summary and --json."""

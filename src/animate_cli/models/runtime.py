@@ -119,7 +119,7 @@ def offload_blocks(transformer, vae, image_encoder, device) -> None:
         models.append((image_encoder, {"block_modules": ["vision_model", "encoder"]}))
     for module, extra in models:
         blocks = extra.get("block_modules", getattr(module, "_group_offload_block_modules", None))
-        if kw["onload_device"].type == "cuda":  # pinned memory is CUDA's (the tests offload onto the CPU)
+        if kw["onload_device"].type == "cuda":  # pinned host memory is CUDA's; onto the CPU there is nothing to pin
             check_pinned_sizes()  # exact sizes before the first weight is pinned (cached: device.choose checked)
             pin_in_place(streamed_tensors(module, blocks))  # before diffusers builds its groups: see pin_in_place
         apply_group_offloading(module, **kw, **extra)
@@ -177,13 +177,13 @@ def offload_text_encoder(text_encoder, device) -> None:
 
 
 # --- regional compile --------------------------------------------------------------------------------
-# What used to break the compiled blocks into pieces (counted on the CPU with dynamo's eager backend on a 4-block
-# tiny DiT, tests/test_compile.py): FP8 layerwise casting, 25 graph breaks (diffusers' hook casts the module's
-# parameters with `module.to()` around each Linear, which dynamo cannot trace: `nn.Parameter()`), and block
-# offloading, 4 (diffusers' onload/offload are `torch.compiler.disable`d and ran inside the compiled call, since
-# `compile_repeated_blocks` compiles the hook-wrapped `Module.__call__`). Both are kept out of the graph now:
-# FP8 Linears cast their weight inside their own forward (a traceable op, fused by inductor), and only the
-# block's own forward is compiled, before the offload hooks wrap it. 0 breaks and 0 recompiles in every mode.
+# Two diffusers mechanisms would break the compiled blocks into pieces (counted on the CPU with dynamo's eager backend
+# on a 4-block tiny DiT, tests/test_compile.py; docs/gpu-check.md): FP8 layerwise casting, 25 graph breaks (its hook
+# casts the module's parameters with `module.to()` around each Linear, which dynamo cannot trace: `nn.Parameter()`),
+# and block offloading, 4 (its onload/offload are `torch.compiler.disable`d, and `compile_repeated_blocks` compiles
+# the hook-wrapped `Module.__call__`, so they would run inside the compiled call). Both stay out of the graph: FP8
+# Linears cast their weight inside their own forward (a traceable op, fused by inductor), and only the block's own
+# forward is compiled, before the offload hooks wrap it. 0 breaks and 0 recompiles in every mode.
 LAYERWISE_CASTING_HOOK = "layerwise_casting"  # diffusers.hooks.layerwise_casting's hook name (0.42)
 
 

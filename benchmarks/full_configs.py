@@ -1,5 +1,5 @@
 """Full-size configs of the Wan2.2-Animate-14B model set, shared by `benchmarks/bench_gpu.py` (random
-weights on a GPU) and `devtools/measure_footprint.py` (fake tensors, no memory). No torch import here.
+weights on a GPU) and `benchmarks/measure_footprint.py` (fake tensors, no memory). No torch import here.
 
 Each dict is the keyword arguments of the real class's constructor; the sources are cited per entry.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 # diffusers' WanAnimateTransformer3DModel config of Wan-AI/Wan2.2-Animate-14B-Diffusers, as written by
 # huggingface/diffusers scripts/convert_wan_to_diffusers.py (model_type "Wan2.2-Animate-14B",
-# `diffusers_config`, commit 2843b3d3); spec §5.6 lists the same key values. Motion-encoder channel
+# `diffusers_config`, commit 2843b3d3). Motion-encoder channel
 # sizes are left at the class default (WAN_ANIMATE_MOTION_ENCODER_CHANNEL_SIZES), as the script does.
 # 17.27 B parameters (a meta-device count), 34.5 GB in bf16.
 FULL_TRANSFORMER = dict(

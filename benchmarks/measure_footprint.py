@@ -25,9 +25,9 @@ import contextlib
 import weakref
 
 import numpy as np
+from full_configs import FULL_CLIP, FULL_TRANSFORMER, FULL_UMT5, FULL_VAE, IMAGE_TOKENS
 
 from animate_cli import config as C
-from animate_cli.devtools.full_configs import FULL_CLIP, FULL_TRANSFORMER, FULL_UMT5, FULL_VAE, IMAGE_TOKENS
 
 CUDA_BLOCK = 512  # the CUDA caching allocator rounds every allocation up to a multiple of 512 bytes
 # Fake CPU tensors, not fake CUDA ones: torch 2.13's FakeTensorMode does create fake CUDA tensors on a CPU-only
@@ -398,7 +398,7 @@ def measure(sizes: list[tuple[int, int]]) -> dict:
         })  # fmt: skip
     cfg = FULL_TRANSFORMER
     return {
-        "about": "GPU/host memory model inputs, measured by animate_cli.devtools.measure_footprint "
+        "about": "GPU/host memory model inputs, measured by benchmarks/measure_footprint.py "
         "(real modules, full size, fake tensors). Regenerate: python scripts/make_footprint_table.py",
         "torch": torch.__version__.split("+")[0], "diffusers": diffusers.__version__, "fake_device": FAKE_DEVICE,
         "dit": {"num_layers": cfg["num_layers"], "dim": cfg["num_attention_heads"] * cfg["attention_head_dim"],

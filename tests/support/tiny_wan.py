@@ -1,4 +1,4 @@
-"""Tiny ONNX stand-ins for Wan2.2-Animate's official pose models, with their I/O signatures (issue 17).
+"""Tiny ONNX stand-ins for Wan2.2-Animate's official pose models, with their I/O signatures (docs/wan-pose.md).
 
 * detector (YOLOv10m end-to-end): `images` (1, 3, 640, 640) RGB/255 -> `output0` (1, 300, 6) rows
   [x1, y1, x2, y2, score, class] in 640x640 pixels. A "person" is reddish (R - B > 0.15, B - R would not
@@ -162,7 +162,7 @@ def write_wan_detector(path: Path) -> Path:
 
 def _priors() -> np.ndarray:
     """(133, 64, 48) float32 Gaussian priors at the canonical keypoints of a standing person's crop."""
-    from animate_cli.devtools.tiny_pose import canonical_wholebody
+    from .tiny_pose import canonical_wholebody
 
     uv, _ = canonical_wholebody()
     hh, ww = HEAT_HW

@@ -22,7 +22,7 @@ TRANSFORMER_CONFIG = dict(
     inject_face_latents_blocks=2,
 )  # fmt: skip
 VAE_CONFIG = dict(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True])
-# Official EverAnimate module names (DiffSynth WanModel) per block; spec §5.3.
+# Official EverAnimate module names (DiffSynth WanModel) per block (docs/model-facts.md, LoRA target modules).
 LORA_MODULES = ("self_attn.q", "self_attn.k", "self_attn.v", "self_attn.o", "cross_attn.q", "cross_attn.k",
                 "cross_attn.v", "cross_attn.o", "ffn.0", "ffn.2")  # fmt: skip
 
@@ -100,10 +100,10 @@ def write_tiny_weights(root: Path, with_pose: bool = True) -> Path:
     for i, rel in enumerate(C.LORA_BY_RESOLUTION.values()):
         write_official_lora(root / "everanimate" / rel, TRANSFORMER_CONFIG, seed=1 + i)
     if with_pose:
-        from animate_cli.devtools import tiny_pose
+        from . import tiny_pose
 
         tiny_pose.write_tiny_pose_models(root / "pose")
-        from animate_cli.devtools import tiny_wan
+        from . import tiny_wan
 
         tiny_wan.write_wan_models(root / BASE_DIRNAME)  # Wan's process_checkpoint: the default pose model
     (root / ".complete").write_text("tiny random weights for tests; not a real model\n")

@@ -1,4 +1,4 @@
-"""Graph breaks and recompiles of `--compile` (regional compile of the DiT's blocks), per memory mode (issue 18).
+"""Graph breaks and recompiles of `--compile` (regional compile of the DiT's blocks), per memory mode (docs/gpu-check.md).
 
 A graph break splits the compiled block into pieces run with Python in between; a recompile past dynamo's limit
 (8 per code object) makes it give up and run eager -- both silently. `count_mode` sets a DiT up the way
@@ -54,11 +54,11 @@ def counting():
 
 
 def tiny_dit(num_layers: int = TINY_BLOCKS, seed: int = 0):
-    """The tiny test DiT (devtools.tiny_models' config) with `num_layers` blocks, random bf16 weights, eval."""
+    """The tiny test DiT (tiny_models.TRANSFORMER_CONFIG) with `num_layers` blocks, random bf16 weights, eval."""
     import torch
     from diffusers import WanAnimateTransformer3DModel
 
-    from animate_cli.devtools.tiny_models import TRANSFORMER_CONFIG
+    from .tiny_models import TRANSFORMER_CONFIG
 
     torch.manual_seed(seed)
     cfg = dict(TRANSFORMER_CONFIG, num_layers=num_layers)

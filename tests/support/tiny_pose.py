@@ -1,4 +1,4 @@
-"""Tiny ONNX stand-ins for the pose models, with rtmlib's real I/O signature (engineering notes §3.4).
+"""Tiny ONNX stand-ins for the pose models, with rtmlib's real I/O signature (rtmlib 0.0.16).
 
 * detector (YOLOX-m HumanArt layout, NMS inside the graph): `input` (1, 3, 640, 640) float ->
   `dets` (1, N, 5) [x1, y1, x2, y2, score] in 640-letterbox pixels, `labels` (1, N) int64.

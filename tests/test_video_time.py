@@ -138,6 +138,7 @@ def test_start_offset_and_seconds_are_source_time(clips, tmp_path):
 
 def test_long_source_short_request_then_longer_continues(clips, tmp_path, monkeypatch):
     from support.tiny_pose import write_tiny_pose_models
+
     from animate_cli.pose import stage
 
     files = write_tiny_pose_models(tmp_path / "w")  # hashed into the cache key; CodeReader does the work

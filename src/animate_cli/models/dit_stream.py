@@ -32,7 +32,6 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from animate_cli.errors import WeightsInvalidError

@@ -85,7 +85,9 @@ class LoraReport:
         """One line for the run summary."""
         not_placed = (f"; {len(self.unplaced)} keys not placed (first: {', '.join(self.unplaced[:SHOWN_KEYS])})"
                       if self.unplaced else "; every tensor placed")  # fmt: skip
-        return f"LoRA {Path(self.file).name} x{self.scale:g}: {self.tensors_in} tensors, {self.modules} modules patched{not_placed}"
+        return (
+            f"LoRA {Path(self.file).name} x{self.scale:g}: {self.tensors_in} tensors, {self.modules} modules patched{not_placed}"
+        )
 
 
 @dataclass

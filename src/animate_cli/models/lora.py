@@ -137,7 +137,7 @@ def group_modules(state: dict) -> tuple[dict[str, _Module], list[str]]:
     return modules, odd
 
 
-def _kohya_readings(module: str) -> list[str]:
+def kohya_readings(module: str) -> list[str]:
     """`lora_unet_blocks_0_self_attn_q` -> every dotted reading: an underscore next to a number is a dot,
     any other may be either (tried in order; the caller keeps the first that names a model tensor)."""
     segs = module.removeprefix(KOHYA_PREFIX).split("_")
@@ -168,7 +168,7 @@ class Targets:
     def resolve(self, module: str, leaf: str, tensor) -> dict:
         if not module.startswith(KOHYA_PREFIX):
             return self.convert(module, leaf, tensor)
-        for reading in _kohya_readings(module):
+        for reading in kohya_readings(module):
             if out := self.convert(reading, leaf, tensor):
                 return out
         return {}

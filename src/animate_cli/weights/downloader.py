@@ -24,6 +24,7 @@ from animate_cli.weights.hub import Fetcher, HubFetcher, hub_error, hub_offline,
 from animate_cli.weights.installed import file_ok, list_names, nonempty, problem_onnx, problems, size_on_disk
 from animate_cli.weights.onnx_check import onnx_problem
 from animate_cli.weights.registry import (
+    DEFAULT_PARTS,
     EXAMPLE_FILES,
     EXAMPLES_PREFIX,
     GB,
@@ -151,7 +152,7 @@ def _example_items(fetch: Fetcher, revision: str, online: bool) -> tuple[list[It
 
 def download(
     weights_dir: Path,
-    only: Iterable[str] = PARTS,
+    only: Iterable[str] = DEFAULT_PARTS,
     resolution: str = "480p",
     revision: dict[str, str] | None = None,
     dry_run: bool = False,

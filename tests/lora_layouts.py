@@ -28,7 +28,10 @@ OUTER_LINEARS = {
     "time_projection.1": "condition_embedder.time_proj",
     "img_emb.proj.1": "condition_embedder.image_embedder.ff.net.0.proj", "img_emb.proj.3": "condition_embedder.image_embedder.ff.net.2",
 }  # fmt: skip
-OUTER_NORMS = {"img_emb.proj.0": "condition_embedder.image_embedder.norm1", "img_emb.proj.4": "condition_embedder.image_embedder.norm2"}
+OUTER_NORMS = {
+    "img_emb.proj.0": "condition_embedder.image_embedder.norm1",
+    "img_emb.proj.4": "condition_embedder.image_embedder.norm2",
+}
 # Animate's face adapter (names of the Wan2.2-Animate-14B checkpoint itself; linear1_kv is split into to_k | to_v)
 FACE_LINEARS = {"linear1_q": "to_q", "linear2": "to_out"}
 FACE_NORMS = {"q_norm": "norm_q", "k_norm": "norm_k"}
@@ -87,7 +90,10 @@ def standin(layout: str, shapes: dict, rank: int = 4, seed: int = 0) -> tuple[di
             if not has(target):
                 continue
             if layout == "lightx2v":  # lora_down/up (no alpha) + the bias delta
-                w.lora((f"diffusion_model.blocks.{i}.{orig}.lora_down.weight", f"diffusion_model.blocks.{i}.{orig}.lora_up.weight"), target)
+                w.lora(
+                    (f"diffusion_model.blocks.{i}.{orig}.lora_down.weight", f"diffusion_model.blocks.{i}.{orig}.lora_up.weight"),
+                    target,
+                )
                 w.diff(f"diffusion_model.blocks.{i}.{orig}.diff_b", f"{target}.bias")
             elif layout == "comfy":
                 w.lora((f"diffusion_model.blocks.{i}.{orig}.lora_down.weight", f"diffusion_model.blocks.{i}.{orig}.lora_up.weight"),
@@ -125,7 +131,9 @@ def _face_adapter(w: _Writer, shapes: dict) -> None:
         for orig, diff in FACE_LINEARS.items():
             w.lora((f"{src}.{orig}.lora_down.weight", f"{src}.{orig}.lora_up.weight"), f"{dst}.{diff}")
         out = shapes[f"{dst}.to_k.weight"][0]
-        a, b, _ = w.lora((f"{src}.linear1_kv.lora_down.weight", f"{src}.linear1_kv.lora_up.weight"), f"{dst}.to_k", out_rows=2 * out)
+        a, b, _ = w.lora(
+            (f"{src}.linear1_kv.lora_down.weight", f"{src}.linear1_kv.lora_up.weight"), f"{dst}.to_k", out_rows=2 * out
+        )
         w.expect[-1] = Expect(f"{dst}.to_k.weight", "lora", b, a, rows=slice(0, out))
         w.expect.append(Expect(f"{dst}.to_v.weight", "lora", b, a, rows=slice(out, 2 * out)))
         for orig, diff in FACE_NORMS.items():

@@ -25,7 +25,10 @@ def _write_base(folder, **extra):
 def bases(tmp_path_factory):
     """`kv`: the tiny model with the image K/V projections of the 14B (added_kv_proj_dim); `plain`: without."""
     root = tmp_path_factory.mktemp("lora_formats")
-    return {"kv": _write_base(root / "kv", added_kv_proj_dim=TRANSFORMER_CONFIG["image_dim"]), "plain": _write_base(root / "plain")}
+    return {
+        "kv": _write_base(root / "kv", added_kv_proj_dim=TRANSFORMER_CONFIG["image_dim"]),
+        "plain": _write_base(root / "plain"),
+    }
 
 
 def _load(base, loras, dtype=torch.float32):
@@ -118,7 +121,9 @@ def test_keys_for_modules_the_model_lacks_are_named_and_too_many_is_exit_4(bases
     state, _ = standin("lightx2v", _shapes(kv))
     path = _save(state, tmp_path / "i2v.safetensors")
     # on a model without image K/V projections, k_img / v_img / norm_k_img (7 of 44 per block) have no place
-    with pytest.raises(WeightsInvalidError, match=r"14 of 116 tensors have no place .* \(first: diffusion_model\.blocks\.0\.cross_attn\.k_img"):
+    with pytest.raises(
+        WeightsInvalidError, match=r"14 of 116 tensors have no place .* \(first: diffusion_model\.blocks\.0\.cross_attn\.k_img"
+    ):
         _load(bases["plain"], [(path, 1.0)])
     # a couple of foreign tensors (under the documented share) are named, the rest is fused
     few = dict(state, **{"diffusion_model.vace_blocks.0.proj.lora_down.weight": torch.zeros(4, 24),

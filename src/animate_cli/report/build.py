@@ -17,6 +17,7 @@ import numpy as np
 
 from animate_cli import media
 from animate_cli.errors import OutputExistsError
+from animate_cli.models.fast import DRAFT_COMMENT
 from animate_cli.progress import NullReporter, Reporter
 from animate_cli.report import settings as S
 from animate_cli.report.figures import drift_figures, drift_series, headline, seam_figures
@@ -85,12 +86,15 @@ def make_report(video: Path, *, driving: Path | None = None, ref: Path | None = 
     seams = seam_figures(scan, layout, fps)
     drift = drift_figures(scan, layout, ref_lab, person_lab)
     head = headline(seams, drift, identity, pose)
+    comment = media.comment_tag(video)  # a --fast output is marked as a draft in its comment tag (models/fast.py)
+    head["draft"] = comment.startswith(DRAFT_COMMENT)
     report = {
         "schema": S.SCHEMA,
         "video": str(video.resolve()),
         "frames": scan.frames,
         "fps": fps,
         "size": [info.width, info.height],
+        "comment": comment,
         "chunks": {
             "source": layout.source,
             "starts": list(layout.starts),
@@ -120,7 +124,9 @@ def make_report(video: Path, *, driving: Path | None = None, ref: Path | None = 
     from animate_cli.report.sheet import draw
 
     br = scan.stats[:, 0] - scan.stats[slice(*layout.bounds[0]), 0].mean()
-    title = f"{video.name}: {scan.frames} frames, {len(layout.starts)} chunks ({layout.source})"
+    title = (
+        "DRAFT (--fast) " if head["draft"] else ""
+    ) + f"{video.name}: {scan.frames} frames, {len(layout.starts)} chunks ({layout.source})"
     draw(png_path, video, fps, layout, seams, drift_series(scan, layout), br, identity, pose, title)
     reporter.advance("picture")
     timings["picture"] = time.monotonic() - t2

@@ -254,7 +254,9 @@ def file_ok(path: Path) -> bool:
     return True
 
 
-def check(weights_dir: Path, parts: Iterable[str] = DEFAULT_PARTS, resolution: str = "480p", pose_model: str | None = None) -> dict:
+def check(
+    weights_dir: Path, parts: Iterable[str] = DEFAULT_PARTS, resolution: str = "480p", pose_model: str | None = None
+) -> dict:
     """What is installed, without the network: the structural check plus the manifest's commits
     (for `download-weights --check`, `run --dry-run` and run summaries). `pose_model` narrows the pose
     part to the models one pose model needs (None: every pose file download-weights fetches)."""

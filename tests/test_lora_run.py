@@ -118,3 +118,23 @@ def test_fast_flags_and_a_missing_distill_lora_are_one_line_errors(tiny_weights,
     assert "step-distill LoRA" in r.output and "everanimate download-weights" in r.output and "--only fast" in r.output
     assert "Traceback" not in r.output
     assert fast.resolve_steps(None, False) == 20 and fast.resolve_steps(None, True) == 4 and fast.resolve_steps(6, True) == 6
+
+
+def test_download_weights_only_fast_fetches_the_distill_lora_and_check_lists_it(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+    from test_weights import CLI_ENV, FakeHub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # the fake Hub answers
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+    from animate_cli import weights as W
+
+    hub = FakeHub()
+    report = W.download(tmp_path, ("fast",), fetch=hub)
+    assert report.complete and [f.item.dest for f in report.files] == [FAST_ITEMS[0].dest]
+    assert (tmp_path / FAST_ITEMS[0].dest).is_file() and {c[1] for c in hub.calls} == {"Kijai/WanVideo_comfy"}
+    assert fast.distill_lora(tmp_path) == tmp_path / FAST_ITEMS[0].dest
+    assert not any(f.item.part == "fast" for f in W.download(tmp_path / "d", dry_run=True, fetch=FakeHub()).files)  # opt-in
+    r = CliRunner().invoke(app, ["download-weights", "--dir", str(tmp_path), "--only", "fast", "--check", "--json"], env=CLI_ENV)
+    out = json.loads(r.stdout)
+    assert r.exit_code == 0 and out["complete"] and [f["path"] for f in out["files"]] == [FAST_ITEMS[0].dest]

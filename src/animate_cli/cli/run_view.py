@@ -7,17 +7,6 @@ from animate_cli.cli.common import err_console
 from animate_cli.cli.run_config import canvas_dict
 
 
-def lora_line(entry: dict) -> str:
-    """A LoRA's summary line from its --json entry (models.lora.LoraReport.to_dict)."""
-    from pathlib import Path
-
-    shown = ", ".join(entry["first_not_placed"])
-    rest = (
-        f"; {entry['keys_not_placed']} keys not placed (first: {shown})" if entry["keys_not_placed"] else "; every tensor placed"
-    )
-    return f"LoRA {Path(entry['file']).name} x{entry['scale']:g}: {entry['tensors_in']} tensors, {entry['modules_patched']} modules patched{rest}"
-
-
 def print_plan(cfg: C.RunConfig, plan_dict: dict) -> None:
     from rich.table import Table
 
@@ -103,8 +92,10 @@ def print_summary(cfg: C.RunConfig, summary, result: dict) -> None:
               + (f"; pose by {summary.pose['model']}" if summary.pose.get("model") else ""), markup=False)  # fmt: skip
     if cfg.fast:
         con.print(f"DRAFT (--fast, {cfg.steps} steps per chunk): try settings here, then run without --fast", markup=False)
+    from animate_cli.models.lora import summary_line
+
     for entry in summary.loras:  # one line per LoRA: what it patched, what it could not place
-        con.print(lora_line(entry), markup=False, highlight=False)
+        con.print(summary_line(entry), markup=False, highlight=False)
     mm = summary.memory_mode
     if mm.get("measured_peak_gpu_gib") is not None:
         pred = f" (predicted {mm['predicted_gpu_gib']:.1f} GiB with margins)" if mm.get("predicted_gpu_gib") else ""

@@ -82,12 +82,17 @@ class LoraReport:
                 "keys_not_placed": len(self.unplaced), "first_not_placed": self.unplaced[:SHOWN_KEYS]}  # fmt: skip
 
     def line(self) -> str:
-        """One line for the run summary."""
-        not_placed = (f"; {len(self.unplaced)} keys not placed (first: {', '.join(self.unplaced[:SHOWN_KEYS])})"
-                      if self.unplaced else "; every tensor placed")  # fmt: skip
-        return (
-            f"LoRA {Path(self.file).name} x{self.scale:g}: {self.tensors_in} tensors, {self.modules} modules patched{not_placed}"
-        )
+        return summary_line(self.to_dict())
+
+
+def summary_line(entry: dict) -> str:
+    """One line of the run summary for a LoRA, from its --json entry (LoraReport.to_dict)."""
+    shown = ", ".join(entry["first_not_placed"])
+    rest = (
+        f"; {entry['keys_not_placed']} keys not placed (first: {shown})" if entry["keys_not_placed"] else "; every tensor placed"
+    )
+    return (f"LoRA {Path(entry['file']).name} x{entry['scale']:g}: {entry['tensors_in']} tensors, "
+            f"{entry['modules_patched']} modules patched{rest}")  # fmt: skip
 
 
 @dataclass

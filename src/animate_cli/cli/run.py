@@ -104,8 +104,8 @@ def run_cmd(
         bool,
         typer.Option(
             "--fast",
-            help="Draft: stack the lightx2v step-distill LoRA and sample 4 steps per "
-            "chunk (5x less DiT time; fetch it with download-weights --only fast). Try settings, then run full.",
+            help="Draft: stack the lightx2v step-distill LoRA and sample 4 DiT steps per chunk instead of 20 (fetch it "
+            "with download-weights --only fast). Try settings on a draft, then run full quality.",
             rich_help_panel=MODEL,
         ),
     ] = False,  # fmt: skip

@@ -143,7 +143,8 @@ def test_no_read_weight_of_an_fp8_layer_outlives_its_cast(base, monkeypatch):
     alive_at_read.clear()
     reads.clear()
     model, _ = dit_stream.load_dit(base / "base", _loras(base), torch.bfloat16, fp8=True, home=torch.device("cpu"))
-    assert len(reads) == len(model.state_dict()) and fp8_keys
+    # every checkpoint tensor read once (the LoRA files are read through safe_open too, before the checkpoint)
+    assert len([k for k, _ in reads if k in model.state_dict()]) == len(model.state_dict()) and fp8_keys
     assert max(alive_at_read) == 0  # when any tensor is read, no bf16 read of an FP8 weight is still alive
 
 

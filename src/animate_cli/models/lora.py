@@ -24,6 +24,7 @@ kept as the independent reference dit_stream is tested against bit for bit.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 # places all of its tensors on Animate, so any share above zero is already unusual.
 UNPLACED_SHARE_LIMIT = 0.05
 SHOWN_KEYS = 3  # unplaced key names shown in a summary line / an error
+MAX_KOHYA_READINGS = 4096  # dotted readings tried for one kohya name (Wan's longest module paths need under 100)
 
 # DiffSynth/Wan block module -> diffusers module (spec §5.4); the reference route (convert_keys) uses it.
 MODULE_MAP = {
@@ -141,7 +143,8 @@ def group_modules(state: dict) -> tuple[dict[str, _Module], list[str]]:
             odd.append(key)
             continue
         entry = modules.setdefault(module, _Module())
-        entry.parts[part], _ = tensor, entry.keys.append(key)
+        entry.parts[part] = tensor
+        entry.keys.append(key)
     return modules, odd
 
 
@@ -150,6 +153,8 @@ def kohya_readings(module: str) -> list[str]:
     any other may be either (tried in order; the caller keeps the first that names a model tensor)."""
     segs = module.removeprefix(KOHYA_PREFIX).split("_")
     joins = [["."] if a.isdigit() or b.isdigit() else ["_", "."] for a, b in itertools.pairwise(segs)]
+    if math.prod(len(j) for j in joins) > MAX_KOHYA_READINGS:
+        return []  # no Wan module name has that many words: named as not placed
     out = []
     for choice in itertools.product(*joins):
         out.append(segs[0] + "".join(j + s for j, s in zip(choice, segs[1:], strict=True)))
@@ -216,19 +221,12 @@ def check_shapes(patches: dict[str, list[Patch]], slots: dict[str, tuple], path:
                 ok = q.a.dim() >= 2 and q.b.dim() >= 2 and q.b.shape[1] == q.a.shape[0]
                 got = (q.b.shape[0], *q.a.shape[1:]) if ok else tuple(q.b.shape)
                 numel = q.b.shape[0] * q.a[0].numel() if ok else -1
-                ok = ok and numel == _numel(shape) and q.b.shape[0] == shape[0]
+                ok = ok and numel == math.prod(shape) and q.b.shape[0] == shape[0]
             else:
-                got, ok = tuple(q.b.shape), q.b.numel() == _numel(shape)
+                got, ok = tuple(q.b.shape), q.b.numel() == math.prod(shape)
             if not ok:
                 raise WeightsInvalidError(f"LoRA {path.name}: a delta of shape {got} does not fit {name} of shape {shape}",
                                           hint="the LoRA was made for another model size")  # fmt: skip
-
-
-def _numel(shape: tuple) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
 
 
 def plan_file(path: Path, scale: float, slots: dict[str, tuple], dtype) -> tuple[dict[str, list[Patch]], LoraReport]:

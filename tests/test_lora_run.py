@@ -138,3 +138,16 @@ def test_download_weights_only_fast_fetches_the_distill_lora_and_check_lists_it(
     r = CliRunner().invoke(app, ["download-weights", "--dir", str(tmp_path), "--only", "fast", "--check", "--json"], env=CLI_ENV)
     out = json.loads(r.stdout)
     assert r.exit_code == 0 and out["complete"] and [f["path"] for f in out["files"]] == [FAST_ITEMS[0].dest]
+
+
+def test_fast_cli_run_says_draft_and_accounts_for_every_lora(fast_weights, media_dir, tmp_path):
+    r = _cli(media_dir, fast_weights, tmp_path / "j.mp4", "--fast", "--no-report", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["fast"] is True and out["steps"] == 4 and len(out["loras"]) == 2
+    assert out["loras"][1]["file"].endswith(FAST_ITEMS[0].path) and out["loras"][1]["keys_not_placed"] == 0
+    r = _cli(media_dir, fast_weights, tmp_path / "p.mp4", "--fast", "--no-report")
+    assert r.exit_code == 0, r.output
+    assert "DRAFT (--fast, 4 steps per chunk)" in r.stderr
+    assert "LoRA stage2_480p.safetensors x1:" in r.stderr and "every tensor placed" in r.stderr
+    assert f"LoRA {FAST_ITEMS[0].path.rsplit('/', 1)[-1]} x1:" in r.stderr

@@ -21,7 +21,11 @@ host bytes of that load; this measures them.
    apply_lora, no cast (reference); streamed-nolora = load_dit without a LoRA (isolates the fuse's cost);
    bf16-pin = bf16, then the streamed groups' tensors moved to new storage one by one as runtime.pin_in_place
    does for `--offload blocks` (pinned with CUDA; pageable copies here), i.e. the bf16 blocks mode's load;
-   streamed-bf16-pin = the same with the bf16 DiT built by dit_stream.load_dit(fp8=False) instead.
+   streamed-bf16-pin = the same with the bf16 DiT built by dit_stream.load_dit(fp8=False) instead;
+   streamed-lightx2v = streamed with an extra rank-64 LoRA in the lightx2v key layout stacked after the
+   EverAnimate one (lora_down/up + diff_b on every block Linear, `.diff` of the norms, `diff_m` of the
+   modulation, the modules outside the blocks: tests/lora_layouts.py, docs/loras.md), i.e. what a community
+   LoRA or `run --fast` adds to a load.
 3. The prediction for the same reduced config comes from footprint._host_phases itself, called on a table
    built for this checkpoint (see `reduced_table`).
 
@@ -53,9 +57,10 @@ GIB = 2**30
 SHARD = "2GB"  # save_pretrained's max_shard_size: several shards, so the loaders go through the index
 INIT_STD = 0.02  # random weights of a plausible scale (FP8 e4m3 represents them without overflow)
 TOLERANCE = 0.15  # issue 8: the measured peak within 15 % of the predicted one
-PATHS = ("old", "streamed", "streamed-nolora", "bf16", "bf16-pin", "streamed-bf16-pin")
+PATHS = ("old", "streamed", "streamed-nolora", "bf16", "bf16-pin", "streamed-bf16-pin", "streamed-lightx2v")
 DEFAULT_PATHS = PATHS
 CHECKPOINT_VERSION = 1  # bump when the checkpoint's recipe changes, so a cached one is rebuilt
+EXTRA_RANK = 64  # the extra LoRA: rank 64, as the lightx2v distill LoRA of ComfyUI's Wan-Animate template
 
 
 # --- the checkpoint --------------------------------------------------------------------------------------------
@@ -101,6 +106,26 @@ def ensure_checkpoint(folder: Path, blocks: int) -> tuple[Path, Path]:
     marker.write_text(json.dumps(recipe))
     print(f"  done in {time.monotonic() - t:.0f} s", flush=True)
     return base, lora
+
+
+def ensure_extra_lora(folder: Path, base: Path) -> Path:
+    """The rank-64 lightx2v-layout LoRA for this checkpoint's shapes (tests/lora_layouts.standin), written once."""
+    path = folder / f"lightx2v-rank{EXTRA_RANK}.safetensors"
+    if path.is_file():
+        return path
+    import torch
+    from safetensors.torch import save_file
+
+    from animate_cli.models.dit_stream import empty_model
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from lora_layouts import standin
+
+    model, _ = empty_model(base / "transformer", torch.bfloat16)
+    state, _ = standin("lightx2v", {n: tuple(t.shape) for n, t in model.state_dict().items()}, rank=EXTRA_RANK)
+    save_file(state, str(path.with_suffix(".partial")))
+    path.with_suffix(".partial").rename(path)
+    return path
 
 
 # --- the prediction ------------------------------------------------------------------------------------------
@@ -246,7 +271,7 @@ def pin_streamed(model) -> str:
     return "pageable copies (no CUDA)"
 
 
-def child(path: str, base: Path, lora: Path, sample_ms: float) -> dict:
+def child(path: str, base: Path, lora: Path, sample_ms: float, extra_lora: Path | None = None) -> dict:
     import gc
 
     import diffusers  # noqa: F401 (imported before the baseline, as every path needs it)
@@ -272,8 +297,11 @@ def child(path: str, base: Path, lora: Path, sample_ms: float) -> dict:
     extra = {}
     if path.startswith("streamed"):
         loras = [] if path == "streamed-nolora" else [(lora, 1.0)]
+        loras += [(extra_lora, 1.0)] if path == "streamed-lightx2v" else []
         fp8 = path != "streamed-bf16-pin"
-        model, patched = dit_stream.load_dit(base, loras, torch.bfloat16, fp8=fp8, home=torch.device("cpu"))
+        model, reports = dit_stream.load_dit(base, loras, torch.bfloat16, fp8=fp8, home=torch.device("cpu"))
+        patched = sum(r.modules for r in reports)
+        extra["loras"] = [r.to_dict() for r in reports]
         if not fp8:
             extra["pinned"] = pin_streamed(model)
     else:
@@ -300,9 +328,9 @@ def child(path: str, base: Path, lora: Path, sample_ms: float) -> dict:
 # --- the parent ---------------------------------------------------------------------------------------------------
 
 
-def run_child(path: str, base: Path, lora: Path, sample_ms: float) -> dict:
+def run_child(path: str, base: Path, lora: Path, sample_ms: float, extra_lora: Path | None = None) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", path, "--base", str(base), "--lora", str(lora),
-           "--sample-ms", str(sample_ms)]  # fmt: skip
+           "--sample-ms", str(sample_ms), *(["--extra-lora", str(extra_lora)] if extra_lora else [])]  # fmt: skip
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"the {path} child failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
@@ -346,6 +374,11 @@ def report(results: dict, predicted: dict, sizes: dict, lora_file: int, lora_mod
         verdict = ", ".join(f"{name} {'holds' if abs(x[k] - 1) <= TOLERANCE else 'FAILS'} ({x[k] - 1:+.1%})"
                             for name, k in (("anon peak", "ratio_anon"), ("anon peak + views", "ratio_need")))  # fmt: skip
         print(f"  {path}: {verdict}")
+    if "streamed" in rows and "streamed-lightx2v" in rows:
+        s, x = rows["streamed"], rows["streamed-lightx2v"]
+        print(f"streamed-lightx2v/streamed (an extra rank-{EXTRA_RANK} lightx2v-layout LoRA): anon peak "
+              f"{x['anon_peak'] / s['anon_peak']:.2f} ({gib(x['anon_peak'] - s['anon_peak'])} GiB more), anon peak + views "
+              f"{x['need'] / s['need']:.2f}, load time {x['seconds'] / s['seconds']:.2f}")  # fmt: skip
     if "old" in rows and "streamed" in rows:
         s, o = rows["streamed"], rows["old"]
         print(f"streamed/old: anon peak {s['anon_peak'] / o['anon_peak']:.2f}, anon peak + views "
@@ -378,9 +411,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--child", choices=PATHS, help=argparse.SUPPRESS)
     ap.add_argument("--base", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--lora", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--extra-lora", type=Path, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
-        print(json.dumps(child(a.child, a.base, a.lora, a.sample_ms)))
+        print(json.dumps(child(a.child, a.base, a.lora, a.sample_ms, a.extra_lora)))
         return 0
     paths = [p.strip() for p in a.paths.split(",") if p.strip()]
     bad = [p for p in paths if p not in PATHS]
@@ -389,13 +423,14 @@ def main(argv: list[str] | None = None) -> int:
     from animate_cli.models import footprint
 
     base, lora = ensure_checkpoint(a.dir, a.blocks)
+    extra_lora = ensure_extra_lora(a.dir, base) if "streamed-lightx2v" in paths else None
     sizes = dit_bytes(base)
     tab = reduced_table(reduced_config(a.blocks), sizes)
     predicted = {p: predicted_load(tab, p) for p in paths}
     results = {}
     for p in paths:
         print(f"loading: {p} (fresh process) ...", flush=True)
-        results[p] = run_child(p, base, lora, a.sample_ms)
+        results[p] = run_child(p, base, lora, a.sample_ms, extra_lora)
     rows = report(results, predicted, sizes, lora.stat().st_size, footprint.lora_bytes(tab), a.blocks)
     full_size_note()
     if not a.no_report:

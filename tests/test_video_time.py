@@ -194,7 +194,7 @@ def test_audio_starts_where_the_first_video_frame_is(tmp_path):
     assert info.video_start == pytest.approx(0.5, abs=0.03) and info.frames == 50
     segment = write_video(tmp_path / "seg.mp4", [np.zeros((32, 32, 3), np.uint8)] * 25)
     out = tmp_path / "out.mp4"
-    media.concat_with_audio([segment], out, 25, 25.0, driving, audio_start=info.video_start)
+    media.concat_with_audio([segment], out, 25, 25.0, media.MuxExtras(driving, info.video_start))
     pcm = subprocess.run([media.ffmpeg_exe(), "-loglevel", "error", "-i", str(out), "-f", "s16le", "-ac", "1", "-ar", "16000", "-"],
                          capture_output=True, check=True).stdout  # fmt: skip
     first_100ms = np.frombuffer(pcm, np.int16)[:1600].astype(float)

@@ -194,7 +194,7 @@ def test_tiny_weights_pass_the_same_completeness_check(tmp_path):
 
     root = write_tiny_weights(tmp_path / "tiny")
     # the tiny set holds the rtmw pose stand-ins only (the wan ones come with the wan pose stage)
-    assert W.problems(root, "480p", W.PARTS, pose_model="rtmw") == []
-    assert W.problems(root, "720p", W.PARTS, pose_model="rtmw") == []
-    paths = W.resolve(root, "480p", need=W.PARTS)
+    assert W.problems(root, "480p", W.DEFAULT_PARTS, pose_model="rtmw") == []
+    assert W.problems(root, "720p", W.DEFAULT_PARTS, pose_model="rtmw") == []
+    paths = W.resolve(root, "480p", need=W.DEFAULT_PARTS)
     assert paths.base == root / W.BASE_DIR and paths.lora.is_file() and paths.det_onnx.is_file() and paths.pose_onnx.is_file()

@@ -147,6 +147,7 @@ class RunConfig:
     pose_model: str | None = None  # POSE_MODELS; None: wan when its files are in the weights folder, else rtmw
     det_onnx: Path | None = None  # --det-onnx / --pose-onnx: a file or a folder holding end2end.onnx
     pose_onnx: Path | None = None
+    fast: bool = False  # --fast: draft with the step-distill LoRA, 4-8 steps (models/fast.py)
     extra: dict = field(default_factory=dict)  # test hooks only (never set from the CLI)
 
     @property

@@ -94,7 +94,21 @@ def run_cmd(
             rich_help_panel=MODEL,
         ),
     ] = None,
-    steps: Annotated[int, typer.Option(help="Denoising steps per chunk.", rich_help_panel=MODEL)] = C.STEPS,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            help="Denoising steps per chunk (default 20; with --fast 4, and 4 to 8).", show_default=False, rich_help_panel=MODEL
+        ),
+    ] = None,
+    fast: Annotated[
+        bool,
+        typer.Option(
+            "--fast",
+            help="Draft: stack the lightx2v step-distill LoRA and sample 4 DiT steps per chunk instead of 20 (fetch it "
+            "with download-weights --only fast). Try settings on a draft, then run full quality.",
+            rich_help_panel=MODEL,
+        ),
+    ] = False,  # fmt: skip
     seed: Annotated[int, typer.Option(help="Seed; chunk c uses seed + 42c.", rich_help_panel=MODEL)] = 0,
     prompt: Annotated[str, typer.Option(help="Text prompt.", rich_help_panel=MODEL)] = C.DEFAULT_PROMPT,
     lora: Annotated[
@@ -197,6 +211,8 @@ def run_cmd(
 ) -> None:
     """Animate REF with the motion of DRIVING (EverAnimate rollout on Wan2.2-Animate-14B)."""
 
+    from animate_cli.models import fast as fast_mode
+
     def body() -> dict:
         from animate_cli.models import parallel
         from animate_cli.rollout import distributed
@@ -208,7 +224,7 @@ def run_cmd(
                     raise typer.Exit(0)
                 return run_body()
             if not parallel.init_world(device).is_writer:  # reads no input: weights, then the chunks rank 0 sends
-                loras = [parse_lora(v) for v in lora or ()]
+                loras = fast_mode.with_distill([parse_lora(v) for v in lora or ()], fast, weights_dir or C.default_weights_dir())
                 ranks.run_rank(Path(weights_dir).expanduser() if weights_dir else C.default_weights_dir(), resolution,
                                loras, device, dtype, weights_dtype=weights_dtype, attention=attention, compile_=compile_)  # fmt: skip
                 raise typer.Exit(0)
@@ -221,11 +237,11 @@ def run_cmd(
                 raise BadInputError(f"{what} not found: {p}")
         cfg = build_config(ref, driving, out=out, minutes=minutes, seconds=seconds, frames=frames, ref_view=ref_view,
                            pose_video=pose_video, face_video=face_video, weights_dir=weights_dir, device=device, dtype=dtype,
-                           resolution=resolution, size=size, steps=steps, seed=seed, prompt=prompt, lora=lora,
+                           resolution=resolution, size=size, steps=fast_mode.resolve_steps(steps, fast), seed=seed, prompt=prompt, lora=lora,
                            no_audio=no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir,
                            offload=offload, weights_dtype=weights_dtype, attention=attention, compile_=compile_,
                            fit=fit, report=not no_report, seam_fix=seam_fix, pose_model=pose_model,
-                           det_onnx=det_onnx, pose_onnx=pose_onnx)  # fmt: skip
+                           det_onnx=det_onnx, pose_onnx=pose_onnx, fast=fast)  # fmt: skip
         from animate_cli.models import parallel
         from animate_cli.runner import multigpu, pipeline
 

@@ -53,7 +53,7 @@ def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds
                  weights_dir, device, dtype, resolution, size, steps, seed, prompt, lora, no_audio, side_by_side,
                  overwrite, state_dir, offload="auto", weights_dtype="bf16", attention="auto", compile_=False,
                  fit: str | None = None, report: bool = True, seam_fix: str = "none", pose_model: str | None = None,
-                 det_onnx: Path | None = None, pose_onnx: Path | None = None) -> C.RunConfig:  # fmt: skip
+                 det_onnx: Path | None = None, pose_onnx: Path | None = None, fast: bool = False) -> C.RunConfig:  # fmt: skip
     """Turn flags into a frozen RunConfig (no torch, no models)."""
     from animate_cli import media
     from animate_cli.media import canvas
@@ -95,6 +95,7 @@ def build_config(ref: Path, driving: Path, *, out: Path | None, minutes, seconds
         audio=not no_audio, side_by_side=side_by_side, overwrite=overwrite, state_dir=state_dir,
         offload=offload, weights_dtype=weights_dtype, attention=attention, compile=compile_, fit=cv.fit,
         canvas_rule=cv.rule, report=report, seam_fix=seam_fix, pose_model=pose_model, det_onnx=det_onnx, pose_onnx=pose_onnx,
+        fast=fast,
     )  # fmt: skip
 
 

@@ -14,6 +14,10 @@ def print_plan(cfg: C.RunConfig, plan_dict: dict) -> None:
     est = plan_dict["estimate"]
     con.print(f"{cfg.frames} frames ({plan_dict['seconds']} s at {C.FPS} fps), {cfg.width}x{cfg.height}, "
               f"{plan_dict['chunks']} chunks x {cfg.steps} steps, seed {cfg.seed}", markup=False)  # fmt: skip
+    if plan_dict.get("fast", {}).get("fast"):
+        d = plan_dict["fast"]["distill_lora"]
+        con.print(f"DRAFT (--fast): {cfg.steps} steps with the step-distill LoRA {d['repo']}/{d['file']}"
+                  f"{'' if d['present'] else ' (not downloaded: everanimate download-weights --only fast)'}", markup=False)  # fmt: skip
     con.print(f"latent per DiT call {tuple(plan_dict['latent_shape'])}, {plan_dict['tokens_per_call']} tokens", markup=False)
     cv = plan_dict.get("canvas") or canvas_dict(cfg)
     con.print(f"canvas {cv['size'][0]}x{cv['size'][1]}: {cv['rule']}; reference {cv['reference_fit']}, pose {cv['pose_fit']}",
@@ -74,7 +78,7 @@ def summary_dict(cfg: C.RunConfig, summary) -> dict:
             "lora_modules": summary.lora_modules, "device": summary.device, "timings_s": summary.timings_s,
             "pose": summary.pose, "weights": manifest.installed(cfg.weights_dir),
             "memory_mode": summary.memory_mode, "runtime": summary.runtime, "canvas": canvas_dict(cfg),
-            "report": summary.report}  # fmt: skip
+            "report": summary.report, "fast": cfg.fast, "loras": summary.loras}  # fmt: skip
 
 
 def print_summary(cfg: C.RunConfig, summary, result: dict) -> None:
@@ -86,6 +90,12 @@ def print_summary(cfg: C.RunConfig, summary, result: dict) -> None:
               f"{summary.size[0]}x{summary.size[1]}, reference {cfg.fit}) in {summary.timings_s.get('total', 0):.1f} s; "
               f"weights: {manifest.short(result['weights'])}"
               + (f"; pose by {summary.pose['model']}" if summary.pose.get("model") else ""), markup=False)  # fmt: skip
+    if cfg.fast:
+        con.print(f"DRAFT (--fast, {cfg.steps} steps per chunk): try settings here, then run without --fast", markup=False)
+    from animate_cli.models.lora import summary_line
+
+    for entry in summary.loras:  # one line per LoRA: what it patched, what it could not place
+        con.print(summary_line(entry), markup=False, highlight=False)
     mm = summary.memory_mode
     if mm.get("measured_peak_gpu_gib") is not None:
         pred = f" (predicted {mm['predicted_gpu_gib']:.1f} GiB with margins)" if mm.get("predicted_gpu_gib") else ""

@@ -40,7 +40,8 @@ def download_weights(
         list[str] | None,
         typer.Option(
             "--only",
-            help="Fetch only these parts: base, lora, pose (repeatable or comma-separated). Default: all three.",
+            help="Fetch only these parts: base, lora, pose, fast (repeatable or comma-separated). Default: base, lora "
+            "and pose; fast (the step-distill LoRA of `run --fast`) only when asked for.",
             show_default=False,
         ),
     ] = None,
@@ -94,7 +95,7 @@ def download_weights(
         from animate_cli import config, weights
 
         root = (dir or config.default_weights_dir()).expanduser()
-        parts = _split(only) or list(weights.PARTS)
+        parts = _split(only) or list(weights.DEFAULT_PARTS)
         weights.resolutions_for(resolution)  # validates before anything else
         repo_keys = [it.repo for it in weights.registry_items([p for p in parts if p in weights.PARTS], resolution)]
         revs = weights.parse_revisions(revision or [], repo_keys + (["everanimate"] if examples else []))

@@ -9,10 +9,12 @@ from animate_cli.media.timeline import Timeline  # noqa: F401
 from animate_cli.media.video import (  # noqa: F401
     CRF,
     Measured,
+    MuxExtras,
     VideoInfo,
     VideoWriter,
     center_crop_resize,
     check_video,
+    comment_tag,
     concat_with_audio,
     count_frames,
     ffmpeg_exe,

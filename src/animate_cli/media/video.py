@@ -429,12 +429,33 @@ def write_preview(segments: Sequence[Path], preview: Path, fps: float, frames: i
     return concat_with_audio(segments, preview, frames, fps, None, tmp_dir=tmp_dir, trim=False)
 
 
-def concat_with_audio(segments: Sequence[Path], out: Path, frames: int, fps: float, audio_from: Path | None,
-                      audio_start: float = 0.0, tmp_dir: Path | None = None, trim: bool = True) -> Measured:  # fmt: skip
+@dataclass(frozen=True)
+class MuxExtras:
+    """What concat_with_audio adds besides the video: the audio of `audio` from `audio_start` seconds into that
+    file (VideoInfo.video_start: where its first video frame is), and the container's comment tag (a --fast
+    draft is marked there, so `everanimate inspect` and any player see it)."""
+
+    audio: Path | None = None
+    audio_start: float = 0.0
+    comment: str = ""
+
+
+COMMENT_TAG = re.compile(r"^\s+comment\s*:\s?(.*)$", re.M)  # ffmpeg -i's listing of the container's metadata
+
+
+def comment_tag(path: Path) -> str:
+    """The container's comment tag ("" when there is none), as ffmpeg lists the input's metadata."""
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True, text=True,
+                          errors="replace")  # fmt: skip
+    m = COMMENT_TAG.search(proc.stderr.split("Stream #", 1)[0])  # the file's own tags, before any stream's
+    return m.group(1).strip() if m else ""
+
+
+def concat_with_audio(segments: Sequence[Path], out: Path, frames: int, fps: float, extras: MuxExtras | None = None,
+                      tmp_dir: Path | None = None, trim: bool = True) -> Measured:  # fmt: skip
     """Join H.264 segments (same size/codec) without re-encoding into `out`, keeping `frames` frames
-    (`trim`), and add the audio of `audio_from` from `audio_start` seconds into that file
-    (VideoInfo.video_start: where its first video frame is), trimmed to the video and padded with silence
-    where the video is longer. The list of segments goes to ffmpeg on stdin (no list file anywhere); the
+    (`trim`), and add what `extras` holds: the audio, trimmed to the video and padded with silence where the
+    video is longer, and the comment tag. The list of segments goes to ffmpeg on stdin (no list file anywhere); the
     result is written to `<name>.partial.mp4` in `tmp_dir` (default: next to `out`; the same filesystem, so
     the rename is atomic) and replaces `out` only when it reads back with `frames` frames lasting frames/fps
     (ffmpeg's concat silently stops at an unreadable segment). Returns what was measured."""
@@ -445,11 +466,12 @@ def concat_with_audio(segments: Sequence[Path], out: Path, frames: int, fps: flo
     listing = "".join(f"file 'file:{_concat_quote(Path(s).resolve().as_posix())}'\n" for s in segments)
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
            "-protocol_whitelist", "file,pipe", "-i", "pipe:0"]  # fmt: skip
-    if audio_from is not None:
+    extras = extras or MuxExtras()
+    if extras.audio is not None:
         cmd += [
-            *(["-ss", f"{audio_start:.6f}"] if audio_start > 0 else []),
+            *(["-ss", f"{extras.audio_start:.6f}"] if extras.audio_start > 0 else []),
             "-i",
-            str(audio_from),
+            str(extras.audio),
             "-map",
             "0:v:0",
             "-map",
@@ -461,7 +483,8 @@ def concat_with_audio(segments: Sequence[Path], out: Path, frames: int, fps: flo
             "-af",
             "apad",
         ]
-    cmd += ["-c:v", "copy", *(["-t", f"{frames / fps:.6f}"] if trim else []), "-movflags", "+faststart", str(tmp)]
+    cmd += ["-c:v", "copy", *(["-t", f"{frames / fps:.6f}"] if trim else []), "-movflags", "+faststart"]
+    cmd += [*(["-metadata", f"comment={extras.comment}"] if extras.comment else []), str(tmp)]
     with writing(out, tmp):
         make_dirs(tmp.parent)
         proc = subprocess.run(cmd, input=listing, capture_output=True, text=True, errors="replace")

@@ -21,28 +21,28 @@ change stay views of the mapped file: clean, file-backed pages.
 
 The LoRA delta is peft's arithmetic on the CPU: (B @ A) in fp32 times the scale, rounded to the weight's
 dtype, then added in that dtype; A and B are first rounded to the model dtype, as lora.apply_lora does.
+Whole-tensor deltas (`.diff`, `.diff_b`, `.diff_m` of lightx2v-style files) are added in fp32 and rounded
+once. Every LoRA file is placed by lora.plan (each key mapped onto a model tensor or named) before the first
+checkpoint byte is read; a LoRA adds no pass over the checkpoint and no host copy of the model.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from animate_cli.errors import WeightsInvalidError
 
+if TYPE_CHECKING:
+    import torch
+
+    from animate_cli.models.lora import Patch
+
 SINGLE_FILE = "diffusion_pytorch_model.safetensors"
 INDEX_FILE = "diffusion_pytorch_model.safetensors.index.json"
-
-
-@dataclass(frozen=True)
-class Delta:
-    """One LoRA's update of one Linear weight: W += scale * (B @ A). B [out, r], A [r, in]."""
-
-    a: object
-    b: object
-    scale: float
 
 
 def shard_files(folder: Path) -> list[Path]:
@@ -67,37 +67,19 @@ def shard_files(folder: Path) -> list[Path]:
                               hint="re-run `everanimate download-weights` to repair the folder")  # fmt: skip
 
 
-def lora_deltas(loras: list[tuple[Path, float]], dtype) -> tuple[dict[str, list[Delta]], int]:
-    """{base weight name: [Delta, ...] in LoRA order} and the number of patched modules (summed over files).
-
-    Key names go through lora.convert_keys (official/DiffSynth/diffusers naming, alpha folded into B);
-    A and B are rounded to `dtype`, the model dtype peft would hold them in."""
-    from animate_cli.models.lora import convert_keys, read_lora
-
-    deltas: dict[str, list[Delta]] = {}
-    patched = 0
-    for path, scale in loras:
-        state = convert_keys(read_lora(path))
-        modules = sorted({k.rsplit(".lora_", 1)[0] for k in state})
-        if not modules:
-            raise WeightsInvalidError(f"LoRA file {path} contains no tensors")
-        for m in modules:
-            a, b = state.get(f"{m}.lora_A.weight"), state.get(f"{m}.lora_B.weight")
-            if a is None or b is None or a.shape[0] != b.shape[1]:
-                raise WeightsInvalidError(f"LoRA {path.name}: module {m} lacks a matching lora_A/lora_B pair")
-            deltas.setdefault(f"{m}.weight", []).append(Delta(a.to(dtype), b.to(dtype), float(scale)))
-        patched += len(modules)
-    return deltas, patched
-
-
-def fuse(weight, deltas: list[Delta]):
-    """weight + sum of the deltas, each added as peft merges on the CPU (fp32 product, rounded, then added).
-    Shapes were checked by load_dit before the checkpoint was read."""
+def fuse(weight, patches: list[Patch]):
+    """weight + every patch, in order. A LoRA is added as peft merges on the CPU (the fp32 product B @ A times the
+    scale, rounded to the weight's dtype, then added; a conv LoRA's factors flattened); a `.diff` / `.diff_b` /
+    `.diff_m` is added in fp32 and rounded once. Shapes were checked by lora.plan before the checkpoint was read."""
     import torch
 
-    for d in deltas:
-        a, b = d.a.to(weight.device, torch.float32), d.b.to(weight.device, torch.float32)
-        weight = weight + ((b @ a) * d.scale).to(weight.dtype)
+    for p in patches:
+        if p.kind == "lora":
+            a, b = p.a.to(weight.device, torch.float32), p.b.to(weight.device, torch.float32)
+            weight = weight + ((b.flatten(1) @ a.flatten(1)) * p.scale).reshape(weight.shape).to(weight.dtype)
+        else:
+            delta = p.b.to(weight.device, torch.float32).reshape(weight.shape) * p.scale
+            weight = (weight.float() + delta).to(weight.dtype)
     return weight
 
 
@@ -142,20 +124,34 @@ def _assign(model, name: str, tensor) -> None:
         module._buffers[leaf] = tensor
 
 
-def load_dit(base: Path, loras: list[tuple[Path, float]], dtype, *, fp8: bool, home, work=None):
+@dataclass
+class _Stream:
+    """What streaming one checkpoint needs: the empty model's tensor slots, the LoRA patches still to fuse,
+    the devices, and the names of checkpoint tensors the model has no place for."""
+
+    model: torch.nn.Module
+    slots: dict  # tensor name -> (storage dtype, shape); removed as each is assigned
+    keep: list[str]  # _keep_in_fp32_modules
+    patches: dict  # tensor name -> [lora.Patch]; removed as each is fused
+    dtype: torch.dtype
+    home: torch.device
+    work: torch.device
+    extra: list[str] = field(default_factory=list)
+
+
+def load_dit(base: Path, loras: list[tuple[Path, float]], dtype, *, fp8: bool, home, work=None) -> tuple:
     """WanAnimateTransformer3DModel from `base/transformer`, every LoRA fused, eval, no grad.
 
     dtype: compute dtype (torch.bfloat16 / float32). fp8: set up runtime.cast_blocks_fp8's layerwise casting
     and store those Linears in FP8 as they are read. home: device every tensor ends on (the GPU for a resident
     model, the CPU for an offloaded one). work: device the LoRA fuse and the casts run on (default: home).
     Checkpoint tensors the config has no place for are skipped, as from_pretrained skips them.
-    Returns (model, number of LoRA-patched modules). Raises WeightsInvalidError on a checkpoint or LoRA that
-    does not fit the config.
+    Returns (model, [lora.LoraReport] in file order). Raises WeightsInvalidError on a checkpoint or LoRA that
+    does not fit the config (every LoRA is placed and its shapes checked before the checkpoint is read).
     """
     import torch
-    from safetensors import safe_open
 
-    from animate_cli.models import runtime
+    from animate_cli.models import lora, runtime
 
     folder = base / "transformer"
     files = shard_files(folder)
@@ -163,53 +159,49 @@ def load_dit(base: Path, loras: list[tuple[Path, float]], dtype, *, fp8: bool, h
     if fp8:
         runtime.cast_blocks_fp8(model, dtype)  # on the empty model: only dtypes and hooks, no data yet
     slots = {n: (t.dtype, tuple(t.shape)) for n, t in model.state_dict(keep_vars=True).items()}
-    ignored = tuple(getattr(model, "_keys_to_ignore_on_load_unexpected", None) or ())
-    deltas, patched = lora_deltas(loras, dtype)
-    unknown = sorted(set(deltas) - set(slots))
-    if unknown:
-        raise WeightsInvalidError(f"LoRA targets {unknown[0]}, which this transformer does not have",
-                                  hint="the LoRA's key names do not match the Wan2.2-Animate transformer")  # fmt: skip
-    for name, ds in deltas.items():  # before reading GiB of checkpoint
-        for d in ds:
-            if (d.b.shape[0], d.a.shape[1]) != slots[name][1]:
-                raise WeightsInvalidError(f"a LoRA delta of shape {(d.b.shape[0], d.a.shape[1])} does not fit {name} "
-                                          f"of shape {slots[name][1]}",
-                                          hint="the LoRA was made for another model size")  # fmt: skip
-    extra = []  # tensors the model does not have: skipped, as from_pretrained does (named if any is missing)
-    work = torch.device(work or home)
+    patches, reports = lora.plan(loras, {n: shape for n, (_, shape) in slots.items()}, dtype)
+    stream = _Stream(model, slots, keep, patches, dtype, torch.device(home), torch.device(work or home))
     with torch.no_grad():
         for path in files:
-            try:
-                handle = safe_open(str(path), framework="pt", device="cpu")
-            except Exception as e:  # safetensors raises several types for a bad header
-                raise WeightsInvalidError(f"cannot read {path}: {e}",
-                                          hint="re-run `everanimate download-weights` to repair the folder") from None  # fmt: skip
-            with handle:
-                for key in handle.keys():  # noqa: SIM118 (a safetensors handle, not a dict)
-                    if key not in slots:
-                        if not any(re.search(p, key) for p in ignored):  # from_pretrained's known extras
-                            extra.append(key)
-                        continue
-                    storage, shape = slots[key]
-                    t = handle.get_tensor(key)
-                    if tuple(t.shape) != shape:
-                        raise WeightsInvalidError(f"{path.name}: {key} has shape {tuple(t.shape)}, the config says {shape}",
-                                                  hint="the transformer folder does not match its config.json")  # fmt: skip
-                    if t.is_floating_point():
-                        loaded = _loaded_dtype(key, keep, dtype)
-                        if key in deltas or storage != t.dtype:  # arithmetic on the compute device
-                            t = t.to(work)
-                        t = t.to(loaded)
-                        if key in deltas:
-                            t = fuse(t, deltas.pop(key))  # each LoRA pair is freed once fused
-                        t = t.to(storage)
-                    _assign(model, key, t.to(home))
-                    del slots[key]
+            _stream_file(stream, path)
     missing = sorted(slots)  # every key is removed from `slots` as it is assigned
     if missing:
+        extra = stream.extra
         also = f"; it holds {len(extra)} the config does not (first: {extra[0]})" if extra else ""
         raise WeightsInvalidError(f"the transformer checkpoint lacks {len(missing)} tensors (first: {missing[0]}){also}",
                                   hint="re-run `everanimate download-weights` to repair the folder")  # fmt: skip
     for name, buf in list(model.named_buffers()):  # the non-persistent ones (RoPE tables) were built on the CPU
-        _assign(model, name, buf.to(home))
-    return model, patched
+        _assign(model, name, buf.to(stream.home))
+    return model, reports
+
+
+def _stream_file(s: _Stream, path: Path) -> None:
+    """Every tensor of one shard: read, to its loaded dtype, + its LoRA patches (on `work`), to its storage
+    dtype, home. A tensor that needs no change stays a view of the mapped file."""
+    from safetensors import safe_open
+
+    ignored = tuple(getattr(s.model, "_keys_to_ignore_on_load_unexpected", None) or ())
+    try:
+        handle = safe_open(str(path), framework="pt", device="cpu")
+    except Exception as e:  # safetensors raises several types for a bad header
+        raise WeightsInvalidError(f"cannot read {path}: {e}",
+                                  hint="re-run `everanimate download-weights` to repair the folder") from None  # fmt: skip
+    with handle:
+        for key in handle.keys():  # noqa: SIM118 (a safetensors handle, not a dict)
+            if key not in s.slots:
+                if not any(re.search(p, key) for p in ignored):  # from_pretrained's known extras
+                    s.extra.append(key)
+                continue
+            storage, shape = s.slots.pop(key)
+            t = handle.get_tensor(key)
+            if tuple(t.shape) != shape:
+                raise WeightsInvalidError(f"{path.name}: {key} has shape {tuple(t.shape)}, the config says {shape}",
+                                          hint="the transformer folder does not match its config.json")  # fmt: skip
+            if t.is_floating_point():
+                if key in s.patches or storage != t.dtype:  # arithmetic on the compute device
+                    t = t.to(s.work)
+                t = t.to(_loaded_dtype(key, s.keep, s.dtype))
+                if key in s.patches:
+                    t = fuse(t, s.patches.pop(key))  # each LoRA patch is freed once fused
+                t = t.to(storage)
+            _assign(s.model, key, t.to(s.home))

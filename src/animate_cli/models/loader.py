@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # heavy libraries stay out of `import animate_cli`
     from diffusers import AutoencoderKLWan, WanAnimateTransformer3DModel
     from transformers import CLIPVisionModel
 
+    from animate_cli.models.lora import LoraReport
     from animate_cli.models.runtime import Prepared
 
 
@@ -48,6 +49,7 @@ class Models:
     lora_modules: int = 0
     options: LoadOptions = field(default_factory=LoadOptions)
     prepared: Prepared | None = None  # attention backend used, FP8 layer count, compile timer
+    loras: list[LoraReport] = field(default_factory=list)  # per file, in fuse order
 
     def summary(self) -> dict:
         """The memory/speed settings in effect, for the run summary and --json."""
@@ -108,12 +110,12 @@ def load_models(base: Path, loras: list[tuple[Path, float]], options: LoadOption
     # host nor GPU ever holds the bf16 DiT of an FP8 run, and every mode fuses with the same arithmetic, so
     # `--offload` never changes the weights. (from_pretrained + peft, lora.apply_lora, would also leave the
     # fused weights as copy-on-write pages of the mapped checkpoint, which are not freed once pinned.)
-    transformer, patched = load_dit(base, loras, dt, fp8=options.weights_dtype == "fp8", home=home, work=dev)
+    transformer, reports = load_dit(base, loras, dt, fp8=options.weights_dtype == "fp8", home=home, work=dev)
     # Several ranks (torchrun / --gpus N): split each DiT step (parallel.py); a no-op for one process. Before
     # runtime.prepare, so the attention backend it sets is checked against context parallelism by diffusers.
     parallel.enable_context_parallel(transformer)
     prepared = runtime.prepare(transformer, vae, clip, options)
-    return Models(transformer, vae, clip, dev, dt, patched, options, prepared)
+    return Models(transformer, vae, clip, dev, dt, sum(r.modules for r in reports), options, prepared, reports)
 
 
 def encode_prompt(base: Path, prompt: str, options: LoadOptions, max_tokens: int):

@@ -18,6 +18,7 @@ import numpy as np
 
 from animate_cli import media
 from animate_cli.errors import OutputExistsError
+from animate_cli.models.fast import DRAFT_COMMENT
 from animate_cli.progress import NullReporter, Reporter
 from animate_cli.report import settings as S
 from animate_cli.report.figures import drift_figures, drift_series, headline, seam_figures
@@ -58,6 +59,7 @@ class _Source:
     json_path: Path
     png_path: Path
     ref_img: np.ndarray | None
+    comment: str  # the mp4's comment tag: a --fast output is marked as a draft there (models/fast.py)
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,8 @@ def make_report(video: Path, options: ReportOptions | None = None, reporter: Rep
         ref_lab = mean_lab(src.ref_img)
     seams = seam_figures(scan, layout, src.info.fps)
     drift = drift_figures(scan, layout, ref_lab, people.person_lab)
-    figures = _Figures(scan, layout, seams, drift, headline(seams, drift, people.identity, people.pose), people)
+    head = headline(seams, drift, people.identity, people.pose) | {"draft": src.comment.startswith(DRAFT_COMMENT)}
+    figures = _Figures(scan, layout, seams, drift, head, people)
     report = _report_json(src, figures)
     t2 = time.monotonic()
     tmp = src.json_path.with_name(src.json_path.name + ".partial")
@@ -128,7 +131,7 @@ def _open(video: Path, options: ReportOptions) -> _Source:
         media.probe(options.driving)
     if options.layout is None:
         parse_chunks(options.chunks, max(info.frames, 1) + 1)  # a malformed --chunks fails before the scan
-    return _Source(video, info, json_path, png_path, ref_img)
+    return _Source(video, info, json_path, png_path, ref_img, media.comment_tag(video))
 
 
 def _scan(src: _Source, options: ReportOptions, reporter: Reporter) -> tuple[Scan, ChunkLayout]:
@@ -168,6 +171,7 @@ def _report_json(src: _Source, f: _Figures) -> dict:
         "frames": f.scan.frames,
         "fps": info.fps,
         "size": [info.width, info.height],
+        "comment": src.comment,
         "chunks": {
             "source": layout.source,
             "starts": list(layout.starts),
@@ -198,7 +202,7 @@ def _draw(src: _Source, f: _Figures, reporter: Reporter) -> None:
 
     scan, layout = f.scan, f.layout
     brightness = scan.stats[:, 0] - scan.stats[slice(*layout.bounds[0]), 0].mean()
-    title = f"{src.video.name}: {scan.frames} frames, {len(layout.starts)} chunks ({layout.source})"
+    title = ("DRAFT (--fast) " if f.head["draft"] else "") + f"{src.video.name}: {scan.frames} frames, {len(layout.starts)} chunks ({layout.source})"
     draw(src.png_path, Sheet(src.video, src.info.fps, layout, f.seams, drift_series(scan, layout), brightness,
                              f.people.identity, f.people.pose, title))  # fmt: skip
     reporter.advance("picture")

@@ -123,13 +123,15 @@ def driving_frames_read(plan: ChunkPlan) -> int:
 # --- rough time estimate for --dry-run (no torch); memory comes from animate_cli.models.footprint --------
 # 14B-class DiT: 40 blocks, width 5120, ffn 13824 (the FLOPs of the block linears and self-attention).
 DIT_BLOCK_PARAMS = 40 * (4 * 5120 * 5120 * 2 + 2 * 5120 * 13824)  # self+cross attn q,k,v,o and the FFN
+# VAE encode/decode and CLIP of one chunk, in DiT steps: ~5% of a 20-step chunk, whatever --steps (--fast: 4)
+OUTSIDE_DIT_STEPS = 0.05 * C.STEPS
 
 
 def estimate(plan: ChunkPlan) -> dict:
     tokens = plan.tokens_per_call
     flops_step = 2 * DIT_BLOCK_PARAMS * tokens + 40 * 4 * tokens * tokens * 5120
     step_s = flops_step / (C.ASSUMED_TFLOPS * 1e12)
-    total_s = step_s * plan.steps * len(plan.chunks) * 1.05  # + ~5% VAE encode/decode and CLIP
+    total_s = step_s * (plan.steps + OUTSIDE_DIT_STEPS) * len(plan.chunks)
     from animate_cli.models import footprint
 
     return {  # all resident, bf16; --dry-run replaces it by the mode a run would use (follow_mode)

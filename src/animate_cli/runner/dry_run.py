@@ -11,6 +11,7 @@ from animate_cli.config import RunConfig
 def dry_run(cfg: RunConfig, ranks: int, canvas: dict) -> dict:
     """{"plan": plan dict (+ canvas, memory modes, auto's pick, multi-GPU prediction), "readiness": items, "exit_code"}."""
     from animate_cli import config as C
+    from animate_cli.models import fast as fast_mode
     from animate_cli.models.device import memory_report
     from animate_cli.rollout.plan import driving_frames_read, follow_mode, make_plan
     from animate_cli.runner import multigpu, pipeline, readiness
@@ -18,7 +19,7 @@ def dry_run(cfg: RunConfig, ranks: int, canvas: dict) -> dict:
     checked = pipeline.check_inputs(cfg)
     source = checked.pose_frames or checked.driving.frames_at(C.FPS)
     chunk_plan = make_plan(cfg.frames, cfg.width, cfg.height, source, cfg.steps, cfg.seed)
-    plan = {**chunk_plan.to_dict(), "canvas": canvas}
+    plan = {**chunk_plan.to_dict(), "canvas": canvas, "fast": fast_mode.plan_entry(cfg.fast, cfg.steps, cfg.weights_dir)}
     if cfg.pose_video is None:  # the pose stage extracts only what the chunks read (docs/video-time.md)
         plan["pose_frames_extracted"] = driving_frames_read(chunk_plan)
     memory = memory_report((cfg.width, cfg.height), cfg.device, cfg.offload, cfg.weights_dtype)
@@ -36,6 +37,7 @@ def _readiness(cfg: RunConfig, plan_dict: dict, auto_mode: dict) -> list:
     from animate_cli.runner import readiness
 
     need = ("base", "lora") if cfg.pose_video else ("base", "lora", *_pose_need(cfg))
+    need += ("fast",) if cfg.fast else ()  # --fast: the step-distill LoRA (models/fast.py)
     w = readiness.weights_item(cfg.weights_dir, cfg.resolution, need)
     tiny = w.ok and weights.is_tiny(Path(cfg.weights_dir) / weights.BASE_DIR)
     modes = plan_dict.get("memory_modes", [])

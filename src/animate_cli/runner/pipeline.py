@@ -48,6 +48,7 @@ class RunSummary:
     report: dict = field(default_factory=dict)  # the report's paths and headline figures (report.after_run)
     duration_s: float = 0.0  # the output's duration, read back from the file
     repaired_chunks: list = field(default_factory=list)  # chunks whose damaged segment was decoded again
+    loras: list = field(default_factory=list)  # lora.LoraReport.to_dict() per LoRA fused (none if nothing was generated)
 
 
 def check_inputs(cfg: RunConfig) -> CheckedInputs:
@@ -90,13 +91,15 @@ def check_inputs(cfg: RunConfig) -> CheckedInputs:
 
 
 def _weights_identity(base: Path, loras: list[tuple[Path, float]]) -> dict:
-    """Cheap identity of the weights for the resume fingerprint: configs and file names/sizes."""
+    """Identity of the weights for the resume fingerprint: configs, file names/sizes, every LoRA's content hash."""
+    from animate_cli.models.fast import lora_identity
+
     files = sorted((str(p.relative_to(base)), p.stat().st_size) for p in base.rglob("*") if p.is_file())
     cfg_text = (base / "transformer" / "config.json").read_text() if (base / "transformer" / "config.json").exists() else ""
     return {
         "files": files,
         "transformer_config": cfg_text,
-        "loras": [(Path(p).name, Path(p).stat().st_size, s) for p, s in loras],
+        "loras": lora_identity(loras),  # content hash and scale of every LoRA
     }
 
 
@@ -192,6 +195,7 @@ def _setup(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter) -> Setup:
     from animate_cli import weights
     from animate_cli.models import LoadOptions, parallel
     from animate_cli.models import device as devmod
+    from animate_cli.models import fast as fast_mode
     from animate_cli.models.attention import APPROXIMATE_BACKENDS, resolve_attention
 
     paths = weights.resolve(cfg.weights_dir, cfg.resolution, need=("base", "lora"))
@@ -202,7 +206,10 @@ def _setup(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter) -> Setup:
         pose_models = choose_models(cfg.pose_model, cfg.weights_dir, cfg.det_onnx, cfg.pose_onnx)
         if pose_models.note:
             reporter.log(f"warning: {pose_models.note}")
-    loras = [(paths.lora, 1.0), *((spec.path, spec.scale) for spec in cfg.loras)]
+    loras = [
+        (paths.lora, 1.0),
+        *((spec.path, spec.scale) for spec in fast_mode.with_distill(cfg.loras, cfg.fast, cfg.weights_dir)),
+    ]
     for p, _ in loras:
         if not Path(p).is_file():
             raise BadInputError(f"LoRA file not found: {p}")
@@ -343,8 +350,10 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
     reporter.stage("mux", 1, "writing mp4")
     # The output replaces anything only once it reads back with every planned frame (and duration); the audio
     # starts at the driving video's first frame, as output frame 0 shows it (media.timeline).
-    written = media.concat_with_audio(segments, cfg.out, plan.frames, C.FPS, audio, audio_start=checked.driving.video_start,
-                                      tmp_dir=_partial_dir(cfg))  # fmt: skip
+    from animate_cli.models.fast import output_comment
+
+    extras = media.MuxExtras(audio, checked.driving.video_start, output_comment(cfg.fast, cfg.steps))
+    written = media.concat_with_audio(segments, cfg.out, plan.frames, C.FPS, extras, tmp_dir=_partial_dir(cfg))
     cfg.preview_path.unlink(missing_ok=True)  # the output is complete: the preview has served its purpose
     reporter.artifact("output", cfg.out)
     reporter.advance("mux")
@@ -353,7 +362,7 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
     summary = RunSummary(cfg.out, written.frames, C.FPS, (cfg.width, cfg.height), len(plan.chunks), start_chunk,
                          models.lora_modules if models else 0, dev.name, _rounded(timings), pose_info,
                          _memory_summary(dev), models.summary() if models else {}, duration_s=written.duration_s,
-                         repaired_chunks=repaired)  # fmt: skip
+                         repaired_chunks=repaired, loras=[r.to_dict() for r in models.loras] if models else [])  # fmt: skip
     if cfg.report:  # 7. <stem>.report.json/.png and the chunk record <stem>.chunks.json (report/; a failure only warns)
         from animate_cli import report
 

@@ -43,9 +43,11 @@ from animate_cli.weights.onnx_check import onnx_problem  # noqa: F401
 from animate_cli.weights.registry import (  # noqa: F401
     BASE_DIR,
     BASE_ITEMS,
+    DEFAULT_PARTS,
     DET_ONNX,
     EXAMPLE_FILES,
     EXAMPLES_PREFIX,
+    FAST_ITEMS,
     GB,
     LORA_ITEMS,
     PARTS,

@@ -25,6 +25,7 @@ from animate_cli.weights.hub import Fetcher, HubFetcher, hub_error, hub_offline,
 from animate_cli.weights.installed import file_ok, list_names, nonempty, problem_onnx, problems, size_on_disk
 from animate_cli.weights.onnx_check import onnx_problem
 from animate_cli.weights.registry import (
+    DEFAULT_PARTS,
     EXAMPLE_FILES,
     EXAMPLES_PREFIX,
     GB,
@@ -150,7 +151,7 @@ class DownloadRequest:
     """What `download-weights` fetches, where, and how."""
 
     weights_dir: Path
-    only: Iterable[str] = PARTS  # registry parts
+    only: Iterable[str] = DEFAULT_PARTS  # registry parts
     resolution: str = "480p"  # the LoRA files: 480p, 720p or all
     revision: dict[str, str] | None = None  # registry repo key -> revision (parse_revisions)
     dry_run: bool = False  # plan and size only: nothing is written, no lock is taken

@@ -17,7 +17,9 @@ from animate_cli.errors import (
 from animate_cli.weights.onnx_check import FOLDER_MODEL, onnx_problem
 from animate_cli.weights.registry import (
     BASE_DIR,
+    DEFAULT_PARTS,
     DET_ONNX,
+    FAST_ITEMS,
     LORA_ITEMS,
     PARTS,
     POSE_DIR,
@@ -165,6 +167,9 @@ def problems(root: Path, resolution: str = "480p", parts: Iterable[str] = ("base
                 out.append((rel, "missing"))
             elif p := problem_safetensors(root / rel):
                 out.append((rel, p))
+    for it in FAST_ITEMS if "fast" in parts else ():  # run --fast's distill LoRA (registry.FAST_ITEMS)
+        if p := ("missing" if not (root / it.dest).is_file() else problem_safetensors(root / it.dest)):
+            out.append((it.dest, p))
     if "pose" in parts:
         from animate_cli.weights import manifest as M
 
@@ -249,7 +254,9 @@ def file_ok(path: Path) -> bool:
     return True
 
 
-def check(weights_dir: Path, parts: Iterable[str] = PARTS, resolution: str = "480p", pose_model: str | None = None) -> dict:
+def check(
+    weights_dir: Path, parts: Iterable[str] = DEFAULT_PARTS, resolution: str = "480p", pose_model: str | None = None
+) -> dict:
     """What is installed, without the network: the structural check plus the manifest's commits
     (for `download-weights --check`, `run --dry-run` and run summaries). `pose_model` narrows the pose
     part to the models one pose model needs (None: every pose file download-weights fetches)."""

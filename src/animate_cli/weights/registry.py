@@ -34,7 +34,13 @@ WAN_POSE_DIR = "process_checkpoint/pose2d/vitpose_h_wholebody.onnx"  # a folder 
 POSE_MODEL_NAMES = ("wan", "rtmw")  # which pose model a pose item belongs to (Item.model)
 
 
-PARTS = ("base", "lora", "pose")
+PARTS = ("base", "lora", "pose", "fast")
+
+
+DEFAULT_PARTS = ("base", "lora", "pose")  # what `download-weights` fetches without --only; "fast" is asked for
+
+
+FAST_DIR = "fast"  # the step-distill LoRA of `run --fast` (docs/loras.md)
 
 
 RESOLUTION_CHOICES = (*RESOLUTIONS, "all")
@@ -55,6 +61,10 @@ REPOS: dict[str, Repo] = {
     "wan_original": Repo("Wan-AI/Wan2.2-Animate-14B"),
     "everanimate": Repo("epfl-vita/everanimate"),
     "rtmpose": Repo("Tau-J/RTMPose"),  # rtmlib's Hub mirror of download.openmmlab.com (pose spec §3.2, §9)
+    # ComfyUI's own Wan-Animate template and kijai's wrapper fetch the lightx2v distill LoRAs from here; its
+    # Lightx2v/ folder was last changed at commit 8cc8f40 when listed (docs/loras.md). The manifest pins the
+    # full commit `main` points at when download-weights runs, as for every repo.
+    "lightx2v": Repo("Kijai/WanVideo_comfy"),
 }
 
 
@@ -144,6 +154,15 @@ LORA_ITEMS: dict[str, Item] = {
 }
 
 
+# The rank-32 lightx2v step-distill LoRA that LightX2V's own Wan-Animate config (configs/wan22/wan_animate_lora.json)
+# stacks at strength 1.0 for 4 steps (docs/loras.md: why rank 32 and not ComfyUI's rank 64). 373 MB is the Hub
+# listing's rounded figure (an estimate to the byte); the exact size is read from the Hub when it is reachable.
+FAST_LORA = "Lightx2v/lightx2v_I2V_14B_480p_cfg_step_distill_rank32_bf16.safetensors"
+
+
+FAST_ITEMS: tuple[Item, ...] = (Item(f"{FAST_DIR}/{FAST_LORA}", "lightx2v", FAST_LORA, 373_000_000, "fast", approx=True),)
+
+
 POSE_ITEMS: tuple[Item, ...] = (
     Item(
         f"{POSE_DIR}/{DET_ONNX}",
@@ -198,7 +217,7 @@ def resolutions_for(resolution: str) -> tuple[str, ...]:
     return (resolution,)
 
 
-def registry_items(parts: Iterable[str] = PARTS, resolution: str = "480p") -> list[Item]:
+def registry_items(parts: Iterable[str] = DEFAULT_PARTS, resolution: str = "480p") -> list[Item]:
     """Every file `download-weights --only PARTS --resolution R` produces, in download order."""
     parts = tuple(parts)
     items: list[Item] = []
@@ -208,13 +227,15 @@ def registry_items(parts: Iterable[str] = PARTS, resolution: str = "480p") -> li
         items += [LORA_ITEMS[r] for r in resolutions_for(resolution)]
     if "pose" in parts:
         items += POSE_ITEMS
+    if "fast" in parts:
+        items += FAST_ITEMS
     return items
 
 
 def fix_command(root: Path, parts: Iterable[str], resolution: str) -> str:
     cmd = f"everanimate download-weights --dir {root}"
     parts = [p for p in PARTS if p in set(parts)]
-    if parts != list(PARTS):
+    if parts != list(DEFAULT_PARTS):
         cmd += "".join(f" --only {p}" for p in parts)
     if "lora" in parts and resolution != "480p":
         cmd += f" --resolution {resolution}"
@@ -222,4 +243,4 @@ def fix_command(root: Path, parts: Iterable[str], resolution: str) -> str:
 
 
 def part_of(rel: str) -> str:
-    return {BASE_DIR: "base", LORA_DIR: "lora", POSE_DIR: "pose"}.get(rel.split("/", 1)[0], "base")
+    return {BASE_DIR: "base", LORA_DIR: "lora", POSE_DIR: "pose", FAST_DIR: "fast"}.get(rel.split("/", 1)[0], "base")

@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 if TYPE_CHECKING:
-    from animate_cli.config import RunConfig
+    from animate_cli.options import RunConfig
     from animate_cli.runner.pipeline import RunSummary
 
 # benchmarks/ holds the full-size configs and the footprint measurement (full_configs, measure_footprint) that

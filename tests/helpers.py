@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from animate_cli import media
-from animate_cli.config import RunConfig
+from animate_cli.options import RunConfig
 
 SIZE = (64, 32)
 
@@ -16,6 +16,38 @@ def make_cfg(media_dir: Path, weights: Path, out: Path, frames: int = 160, **kw)
                 device="cpu", dtype="fp32", steps=2)  # fmt: skip
     base.update(kw)
     return RunConfig(**base)
+
+
+class RecordingReporter:
+    """A progress.Reporter that keeps every event; `counts[name]` is how far a stage advanced."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+        self.counts: dict[str, int] = {}
+        self.messages: list[str] = []
+
+    def stage(self, name: str, total: int | None, description: str = "") -> None:
+        self.events.append(("stage", name, total, description))
+        self.counts[name] = 0
+
+    def advance(self, name: str, n: int = 1) -> None:
+        self.events.append(("advance", name, n))
+        self.counts[name] = self.counts.get(name, 0) + n
+
+    def log(self, message: str) -> None:
+        self.messages.append(message)
+
+    def artifact(self, kind: str, path: Path, **info) -> None:
+        self.events.append(("artifact", kind, Path(path), info))
+
+
+def run_plan(cfg: RunConfig):
+    """The chunk plan pipeline.run makes for cfg (for calling a stage such as pose_job.extract_for_run alone):
+    its ping-pong period is the given pose video's length, else the driving video's."""
+    from animate_cli import config as C
+    from animate_cli.rollout.plan import plan_for
+
+    return plan_for(cfg, media.probe(cfg.pose_video or cfg.driving).frames_at(C.FPS))
 
 
 def frames_of(path: Path) -> np.ndarray:

@@ -47,6 +47,7 @@ class JobResult:
     wall_s: float | None = None
     worker: str | None = None  # who ran it (this worker or, for taken/failed by another, that one)
     message: str | None = None  # the one-line error of a failed or invalid job
+    resumed_from_chunk: int | None = None  # a done job that continued saved state: the first chunk it generated
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -157,7 +158,7 @@ class Worker:
         wall = round(time.monotonic() - t0, 3)
         claims.write_record(folder, claims.DONE, {"worker": self.id, "host": self.host, "frames": summary.frames, "wall_s": wall})
         self.jobs_done += 1
-        return self._end(job, "done", 0, t0, frames=summary.frames)
+        return self._end(job, "done", 0, t0, frames=summary.frames, resumed=summary.resumed_from_chunk)
 
     def _failed(self, job: Job, folder, t0: float, exit_code: int, code: str, message: str) -> JobResult:
         record = {"worker": self.id, "host": self.host, "exit_code": exit_code, "code": code, "message": message}
@@ -166,8 +167,9 @@ class Worker:
         return self._end(job, "failed", exit_code, t0, message=message)
 
     def _end(self, job: Job, status: str, exit_code: int | None, t0: float, frames: int | None = None,
-             message: str | None = None) -> JobResult:  # fmt: skip
-        result = JobResult(job.line, str(job.out), status, exit_code, frames, round(time.monotonic() - t0, 3), self.id, message)
+             message: str | None = None, resumed: int | None = None) -> JobResult:  # fmt: skip
+        wall = round(time.monotonic() - t0, 3)
+        result = JobResult(job.line, str(job.out), status, exit_code, frames, wall, self.id, message, resumed)
         self.emit({"event": "job_end", **result.to_dict()})
         return result
 

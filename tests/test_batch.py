@@ -1,0 +1,243 @@
+"""`everanimate batch`: the jobs list (parsing, validation), and real batch processes on tiny weights sharing
+one list -- every job done once, frames identical to a plain `run`, one model load per worker, a failing job
+reported with its code, a worker killed mid-job finished by another from its last chunk, a rerun skipping all.
+
+Processes are synchronised through files, never sleeps (tests/batch_pausing_cli.py blocks a worker once it
+has saved a chunk)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import frames_of
+
+from animate_cli.batch.jobs import read_jobs
+from animate_cli.errors import ExitCode, UsageError
+
+TIMEOUT_S = 400  # generous: the suite shares 2 cores; each tiny job takes seconds
+HERE = Path(__file__).resolve().parent
+MODEL_FLAGS = ["--device", "cpu", "--dtype", "fp32"]
+
+
+def job_row(media_dir: Path, out: str, frames: int = 80, **extra) -> dict:
+    """A two-chunk (80 frames: 77 + 3) tiny job with given pose/face videos (no pose extraction)."""
+    return {"ref": str(media_dir / "ref.png"), "driving": str(media_dir / "driving.mp4"), "out": out, "frames": frames,
+            "size": "64x32", "steps": 1, "pose_video": str(media_dir / "pose.mp4"),
+            "face_video": str(media_dir / "face.mp4"), **extra}  # fmt: skip
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def batch_cmd(jobs: Path, weights: Path, *extra: str, script: list[str] | None = None) -> list[str]:
+    head = script or [sys.executable, "-m", "animate_cli"]
+    return [*head, "batch", str(jobs), "--weights-dir", str(weights), *MODEL_FLAGS, "--json", "--progress", "none", *extra]
+
+
+def start(cmd: list[str], tmp: Path, name: str, **env) -> subprocess.Popen:
+    with open(tmp / f"{name}.out", "w") as out, open(tmp / f"{name}.err", "w") as err:
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, env={**os.environ, "COLUMNS": "300", **env})
+    p.out_path, p.err_path = tmp / f"{name}.out", tmp / f"{name}.err"
+    return p
+
+
+def finish(p: subprocess.Popen) -> tuple[int, dict, str]:
+    p.wait(TIMEOUT_S)
+    out, err = Path(p.out_path).read_text(), Path(p.err_path).read_text()
+    assert out.strip(), err
+    return p.returncode, json.loads(out), err
+
+
+def wait_for(path: Path, procs: list[subprocess.Popen], what: str) -> None:
+    t0 = time.monotonic()
+    while not path.exists():
+        for p in procs:
+            if p.poll() is not None:
+                pytest.fail(f"process exited ({p.returncode}) before {what}: {Path(p.err_path).read_text()[-2000:]}")
+        assert time.monotonic() - t0 < TIMEOUT_S, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def entries(summary: dict) -> dict[int, dict]:
+    return {j["line"]: j for j in summary["jobs"]}
+
+
+@pytest.fixture(scope="module")
+def plain_run(tiny_weights, media_dir, tmp_path_factory) -> np.ndarray:
+    """The frames of one `everanimate run` of the two-chunk job, in a process of its own."""
+    out = tmp_path_factory.mktemp("plain") / "o.mp4"
+    cmd = [sys.executable, "-m", "animate_cli", "run", str(media_dir / "ref.png"), str(media_dir / "driving.mp4"),
+           "--pose-video", str(media_dir / "pose.mp4"), "--face-video", str(media_dir / "face.mp4"), "--frames", "80",
+           "--size", "64x32", "--steps", "1", *MODEL_FLAGS, "--weights-dir", str(tiny_weights), "--out", str(out)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert proc.returncode == 0, proc.stderr
+    return frames_of(out)
+
+
+@pytest.fixture(scope="module")
+def unreadable_video(tmp_path_factory) -> Path:
+    bad = tmp_path_factory.mktemp("bad") / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video" * 4)
+    return bad
+
+
+# --- the list ---------------------------------------------------------------------------------------------------
+
+
+def test_csv_rows_are_parsed_by_the_option_table_relative_to_the_list(media_dir, tmp_path):
+    (tmp_path / "in").mkdir()
+    for name in ("ref.png", "view1.png", "driving.mp4"):
+        (tmp_path / "in" / name).write_bytes((media_dir / name).read_bytes())
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text("ref,driving,out,seconds,ref-view,no_audio,seed,resolution\n"
+                    "in/ref.png,in/driving.mp4,out/a.mp4,1.5,in/view1.png;in/ref.png,yes,7,720p\n"
+                    "\n"
+                    "in/ref.png,in/driving.mp4,out/b.mp4,,,,,\n")  # fmt: skip
+    jl = read_jobs(jobs)
+    assert jl.invalid == [] and [j.line for j in jl.jobs] == [2, 4]
+    a, b = jl.jobs
+    assert a.ref == tmp_path / "in" / "ref.png" and a.out == tmp_path / "out" / "a.mp4"
+    assert a.options == {"seconds": 1.5, "ref_view": [tmp_path / "in" / "view1.png", tmp_path / "in" / "ref.png"],
+                         "no_audio": True, "seed": 7, "resolution": "720p"}  # fmt: skip
+    assert b.options == {}  # empty cells: the run's defaults
+
+
+def test_every_bad_row_is_named_with_its_line_and_all_its_problems(media_dir, tmp_path, unreadable_video):
+    ok = job_row(media_dir, "ok.mp4", frames=10)
+    rows = [
+        ok,
+        {**job_row(media_dir, "a.mp4"), "speed": 2},  # 2: unknown column
+        {**job_row(media_dir, "b.mp4"), "device": "cuda"},  # 3: model-level
+        {**job_row(media_dir, "c.mp4"), "steps": "many", "seconds": 2},  # 4: bad value + two lengths
+        {**job_row(media_dir, "d.mp4"), "ref": str(tmp_path / "missing.png")},  # 5: missing file
+        {k: v for k, v in job_row(media_dir, "e.mp4").items() if k != "face_video"},  # 6: pose without face
+        job_row(media_dir, "dup.mp4"),  # 7 and 8: the same output
+        job_row(media_dir, "./dup.mp4", seed=3),
+        {**job_row(media_dir, "f.mp4"), "out": str(media_dir / "driving.mp4")},  # 9: output is an input
+        {**job_row(media_dir, "g.mp4"), "driving": str(unreadable_video)},  # 10: valid here; fails when it runs
+        {**job_row(media_dir, "h.mp4"), "json": True},  # 11: a command option
+    ]
+    jobs = write_jsonl(tmp_path / "jobs.jsonl", rows)
+    with open(jobs, "a") as f:
+        f.write("[1, 2]\n{not json\n")  # 12, 13
+    jl = read_jobs(jobs)
+    assert [j.line for j in jl.jobs] == [1, 10]
+    bad = {b.line: b.message for b in jl.invalid}
+    assert sorted(bad) == [2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13]
+    assert "unknown column 'speed'" in bad[2]
+    assert "--device is not a per-video option: give it once on the command line" in bad[3]
+    assert "--steps must be an integer" in bad[4] and "only one of seconds, minutes, frames" in bad[4]
+    assert "missing.png: not found" in bad[5]
+    assert "pose_video and face_video must be given together" in bad[6]
+    assert "is also the out of line 8" in bad[7] and "is also the out of line 7" in bad[8]
+    assert "refusing to write over an input" in bad[9]
+    assert "--json is not a per-video option" in bad[11]
+    assert bad[12] == "not a JSON object" and bad[13].startswith("not JSON")
+
+
+@pytest.mark.parametrize(("name", "text", "expect"), [
+    ("jobs.txt", "ref,driving,out\n", "must end in .csv"),
+    ("jobs.csv", "", "has no jobs"),
+    ("jobs.csv", "ref,ref,out\nx,y,z\n", "empty or repeated column"),
+])  # fmt: skip
+def test_a_file_that_is_no_jobs_list_is_a_usage_error(tmp_path, name, text, expect):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(UsageError) as e:
+        read_jobs(tmp_path / name)
+    assert expect in e.value.message
+
+
+def test_cli_refuses_invalid_rows_before_any_model_loads_and_gpus_with_a_pointer(media_dir, tmp_path, tiny_weights):
+    from typer.testing import CliRunner
+
+    from animate_cli.cli import app
+
+    jobs = write_jsonl(tmp_path / "jobs.jsonl", [job_row(media_dir, "a.mp4"), {**job_row(media_dir, "b.mp4"), "steps": 0}])
+    r = CliRunner().invoke(app, ["batch", str(jobs), "--weights-dir", str(tiny_weights), *MODEL_FLAGS], env={"COLUMNS": "300"})
+    assert r.exit_code == ExitCode.USAGE, r.output
+    lines = r.output.splitlines()
+    assert any(ln.startswith("jobs.jsonl line 2: --steps must be between 1 and 1000") for ln in lines), r.output
+    assert "1 of 2 rows" in r.output and "--skip-invalid" in r.output
+    assert not (tmp_path / "a.mp4").exists() and not (tmp_path / "a.mp4.everanimate-state").exists()
+
+    r = CliRunner().invoke(app, ["batch", str(jobs), "--gpus", "2"], env={"COLUMNS": "300"})
+    assert r.exit_code == ExitCode.USAGE and "--workers" in r.output and "run --gpus" in r.output, r.output
+
+
+# --- real workers -----------------------------------------------------------------------------------------------
+
+
+def test_two_batches_at_once_share_the_list(plain_run, tiny_weights, media_dir, tmp_path, unreadable_video):
+    """Process A with two workers and process B with one, started together on one list with an invalid row
+    and an unreadable driving video: every valid job made exactly once, the failure reported by both with exit 3."""
+    out = tmp_path / "out"
+    rows = [job_row(media_dir, "out/a.mp4"), job_row(media_dir, "out/b.mp4", frames=10, seed=1),
+            {**job_row(media_dir, "out/bad.mp4", frames=10), "driving": str(unreadable_video)},
+            {**job_row(media_dir, "out/c.mp4"), "sped": 1},
+            job_row(media_dir, "out/d.mp4", frames=12, seed=2)]  # fmt: skip
+    jobs = write_jsonl(tmp_path / "jobs.jsonl", rows)
+    # One start time for both, as the workers of one command share their parent's: whichever process reaches a
+    # job second knows that the other made or failed it during this batch (whatever the processes' start-up times).
+    together = ["--skip-invalid", "--started-at", repr(time.time())]
+    a = start(batch_cmd(jobs, tiny_weights, *together, "--workers", "2"), tmp_path, "a")
+    b = start(batch_cmd(jobs, tiny_weights, *together), tmp_path, "b")
+    (rc_a, sa, err_a), (rc_b, sb, err_b) = finish(a), finish(b)
+    assert rc_a == rc_b == ExitCode.BAD_INPUT, (err_a, err_b)  # the first failing job's code
+    assert sa["exit_code"] == sb["exit_code"] == ExitCode.BAD_INPUT
+    ea, eb = entries(sa), entries(sb)
+    workers = {w["id"]: w for w in sa["workers"] + sb["workers"]}
+    assert len(sa["workers"]) == 2 and len(sb["workers"]) == 1 and len(workers) == 3
+    for line in (1, 2, 5):  # made once: by one worker of one process; the other process says "taken"
+        assert sorted([ea[line]["status"], eb[line]["status"]]) == ["done", "taken"], (line, ea[line], eb[line])
+        assert ea[line]["worker"] == eb[line]["worker"]
+        ran = ea[line] if ea[line]["status"] == "done" else eb[line]
+        assert ran["worker"] in workers and ran["frames"] == rows[line - 1]["frames"] and ran["exit_code"] == 0
+    assert sum(w["jobs_done"] for w in workers.values()) == 3
+    for line in (3,):  # tried once, reported by both with its code and one line
+        assert ea[line]["status"] == eb[line]["status"] == "failed"
+        assert ea[line]["exit_code"] == eb[line]["exit_code"] == ExitCode.BAD_INPUT
+        assert ea[line]["worker"] == eb[line]["worker"] and "broken.mp4" in ea[line]["message"]
+    assert ea[4]["status"] == eb[4]["status"] == "invalid" and "unknown column 'sped'" in ea[4]["message"]
+    for w in workers.values():  # a worker that made a video loaded the models exactly once; the others never
+        assert w["model_loads"] == (1 if w["jobs_done"] else 0), w
+    assert np.array_equal(frames_of(out / "a.mp4"), plain_run)
+    assert len(frames_of(out / "b.mp4")) == 10 and len(frames_of(out / "d.mp4")) == 12
+    assert not (out / "bad.mp4").exists()
+
+    again = start(batch_cmd(jobs, tiny_weights, "--skip-invalid"), tmp_path, "again")
+    rc, s, err = finish(again)
+    e = entries(s)
+    assert [e[line]["status"] for line in (1, 2, 5)] == ["skipped"] * 3
+    assert e[3]["status"] == "failed" and rc == ExitCode.BAD_INPUT  # a new batch tries a failed job again
+    assert s["workers"][0]["model_loads"] == 0  # made videos need no model, and a bad input fails before loading
+
+
+def test_a_worker_killed_mid_job_is_finished_by_another_from_its_last_chunk(plain_run, tiny_weights, media_dir, tmp_path):
+    jobs = write_jsonl(tmp_path / "jobs.jsonl", [job_row(media_dir, "k.mp4")])
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    first = start(batch_cmd(jobs, tiny_weights, script=[sys.executable, str(HERE / "batch_pausing_cli.py")]), tmp_path,
+                  "first", BATCH_TEST_PAUSE_DIR=str(pause))  # fmt: skip
+    wait_for(pause / "paused", [first], "the first worker to save chunk 0")
+    assert (pause / "paused").read_text() == "0"
+
+    second = start(batch_cmd(jobs, tiny_weights), tmp_path, "second")  # finds the job taken, comes back to it
+    first.send_signal(signal.SIGKILL)
+    first.wait(TIMEOUT_S)
+    rc, s, err = finish(second)
+    assert rc == 0, err
+    (job,) = s["jobs"]
+    assert job["status"] == "done" and job["resumed_from_chunk"] == 1 and job["frames"] == 80, job
+    assert s["workers"][0]["model_loads"] == 1
+    assert np.array_equal(frames_of(tmp_path / "k.mp4"), plain_run)
+
+    rc, s, err = finish(start(batch_cmd(jobs, tiny_weights), tmp_path, "rerun"))
+    assert rc == 0 and s["jobs"][0]["status"] == "skipped" and s["workers"][0]["model_loads"] == 0, err

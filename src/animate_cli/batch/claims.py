@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from animate_cli.errors import EverAnimateError
@@ -41,10 +41,11 @@ def claim_folder(out: Path) -> Path:
 
 
 @contextlib.contextmanager
-def claim(out: Path) -> Iterator[Path]:
-    """Hold the job's claim inside the block (yields its folder), or raise JobBusy at once."""
+def claim(out: Path, log: Callable[[str], None] | None = None) -> Iterator[Path]:
+    """Hold the job's claim inside the block (yields its folder), or raise JobBusy at once. `log` hears the
+    warning of a filesystem that refuses locks (then nothing keeps two workers off one job)."""
     folder = claim_folder(out)
-    with locks.hold(folder, lambda who: JobBusy(f"{out} is being made by {who}")):
+    with locks.hold(folder, lambda who: JobBusy(f"{out} is being made by {who}"), log=log):
         yield folder
 
 

@@ -88,6 +88,7 @@ class Worker:
         self.started_at = time.time() if started_at is None else started_at  # wall clock: records are compared across nodes
         self.jobs_done = 0
         self._prefetch: tuple[Job, threading.Thread] | None = None
+        self._warned = False
 
     def run_all(self, jobs: list[Job]) -> list[JobResult]:
         """Every job's result, in list order."""
@@ -118,7 +119,7 @@ class Worker:
     def _attempt(self, job: Job, following: list[Job]) -> JobResult | None:
         """The job's result, or None when someone else has it now."""
         try:
-            with claims.claim(job.out) as folder:
+            with claims.claim(job.out, log=self._warn_once) as folder:
                 return self._claimed(job, folder, following)
         except claims.JobBusy:
             return None
@@ -172,6 +173,12 @@ class Worker:
         result = JobResult(job.line, str(job.out), status, exit_code, frames, wall, self.id, message, resumed)
         self.emit({"event": "job_end", **result.to_dict()})
         return result
+
+    def _warn_once(self, message: str) -> None:
+        """A filesystem without locks says so at every claim: once per worker is enough."""
+        if not self._warned:
+            self._warned = True
+            self.emit({"event": "log", "worker": self.id, "message": message})
 
     # --- the next job's pose, during this job's rollout ------------------------------------------------
 

@@ -6,8 +6,8 @@ on `cuda:0` of its own view. A worker writes its events (batch/events.py) as JSO
 this process reads; its last event carries its results, which are merged here into one summary. Workers
 coordinate only through the job claims on disk (claims.py), exactly as workers on other machines do.
 
-Signals: Ctrl-C in a terminal reaches every worker (one process group); SIGTERM to this process (a
-scheduler stopping the job) is passed on to each worker. Each saves its job's state and exits 130 / 143,
+Signals: Ctrl-C (SIGINT) or SIGTERM (a scheduler stopping the job) to this process is passed on to each
+worker once (the workers have their own process group, so a terminal's Ctrl-C reaches only this process). Each saves its job's state and exits 130 / 143,
 and this process exits with the same code once they are gone.
 """
 
@@ -83,7 +83,9 @@ def _start(k: int, child_args: list[str], gpu: str | None) -> WorkerProc:
         env["CUDA_VISIBLE_DEVICES"] = gpu
     cmd = [sys.executable, "-m", "animate_cli", "batch", *child_args, "--workers", "1", "--events-fd", str(write_fd)]
     try:
-        proc = subprocess.Popen(cmd, env=env, pass_fds=(write_fd,), stdin=subprocess.DEVNULL)
+        # its own process group: a terminal's Ctrl-C reaches this process only, which passes it on once (a second
+        # signal during a worker's clean-up could cut it short)
+        proc = subprocess.Popen(cmd, env=env, pass_fds=(write_fd,), stdin=subprocess.DEVNULL, process_group=0)
     finally:
         os.close(write_fd)  # the worker holds the only write end: its exit is our end of file
     return WorkerProc(k, proc, read_fd)

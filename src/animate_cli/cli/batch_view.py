@@ -59,7 +59,7 @@ class BatchView:
 
     def _say(self, event: dict) -> None:
         kind = event.get("event")
-        where = f"line {event.get('line')} ({Path(str(event.get('out', ''))).name})"
+        where = f"line {event['line']} ({Path(str(event.get('out', ''))).name})" if "line" in event else event["worker"]
         if kind == "job_end" and event["status"] == "failed":
             self._live.console.print(f"{where}: failed (exit {event['exit_code']}): {event.get('message')}", markup=False)
         elif kind == "job_end" and event["status"] == "done":

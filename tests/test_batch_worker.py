@@ -117,3 +117,22 @@ def test_the_next_pose_is_prepared_during_the_rollout_and_missing_weights_stop_t
     with pytest.raises(WeightsMissingError):
         worker.Worker(stopped, "n1:2", lambda e: None).run_all(make_jobs(media_dir, tmp_path, ["d.mp4", "e.mp4"]))
     assert stopped.runs == ["d.mp4"]
+
+
+def test_the_batch_status_counts_jobs_and_estimates_the_list_from_chunk_times():
+    from animate_cli.batch.status import BatchStatus
+
+    s = BatchStatus(total=4)
+    for wid, line in (("w1", 1), ("w2", 2)):
+        s.feed({"event": "worker", "worker": wid, "host": "n"})
+        s.feed({"event": "job_start", "worker": wid, "line": line, "out": f"/o/{line}.mp4"})
+        s.feed({"event": "stage", "worker": wid, "line": line, "name": "chunks", "total": 3})
+    assert s.eta_s() is None and s.running == 2 and s.left == 2
+    s.feed({"event": "chunk_done", "worker": "w1", "line": 1, "chunk": 0, "chunks": 3, "chunk_s": 10.0})
+    # chunks left: 2 (w1) + 3 (w2) + 2 jobs x 3 = 11, at 10 s each, over 2 workers
+    assert s.eta_s() == pytest.approx(55.0)
+    s.feed({"event": "job_end", "worker": "w2", "line": 2, "status": "failed", "exit_code": 3})
+    s.feed({"event": "job_end", "worker": "w1", "line": 1, "status": "done", "exit_code": 0})
+    s.feed({"event": "job_end", "worker": "w2", "line": 1, "status": "taken", "exit_code": 0})  # counted once
+    assert (s.done, s.failed, s.running, s.left) == (1, 1, 0, 2)
+    assert s.workers["w1"].line is None

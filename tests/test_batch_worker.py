@@ -41,6 +41,9 @@ class StandIn:
                 vw.write(np.full((32, 32, 3), i * 9 % 255, np.uint8))
         return SimpleNamespace(frames=options["frames"], resumed_from_chunk=0)
 
+    def config(self, ref, driving, out, **options):
+        return SimpleNamespace(frames=options["frames"], frame_width=32, height=32)
+
     def prepare_pose(self, ref, driving, out, **options):
         self.prepared.append(Path(out).name)
 

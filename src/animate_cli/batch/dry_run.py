@@ -20,7 +20,7 @@ def plan_all(job_list: JobList, model_options: dict) -> dict:
     entries, plans = [], []
     for job in job_list.jobs:
         entry = {"line": job.line, "out": str(job.out)}
-        if finished(job):
+        if finished(job, animator):
             entries.append({**entry, "status": "made", "exit_code": 0})
             continue
         try:

@@ -53,32 +53,18 @@ class JobResult:
         return asdict(self)
 
 
-def expected_frames(job: Job) -> int | None:
-    """The frame count `run` makes for this job (its length option, else the driving video's duration);
-    None when the driving video cannot be read."""
-    from animate_cli import media
-
-    o = job.options
-    if o.get("frames") is not None:
-        return int(o["frames"])
-    if o.get("seconds") is not None:
-        return round(float(o["seconds"]) * C.FPS)
-    if o.get("minutes") is not None:
-        return round(float(o["minutes"]) * 60 * C.FPS)
-    try:
-        return round(media.probe(job.driving).duration * C.FPS)
-    except EverAnimateError:
-        return None
-
-
-def finished(job: Job) -> bool:
-    """The job's output exists and reads back whole: every planned frame and the duration they make."""
+def finished(job: Job, animator: Animator) -> bool:
+    """The job's output exists and reads back whole, as `run` checks every output: the planned frames, of the
+    planned size, lasting what they make at 25 fps."""
     from animate_cli import media
 
     if not job.out.is_file():
         return False
-    frames = expected_frames(job)
-    return frames is not None and media.check_video(job.out, frames, fps=C.FPS)[1] is None
+    try:
+        cfg = animator.config(job.ref, job.driving, job.out, **job.options)
+    except EverAnimateError:  # its inputs are unreadable now: not made (its run will say why)
+        return False
+    return media.check_video(job.out, cfg.frames, (cfg.frame_width, cfg.height), fps=C.FPS)[1] is None
 
 
 class Worker:
@@ -126,7 +112,7 @@ class Worker:
 
     def _claimed(self, job: Job, folder, following: list[Job]) -> JobResult | None:
         done = claims.read_record(folder, claims.DONE)
-        if finished(job):
+        if finished(job, self.animator):
             if done and done.get("at", 0) >= self.started_at:  # made since we started, by another worker
                 return JobResult(job.line, str(job.out), "taken", 0, done.get("frames"), done.get("wall_s"), done.get("worker"))
             return JobResult(job.line, str(job.out), "skipped", 0)

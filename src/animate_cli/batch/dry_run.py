@@ -51,7 +51,8 @@ def _readiness(plans: list[tuple[Job, dict, dict]], model_options: dict) -> list
     """Weights and GPU from the first planned job (every job loads the same models), disk for all of them."""
     if not plans:
         return []
-    first = plans[0][2].get("readiness") or []
+    report = plans[0][2]
+    first = report.get("readiness") or [i.to_dict() for i in report.get("items", ())]
     items = [i for i in first if i.get("name") != "disk"]
     return [*items, _disk(plans, model_options)]
 

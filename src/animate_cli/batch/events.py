@@ -12,7 +12,8 @@ Events:
   progress    {worker, line, out, name, done, total}                any other stage advanced
   log         {worker, line, out, message}
   preview / output {worker, line, out, path, ...}
-  job_end     {worker, line, out, status, exit_code, frames, wall_s, message}
+  job_end     {worker, line, out, status, exit_code, frames, wall_s, message, resumed_from_chunk}: the job is
+              settled for this worker (status as in --json), or "waiting" (a plain `run` holds it; later again)
   worker_end  {worker, host, model_loads, jobs_done, jobs: [job entries as in --json]}
 """
 

@@ -34,10 +34,12 @@ class BatchStatus:
     chunks_per_job: list[int] = field(default_factory=list)
     finished_lines: set = field(default_factory=set)
 
-    def feed(self, event: dict) -> None:
+    def feed(self, event: dict) -> bool:
+        """Take one event; True when it settled a job not settled before (each job counts once, however many
+        workers report on it)."""
         kind, wid = event.get("event"), event.get("worker")
-        if wid is None:
-            return
+        if wid is None or kind == "worker_end":
+            return False
         w = self.workers.setdefault(wid, WorkerLine(wid))
         if kind == "worker":
             w.host = event.get("host", "")
@@ -58,20 +60,23 @@ class BatchStatus:
             if event.get("chunk_s") is not None:
                 self.chunk_times = (self.chunk_times + [float(event["chunk_s"])])[-ETA_CHUNKS:]
         elif kind == "job_end":
-            self._job_end(event)
-            self.workers[wid] = WorkerLine(wid, w.host)
+            if w.line == event["line"]:
+                self.workers[wid] = WorkerLine(wid, w.host)
+            return self._job_end(event)
+        return False
 
-    def _job_end(self, event: dict) -> None:
-        if event["line"] in self.finished_lines or event["status"] == "taken":
-            return  # a job another worker had is counted by that worker's events
+    def _job_end(self, event: dict) -> bool:
+        status = event["status"]
+        if event["line"] in self.finished_lines or status not in ("done", "taken", "failed", "skipped"):
+            return False
         self.finished_lines.add(event["line"])
-        if event["status"] == "done":
-            self.done += 1
-        elif event["status"] == "failed":
+        if status == "skipped":
+            self.skipped += 1
+        elif status == "failed":
             self.failed += 1
-
-    def skip(self, n: int) -> None:
-        self.skipped += n
+        else:  # done here or, taken, by a worker elsewhere
+            self.done += 1
+        return True
 
     @property
     def running(self) -> int:

@@ -114,12 +114,13 @@ class Worker:
         done = claims.read_record(folder, claims.DONE)
         if finished(job, self.animator):
             if done and done.get("at", 0) >= self.started_at:  # made since we started, by another worker
-                return JobResult(job.line, str(job.out), "taken", 0, done.get("frames"), done.get("wall_s"), done.get("worker"))
-            return JobResult(job.line, str(job.out), "skipped", 0)
+                return self._decided(JobResult(job.line, str(job.out), "taken", 0, done.get("frames"), done.get("wall_s"),
+                                               done.get("worker")))  # fmt: skip
+            return self._decided(JobResult(job.line, str(job.out), "skipped", 0))
         failed = claims.read_record(folder, claims.FAILED)
         if failed and failed.get("at", 0) >= self.started_at:  # another worker of this batch failed it: once is enough
-            return JobResult(job.line, str(job.out), "failed", failed.get("exit_code"), worker=failed.get("worker"),
-                             message=failed.get("message"))  # fmt: skip
+            return self._decided(JobResult(job.line, str(job.out), "failed", failed.get("exit_code"),
+                                           worker=failed.get("worker"), message=failed.get("message")))  # fmt: skip
         claims.clear_record(folder, claims.FAILED)
         claims.clear_record(folder, claims.DONE)
         return self._run(job, folder, following)
@@ -133,7 +134,7 @@ class Worker:
         try:
             summary = self.animator.run(job.ref, job.driving, job.out, reporter=reporter, **job.options)
         except FolderBusyError:  # a plain `run` of the same output holds its state folder: come back later
-            self._end(job, "taken", None, t0, message="in use by another run")
+            self._end(job, "waiting", None, t0, message="in use by another run; coming back to it")
             return None
         except (WeightsMissingError, WeightsInvalidError):  # the worker's problem, not the job's: every job would fail
             raise
@@ -152,6 +153,11 @@ class Worker:
         with contextlib.suppress(EverAnimateError):  # the disk that failed the job may refuse the record; the summary has it
             claims.write_record(folder, claims.FAILED, record)
         return self._end(job, "failed", exit_code, t0, message=message)
+
+    def _decided(self, result: JobResult) -> JobResult:
+        """A job settled without running it (made before, or made or failed by another worker): said, for the view."""
+        self.emit({"event": "job_end", **result.to_dict()})
+        return result
 
     def _end(self, job: Job, status: str, exit_code: int | None, t0: float, frames: int | None = None,
              message: str | None = None, resumed: int | None = None) -> JobResult:  # fmt: skip

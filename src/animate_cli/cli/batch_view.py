@@ -41,13 +41,13 @@ class BatchView:
 
     def __call__(self, event: dict) -> None:
         with self._lock:
-            self.status.feed(event)
+            settled = self.status.feed(event)
             if self.mode == "json":
                 line = json.dumps({**event, "t": round(time.monotonic() - self.t0, 3)}, ensure_ascii=False, default=str)
                 sys.stderr.write(line + "\n")
                 sys.stderr.flush()
             elif self._live is not None:
-                self._say(event)
+                self._say(event, settled)
                 self._live.update(self._render())
 
     def note(self, message: str) -> None:
@@ -57,9 +57,11 @@ class BatchView:
         elif self.mode == "rich":
             err_console().print(message, markup=False, highlight=False)
 
-    def _say(self, event: dict) -> None:
+    def _say(self, event: dict, settled: bool) -> None:
         kind = event.get("event")
         where = f"line {event['line']} ({Path(str(event.get('out', ''))).name})" if "line" in event else event["worker"]
+        if kind == "job_end" and not settled:
+            return
         if kind == "job_end" and event["status"] == "failed":
             self._live.console.print(f"{where}: failed (exit {event['exit_code']}): {event.get('message')}", markup=False)
         elif kind == "job_end" and event["status"] == "done":

@@ -146,13 +146,12 @@ def _job(line: int, row: dict, base: Path) -> Job:
     """One row -> a Job, or _RowProblems naming everything wrong with it."""
     from animate_cli.options import BATCH, OPTIONS, VIDEO
 
+    if "" in row:  # the reader's own problem with the row (not JSON, too many cells): nothing else to check
+        raise _RowProblems([str(row[""])])
     problems: list[str] = []
     io_paths: dict[str, Path] = {}
     options: dict = {}
     for key, raw in row.items():
-        if key == "":  # the reader's own problem with the row (not JSON, too many cells)
-            problems.append(str(raw))
-            continue
         name = key.strip().replace("-", "_")
         if name in IO_COLUMNS:
             if not isinstance(raw, str) or not raw.strip():
@@ -173,8 +172,8 @@ def _job(line: int, row: dict, base: Path) -> Job:
         except EverAnimateError as e:
             problems.append(e.message)
     problems += [f"{name}: missing" for name in IO_COLUMNS if name not in io_paths and name not in _named(row)]
-    if not problems:
-        problems = _check(io_paths, options)
+    if all(name in io_paths for name in IO_COLUMNS):
+        problems += _check(io_paths, options)
     if problems:
         raise _RowProblems(problems)
     return Job(line, io_paths["ref"], io_paths["driving"], io_paths["out"], options)

@@ -38,6 +38,8 @@ class BatchView:
         if self._live is not None:
             self._live.update(self._render())
             self._live.__exit__(*exc)
+            if not self._live.console.is_terminal:  # a log file: the last picture ends its line, like a terminal's
+                self._live.console.line()
 
     def __call__(self, event: dict) -> None:
         with self._lock:
@@ -78,8 +80,8 @@ class BatchView:
                 + (f" · {s.skipped} already made" if s.skipped else "") + f"   {format_eta(s.eta_s())}")  # fmt: skip
         grid.add_row(head)
         for w in s.workers.values():
-            if w.line is None:
-                grid.add_row(f"  {w.worker}: waiting")
+            if w.line is None:  # between jobs, or come back for jobs others hold
+                grid.add_row(f"  {w.worker}: {'idle' if s.left == 0 else 'waiting for jobs other workers hold'}")
                 continue
             where = f"  {w.worker}: line {w.line} {Path(w.out).name}"
             if w.chunks:

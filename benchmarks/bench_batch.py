@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+CURRENT_PATHS = {"streamed": "FP8 (LoRA fused while streaming)", "streamed-bf16-pin": "bf16 (pinned, for --offload blocks)"}
 DIT_BLOCKS = 40  # Wan2.2-Animate-14B's transformer blocks (bench-load's checkpoint holds a few of them at full width)
 FRAMES, SIZE, STEPS = 30, "64x32", 2  # one chunk, tiny: the per-process costs are what is compared
 MODEL_FLAGS = ["--device", "cpu", "--dtype", "fp32"]
@@ -128,8 +129,10 @@ def main() -> None:
           f"on the prompt; the batch loaded the models {measured['batch_model_loads']}x", file=sys.stderr)  # fmt: skip
     full = full_size_saving()
     if full:
-        print(f"full size (from {full['report']}): each job of a batch skips a DiT load of "
-              f"{full['full_dit_load_s_by_path']} s by path", file=sys.stderr)  # fmt: skip
+        paths = full["full_dit_load_s_by_path"]
+        what = "; ".join(f"{label}: {paths[p]} s" for p, label in CURRENT_PATHS.items() if p in paths)
+        print(f"full size (bench-load's {full['report']}, x{DIT_BLOCKS}/{full['blocks_measured']} blocks): each job after the "
+              f"first skips a DiT load of {what}, plus umT5/CLIP/VAE and the prompt", file=sys.stderr)  # fmt: skip
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent
     ).stdout.strip()

@@ -59,16 +59,18 @@ class JobList:
     invalid: list[BadRow]
 
 
-def read_jobs(path: Path) -> JobList:
+def read_jobs(path: Path, defaults: dict | None = None) -> JobList:
     """Parse and validate every row of `path`. A file that cannot be read as a jobs file at all raises
-    (UsageError, exit 2; BadInputError, exit 3, when it is missing); a bad row becomes a BadRow."""
+    (UsageError, exit 2; BadInputError, exit 3, when it is missing); a bad row becomes a BadRow.
+    `defaults`: per-video options (parsed, paths absolute) for every row, the command line's; a row's own
+    value wins, and a row giving one of a group (a length; the pose/face pair) replaces the whole group."""
     path = Path(path).expanduser()
     rows = _read_rows(path)
     base = path.resolve().parent
     jobs, invalid = [], []
     for line, row in rows:
         try:
-            jobs.append(_job(line, row, base))
+            jobs.append(_with_defaults(_job(line, row, base), defaults or {}))
         except _RowProblems as e:
             invalid.append(BadRow(line, "; ".join(e.problems)))
     jobs, invalid = _refuse_shared_outputs(jobs, invalid)
@@ -177,6 +179,24 @@ def _job(line: int, row: dict, base: Path) -> Job:
     if problems:
         raise _RowProblems(problems)
     return Job(line, io_paths["ref"], io_paths["driving"], io_paths["out"], options)
+
+
+GROUPS = (LENGTH_OPTIONS, ("pose_video", "face_video"))  # options that only make sense together, or one of
+
+
+def _with_defaults(job: Job, defaults: dict) -> Job:
+    if not defaults:
+        return job
+    fill = dict(defaults)
+    for group in GROUPS:
+        if any(job.options.get(name) is not None for name in group):
+            for name in group:
+                fill.pop(name, None)
+    options = {**fill, **job.options}
+    problems = _check({"ref": job.ref, "driving": job.driving, "out": job.out}, options)
+    if problems:
+        raise _RowProblems(problems)
+    return Job(job.line, job.ref, job.driving, job.out, options)
 
 
 def _named(row: dict) -> set[str]:

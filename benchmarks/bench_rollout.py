@@ -118,7 +118,7 @@ def child_ours(weights: Path, frames: int, raw_driving: bool = False) -> dict:
     import torch
 
     from animate_cli import media, models
-    from animate_cli.config import RunConfig
+    from animate_cli.options import RunConfig
     from animate_cli.runner import pipeline
 
     torch.set_num_threads(1)  # tiny ops: OpenMP sync dominates, and the box is shared (see bench_gpu on the CPU)

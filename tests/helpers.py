@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from animate_cli import media
-from animate_cli.config import RunConfig
+from animate_cli.options import RunConfig
 
 SIZE = (64, 32)
 

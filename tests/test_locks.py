@@ -1,8 +1,8 @@
 """One folder, one writer (locks.py): the lock itself, and real `everanimate` processes on tiny weights
 competing for one resume state, one pose cache entry, one extract-pose folder and one weights folder.
 
-Processes are synchronised through files, never sleeps: a run started with EVERANIMATE_TEST_PAUSE_DIR
-pauses after its first chunk (cli_run._test_pause), the fake Hub pauses before its first download, and
+Processes are synchronised through files, never sleeps: a run started by paused_cli.py with PAUSE_DIR
+pauses after its first chunk, the fake Hub pauses before its first download, and
 a test that needs two processes to wait on a lock holds the lock itself until both say they wait.
 """
 
@@ -27,6 +27,7 @@ from animate_cli.media import locks
 from animate_cli.runner import pipeline
 
 HOST = socket.gethostname()
+PAUSED_CLI = Path(__file__).with_name("paused_cli.py")  # everanimate, pausable inside a run (PAUSE_DIR)
 TIMEOUT_S = 300  # generous: the suite shares 2 cores; a healthy run takes seconds
 
 
@@ -142,7 +143,7 @@ def test_dry_run_takes_no_lock(tiny_weights, media_dir, tmp_path):
 
     out = tmp_path / "o.mp4"
     with locks.hold(out.with_name(out.name + ".everanimate-state"), busy):
-        r = CliRunner().invoke(app, run_cmd(media_dir, tiny_weights, out)[3:] + ["--dry-run"], env={"COLUMNS": "300"})
+        r = CliRunner().invoke(app, run_cmd(media_dir, tiny_weights, out)[2:] + ["--dry-run"], env={"COLUMNS": "300"})
     assert r.exit_code == 0, r.output
 
 
@@ -150,7 +151,7 @@ def test_dry_run_takes_no_lock(tiny_weights, media_dir, tmp_path):
 
 
 def run_cmd(media_dir: Path, weights: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "animate_cli", "run", str(media_dir / "ref.png"), str(media_dir / "driving.mp4"),
+    return [sys.executable, str(PAUSED_CLI), "run", str(media_dir / "ref.png"), str(media_dir / "driving.mp4"),
             "--pose-video", str(media_dir / "pose.mp4"), "--face-video", str(media_dir / "face.mp4"), "--frames", "80",
             "--size", "64x32", "--steps", "1", "--device", "cpu", "--dtype", "fp32", "--weights-dir", str(weights),
             "--out", str(out), "--json"]  # fmt: skip
@@ -169,7 +170,7 @@ def test_second_run_is_refused_while_the_first_is_in_its_rollout(undisturbed, ti
     out = tmp_path / "o.mp4"
     state = out.with_name(out.name + ".everanimate-state")
     (tmp_path / "pause").mkdir()
-    first = start(run_cmd(media_dir, tiny_weights, out), tmp_path, "first", EVERANIMATE_TEST_PAUSE_DIR=str(tmp_path / "pause"))
+    first = start(run_cmd(media_dir, tiny_weights, out), tmp_path, "first", PAUSE_DIR=str(tmp_path / "pause"))
     wait_until((tmp_path / "pause" / "paused").exists, [first], "the first run to finish chunk 0")
 
     second = run_cli(run_cmd(media_dir, tiny_weights, out))
@@ -195,7 +196,7 @@ def test_sigterm_mid_chunk_then_kill9_then_the_same_command_finishes_identically
     # SIGTERM (what Slurm and Kubernetes send on preemption) while chunk 1 is being generated:
     # exit 143 with one line, chunk 0's saved state intact, no partial files.
     (tmp_path / "p1").mkdir()
-    a = start(cmd, tmp_path, "a", EVERANIMATE_TEST_PAUSE_DIR=str(tmp_path / "p1"))
+    a = start(cmd, tmp_path, "a", PAUSE_DIR=str(tmp_path / "p1"))
     wait_until((tmp_path / "p1" / "paused").exists, [a], "run a to finish chunk 0")
     (tmp_path / "p1" / "go").touch()
     a.send_signal(signal.SIGTERM)  # lands in chunk 1, or in the last poll before it: both must stop cleanly
@@ -206,7 +207,7 @@ def test_sigterm_mid_chunk_then_kill9_then_the_same_command_finishes_identically
 
     # The same command continues from chunk 1; kill -9 it once chunk 1 is saved: its lock file stays behind.
     (tmp_path / "p2").mkdir()
-    b = start(cmd, tmp_path, "b", EVERANIMATE_TEST_PAUSE_DIR=str(tmp_path / "p2"))
+    b = start(cmd, tmp_path, "b", PAUSE_DIR=str(tmp_path / "p2"))
     wait_until((tmp_path / "p2" / "paused").exists, [b], "run b to finish a chunk")
     assert (tmp_path / "p2" / "paused").read_text() == "1"
     b.kill()

@@ -163,7 +163,8 @@ def test_unusable_cuda_provider_falls_back_to_the_cpu(monkeypatch, tiny_weights,
     cfg = raw_cfg(tmp_path, tiny_weights, tmp_path / "o.mp4", raw["drive"])
     rep = RecordingReporter()
     models = choose_models("rtmw", tiny_weights)
-    pose_video, _, n, info = pose_job.extract_for_run(cfg, models, "cuda:0", rep)
+    res = pose_job.extract_for_run(cfg, models, "cuda:0", rep)
+    pose_video, n, info = res.pose_video, res.source_frames, res.info
     assert info["device"] == "cpu" and n == 30 and pose_video.exists()
     assert any("warning: pose models on the CPU" in m for m in rep.messages)
 

@@ -64,6 +64,7 @@ def test_run_on_cuda_falls_back_to_the_cpu_for_pose_with_one_warning(tiny_weight
 
     cfg = make_cfg(media_dir, tiny_weights, tmp_path / "o.mp4", frames=20, pose_video=None, face_video=None)
     rep = RecordingReporter()
-    pose_video, _, n, info = pose_job.extract_for_run(cfg, choose_models("rtmw", tiny_weights), "cuda:0", rep)
+    res = pose_job.extract_for_run(cfg, choose_models("rtmw", tiny_weights), "cuda:0", rep)
+    pose_video, n, info = res.pose_video, res.source_frames, res.info
     assert info["device"] == "cpu" and pose_video.exists() and n > 0
     assert sum("pose models on the CPU" in m for m in rep.messages) == 1

@@ -1,18 +1,17 @@
-"""Every number the EverAnimate rollout depends on, and the frozen run configuration.
+"""Every number the EverAnimate rollout depends on, and the fixed choices of the options.
 
-The released LoRA was trained for exactly this layout (see ../shared/specs/everanimate-inference.md);
-changing a constant here changes what the model sees, so each one says why it has its value.
-Only the commands (`cli/`) turn flags and environment variables into a `RunConfig`; stage modules never read
-the environment.
+The released LoRA was trained for exactly this layout (docs/rollout.md); changing a constant here changes what
+the model sees, so each one says why it has its value. The options and the frozen `RunConfig` built from them
+are in options.py; stage modules never read the environment.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-# --- chunk schedule (spec §1) -------------------------------------------------------------------
+# --- chunk schedule (docs/rollout.md) -----------------------------------------------------------
 CHUNK_FRAMES = 77  # pixel frames generated per DiT call; the VAE-conditioning unit is hard-wired to 77
 OVERLAP_FRAMES = 4  # = one latent of the previous chunk, carried as the motion latent
 STRIDE_FRAMES = CHUNK_FRAMES - OVERLAP_FRAMES  # 73: chunk c starts at driving frame 73c
@@ -22,14 +21,14 @@ GENERATED_LATENTS = (CHUNK_FRAMES - 1) // 4 + 1  # 20 latents decode to 1 + 19*4
 LATENT_SLOTS = ANCHORS + GENERATED_LATENTS  # 24 slots per DiT call
 MAX_REF_VIEWS = ANCHORS - 1  # extra views fill memory slots before sampled frames (paper: 1 <= m <= K)
 
-# --- sampler (spec §4) --------------------------------------------------------------------------
+# --- sampler (docs/rollout.md) ------------------------------------------------------------------
 SHIFT = 5.0  # flow-matching sigma shift used for training and by the official script
 STEPS = 20  # Euler steps per chunk; the LoRA was tuned with 20
 SEED_STRIDE = 42  # chunk c draws its noise from a CPU generator seeded seed + 42*c (official script)
 DEFAULT_PROMPT = "视频中的人在做动作"  # "the person in the video is doing actions": Wan-Animate's training prompt
 TEXT_TOKENS = 512  # umT5 context length; diffusers' attention splits image/text context at len-512
 
-# --- video (spec §1, pose-extraction §2) ---------------------------------------------------------
+# --- video (docs/rollout.md, docs/video-time.md) -------------------------------------------------
 FPS = 25  # EverAnimate trains and writes at 25 fps; driving videos are resampled to it
 VAE_STRIDE_T = 4  # Wan2.1 VAE: 4x temporal compression (first frame alone)
 VAE_STRIDE_S = 8  # 8x spatial compression
@@ -38,7 +37,7 @@ SIZE_MULTIPLE = VAE_STRIDE_S * PATCH
 RESOLUTIONS = {"480p": (832, 480), "720p": (1280, 720)}  # landscape (W, H); portrait swaps them
 MEMORY_SEED_OFFSET = 7_919  # numpy generator for identity-memory frame picks: seed + this (any fixed prime)
 
-# --- pose models (issue 17) -----------------------------------------------------------------------
+# --- pose models ------------------------------------------------------------------------------------
 POSE_MODELS = ("wan", "rtmw")  # wan: Wan2.2-Animate's own YOLOv10m + ViTPose-H, what the model was trained on
 # The official ONNX files, relative to the base model folder (weights BASE_DIR), as in the Hub repo
 # Wan-AI/Wan2.2-Animate-14B; the pose one may be a folder holding end2end.onnx (+ external data).
@@ -58,7 +57,7 @@ DURATION_TOLERANCE_S = 0.1
 FFMPEG_STDERR_LINES = 20  # lines of an encoder's stderr kept for the error message (-v error writes one or two)
 FFMPEG_STDERR_JOIN_S = 5.0  # the stderr reader ends when ffmpeg exits; never wait on it forever
 
-# --- LoRA files (spec §5) -----------------------------------------------------------------------
+# --- LoRA files (docs/weights.md) ---------------------------------------------------------------
 LORA_BY_RESOLUTION = {
     "480p": "ckpts/everanimate-v1-lora32/stage2_480p.safetensors",  # default: stage 1 + RFM fine-tune
     "720p": "ckpts/everanimate-v1-lora32/stage3_720p_beta.safetensors",  # beta, continued from stage 2
@@ -79,6 +78,13 @@ CUDA_ALLOC_CONF_ENVS = ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")
 
 WEIGHTS_ENV = "EVERANIMATE_WEIGHTS_DIR"
 
+# --- the other fixed choices of the options (options.py makes an Enum of each) -------------------------------
+DTYPES = ("bf16", "fp32")  # compute precision; bf16 is what the model was trained in, fp32 for CPUs and checks
+FITS = ("pad", "crop", "stretch")  # how the reference goes onto a canvas of another aspect (media/canvas.py)
+SEAM_FIX_MODES = ("none", "color")  # color: rollout/seamfix.py eases each chunk's colour into the previous one's
+POSE_SMOOTH_MODES = ("default", "none")  # rtmw's zero-phase One-Euro filter, or per-frame keypoints
+PROGRESS_MODES = ("rich", "json", "none")  # progress.make_reporter
+
 
 def default_weights_dir() -> Path:
     """Where `download-weights` puts everything and `run` looks first.
@@ -86,7 +92,7 @@ def default_weights_dir() -> Path:
     Follows the Hub's conventions: $EVERANIMATE_WEIGHTS_DIR, else next to $HF_HUB_CACHE (the more
     specific "big files go here" setting: <its parent>/everanimate, not inside it, because the Hub's
     cache scanner reports every foreign folder there as a corrupted repo), else $HF_HOME/everanimate,
-    else ~/.cache/huggingface/everanimate. (Only this function and cli.py look at the environment.)
+    else ~/.cache/huggingface/everanimate. (Only this function and the commands look at the environment.)
     """
     env = os.environ.get(WEIGHTS_ENV)
     if env:
@@ -109,54 +115,6 @@ def portrait_size(size: tuple[int, int], portrait: bool) -> tuple[int, int]:
 class LoraSpec:
     path: Path
     scale: float = 1.0
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything that determines one `everanimate run`. Built only by the CLI (or tests)."""
-
-    ref: Path
-    driving: Path
-    out: Path
-    frames: int  # exact number of output frames (at FPS)
-    width: int
-    height: int
-    weights_dir: Path
-    ref_views: tuple[Path, ...] = ()
-    pose_video: Path | None = None
-    face_video: Path | None = None
-    resolution: str = "480p"
-    device: str = "auto"
-    dtype: str = "bf16"
-    steps: int = STEPS
-    seed: int = 0
-    prompt: str = DEFAULT_PROMPT
-    loras: tuple[LoraSpec, ...] = ()
-    audio: bool = True
-    side_by_side: bool = False
-    overwrite: bool = False
-    state_dir: Path | None = None  # resume state; default <out>.everanimate-state next to the output
-    offload: str = "auto"  # OFFLOAD_MODES
-    weights_dtype: str = "bf16"  # WEIGHTS_DTYPES
-    attention: str = "auto"  # ATTENTION_CHOICES
-    compile: bool = False  # regional torch.compile of the repeated transformer blocks
-    fit: str = "pad"  # how the reference (and views) go onto width x height: pad | crop | stretch (canvas.py)
-    canvas_rule: str = ""  # one line for the plan: where width x height came from
-    report: bool = True  # write <stem>.report.json/.png (seams, drift, identity, pose) next to the output (report/)
-    seam_fix: str = "none"  # "color": ease each chunk's colour into the previous chunk's last frame (report/seamfix.py)
-    pose_model: str | None = None  # POSE_MODELS; None: wan when its files are in the weights folder, else rtmw
-    det_onnx: Path | None = None  # --det-onnx / --pose-onnx: a file or a folder holding end2end.onnx
-    pose_onnx: Path | None = None
-    extra: dict = field(default_factory=dict)  # test hooks only (never set from the CLI)
-
-    @property
-    def resume_dir(self) -> Path:
-        return self.state_dir or self.out.with_name(self.out.name + ".everanimate-state")
-
-    @property
-    def preview_path(self) -> Path:
-        """Playable mp4 of every chunk finished so far, next to the output; removed when the output is written."""
-        return self.out.with_name(self.out.stem + ".preview.mp4")
 
 
 ASSUMED_TFLOPS = 400.0  # effective bf16 throughput of one H100/H200-class GPU, used only for the ETA

@@ -6,12 +6,11 @@ Flag parsing only; the work is `animate_cli.report.make_report`. Nothing heavy i
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
-
-import typer
 
 from animate_cli import config as C
-from animate_cli.cli.common import FlagCommand, app, err_console, make_reporter, quiet_stdout, run_command
+from animate_cli import options as O
+from animate_cli.cli.common import err_console, make_reporter, quiet_stdout, run_command
+from animate_cli.cli.params import Argument, options_command, parse
 from animate_cli.errors import BadInputError
 
 SCHEMA = "everanimate.inspect/1"
@@ -32,30 +31,23 @@ def summary_line(head: dict) -> str:
     return "; ".join(parts)
 
 
-@app.command("inspect", cls=FlagCommand)
-def inspect_cmd(
-    video: Annotated[Path, typer.Argument(help="The video to inspect (an everanimate output or any mp4).", show_default=False)],
-    driving: Annotated[Path | None, typer.Option(help="Driving video: enables pose adherence (needs the pose models).")] = None,
-    ref: Annotated[Path | None, typer.Option(help="Reference image: drift and identity against it.")] = None,
-    chunks: Annotated[str, typer.Option(help="auto (the run's record, else the 77/73-frame rule) or the frames where "
-                                             "chunks 1, 2, ... start, e.g. 77,150,223.")] = "auto",  # fmt: skip
-    pose: Annotated[bool, typer.Option("--pose/--no-pose", help="Run the pose models for identity and pose adherence (slow on a CPU).")] = True,
-    weights_dir: Annotated[Path | None, typer.Option(envvar=C.WEIGHTS_ENV, show_envvar=True, help="Where download-weights put the pose models.")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing report.")] = False,
-    json_mode: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
-    progress: Annotated[str, typer.Option(help="rich, json or none.")] = "rich",
-) -> None:  # fmt: skip
+@options_command(O.INSPECT, [Argument("video", Path, "The video to inspect (an everanimate output or any mp4).")])
+def inspect_cmd(values: dict) -> None:
     """Write NAME.report.json and NAME.report.png next to NAME.mp4: seams at chunk joins, colour drift, identity, pose adherence."""
+
+    video, json_mode, progress = values["video"], values["json"], values["progress"]
 
     def body() -> dict:
         from animate_cli.report import make_report
 
-        for p, what in ((video, "video"), (driving, "driving video"), (ref, "reference image")):
+        v = parse(values, O.INSPECT)
+        for p, what in ((video, "video"), (v["driving"], "driving video"), (v["ref"], "reference image")):
             if p is not None and not p.exists():
                 raise BadInputError(f"{what} not found: {p}")
-        with make_reporter(progress) as reporter, quiet_stdout():
-            r = make_report(video, driving=driving, ref=ref, chunks=chunks, weights_dir=weights_dir or C.default_weights_dir(),
-                            people=pose, overwrite=overwrite, reporter=reporter)  # fmt: skip
+        with make_reporter(v["progress"]) as reporter, quiet_stdout():
+            r = make_report(video, driving=v["driving"], ref=v["ref"], chunks=v["chunks"], people=v["pose"],
+                            weights_dir=v["weights_dir"] or C.default_weights_dir(), overwrite=v["overwrite"],
+                            reporter=reporter)  # fmt: skip
         if not json_mode and progress != "json":
             err_console().print(f"wrote {r.json_path} and {r.png_path}: {summary_line(r.headline)}", markup=False)
         return {"report": str(r.json_path), "picture": str(r.png_path), "headline": r.headline, "timings_s": r.timings_s}

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from animate_cli import config as C
 from animate_cli.cli.common import err_console
-from animate_cli.cli.run_config import canvas_dict
+from animate_cli.options import RunConfig
+from animate_cli.runner.run_config import canvas_dict
+
+if TYPE_CHECKING:
+    from animate_cli.runner.pipeline import RunSummary
 
 
-def print_plan(cfg: C.RunConfig, plan_dict: dict) -> None:
+def print_dry_run(cfg: RunConfig, result: dict) -> None:
+    """The plan, the memory modes and the readiness list of `run --dry-run` (result: Animator.plan's dict)."""
+    plan = result["plan"]
+    print_plan(cfg, plan)
+    print_memory_modes({"modes": plan["memory_modes"], "auto_mode": plan["auto_mode"]})
+    print_readiness(result["readiness"], result["exit_code"])
+
+
+def print_plan(cfg: RunConfig, plan_dict: dict) -> None:
     from rich.table import Table
 
     con = err_console()
@@ -54,30 +68,17 @@ def print_memory_modes(report: dict) -> None:
     con.print(f"auto: {auto['reason']}", markup=False)
 
 
-def print_readiness(items: list, code: int) -> None:
+def print_readiness(items: list[dict], code: int) -> None:
+    """One line per readiness item (runner/readiness.Item.to_dict), with its fix or note."""
     con = err_console()
     con.print("ready to run: yes" if code == 0 else f"ready to run: no (a real run would exit {code})", markup=False)
     for item in items:
-        con.print(f"  {'ok ' if item.ok else 'NO '} {item.name:<8} {item.message}", markup=False)
-        if item.fix:
-            con.print(f"  {'':3} {'':<8} {'fix' if not item.ok else 'note'}: {item.fix}", markup=False)
+        con.print(f"  {'ok ' if item['ok'] else 'NO '} {item['name']:<8} {item['message']}", markup=False)
+        if item["fix"]:
+            con.print(f"  {'':3} {'':<8} {'fix' if not item['ok'] else 'note'}: {item['fix']}", markup=False)
 
 
-def summary_dict(cfg: C.RunConfig, summary) -> dict:
-    """A finished run as `--json` reports it (and the `done` event of --progress json)."""
-    from animate_cli.weights import manifest
-
-    # frames and duration_s are read back from the written file, not taken from the plan
-    return {"output": str(summary.output), "frames": summary.frames, "duration_s": round(summary.duration_s, 3),
-            "fps": summary.fps, "size": list(summary.size), "repaired_chunks": summary.repaired_chunks,
-            "chunks": summary.chunks, "resumed_from_chunk": summary.resumed_from_chunk, "steps": cfg.steps, "seed": cfg.seed,
-            "lora_modules": summary.lora_modules, "device": summary.device, "timings_s": summary.timings_s,
-            "pose": summary.pose, "weights": manifest.installed(cfg.weights_dir),
-            "memory_mode": summary.memory_mode, "runtime": summary.runtime, "canvas": canvas_dict(cfg),
-            "report": summary.report}  # fmt: skip
-
-
-def print_summary(cfg: C.RunConfig, summary, result: dict) -> None:
+def print_summary(cfg: RunConfig, summary: RunSummary, result: dict) -> None:
     """The lines a finished run prints: what was written, the memory mode's measured peak, the runtime settings."""
     from animate_cli.weights import manifest
 

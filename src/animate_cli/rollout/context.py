@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from animate_cli.config import RunConfig
 from animate_cli.media import VideoInfo
+from animate_cli.options import RunConfig
 from animate_cli.progress import Reporter
 from animate_cli.rollout.plan import ChunkPlan
 

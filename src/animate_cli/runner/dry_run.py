@@ -5,20 +5,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from animate_cli.config import RunConfig
+from animate_cli.options import RunConfig
 
 
-def dry_run(cfg: RunConfig, ranks: int, canvas: dict) -> dict:
-    """{"plan": plan dict (+ canvas, memory modes, auto's pick, multi-GPU prediction), "readiness": items, "exit_code"}."""
+def dry_run(cfg: RunConfig, ranks: int = 1) -> dict:
+    """What `run --dry-run --json` reports: {"dry_run": True, "output", "plan": the plan dict (+ canvas, memory
+    modes, auto's pick, multi-GPU prediction), "ready", "readiness": [item dicts], "exit_code"}."""
     from animate_cli import config as C
     from animate_cli.models.device import memory_report
     from animate_cli.rollout.plan import driving_frames_read, follow_mode, make_plan
     from animate_cli.runner import multigpu, pipeline, readiness
+    from animate_cli.runner.run_config import canvas_dict
 
     checked = pipeline.check_inputs(cfg)
     source = checked.pose_frames or checked.driving.frames_at(C.FPS)
     chunk_plan = make_plan(cfg.frames, cfg.width, cfg.height, source, cfg.steps, cfg.seed)
-    plan = {**chunk_plan.to_dict(), "canvas": canvas}
+    plan = {**chunk_plan.to_dict(), "canvas": canvas_dict(cfg)}
     if cfg.pose_video is None:  # the pose stage extracts only what the chunks read (docs/video-time.md)
         plan["pose_frames_extracted"] = driving_frames_read(chunk_plan)
     memory = memory_report((cfg.width, cfg.height), cfg.device, cfg.offload, cfg.weights_dtype)
@@ -27,7 +29,9 @@ def dry_run(cfg: RunConfig, ranks: int, canvas: dict) -> dict:
     if ranks > 1:
         plan["multi_gpu"] = multigpu.predict(plan["tokens_per_call"], ranks)
     items = _readiness(cfg, plan, memory["auto_mode"])
-    return {"plan": plan, "memory": memory, "items": items, "exit_code": readiness.first_blocker_code(items)}
+    code = readiness.first_blocker_code(items)
+    return {"dry_run": True, "output": str(cfg.out), "plan": plan, "ready": code == 0,
+            "readiness": [i.to_dict() for i in items], "exit_code": code}  # fmt: skip
 
 
 def _readiness(cfg: RunConfig, plan_dict: dict, auto_mode: dict) -> list:
@@ -48,7 +52,7 @@ def _readiness(cfg: RunConfig, plan_dict: dict, auto_mode: dict) -> list:
     need = None if tiny else (pick["gpu_gib"] if pick else plan_dict["estimate"]["vram_gib"])
     host = None if tiny or chosen or least is None else least["host_gib"]
     gpu = readiness.gpu_item(cfg.device, need, tiny, mode=None if tiny else auto_mode, host_gib=host)
-    disk = readiness.disk_item(cfg.out, cfg.resume_dir, cfg.width * (2 if cfg.side_by_side else 1), cfg.height, cfg.frames,
+    disk = readiness.disk_item(cfg.out, cfg.resume_dir, cfg.frame_width, cfg.height, cfg.frames,
                                plan_dict["chunks"], cfg.dtype, extract_pose=cfg.pose_video is None)  # fmt: skip
     return [w, gpu, disk]
 

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from animate_cli import config as C
-from animate_cli.config import RunConfig
 from animate_cli.errors import UsageError
+from animate_cli.options import RunConfig
 
 REAL_HEADS = 40  # Wan2.2-Animate-14B num_attention_heads; used when no transformer config.json is at hand
 MODEL_DIM = 5120  # 40 heads x 128

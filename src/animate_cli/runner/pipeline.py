@@ -21,18 +21,22 @@ from pathlib import Path
 
 from animate_cli import config as C
 from animate_cli import media
-from animate_cli.config import RunConfig
 from animate_cli.errors import BadInputError, FolderBusyError, OutputExistsError, WriteFailedError
 from animate_cli.media import locks
+from animate_cli.options import RunConfig
 from animate_cli.progress import NullReporter, Reporter
 from animate_cli.rollout.context import CheckedInputs, ControlVideos, ResumePoint, RunContext
 from animate_cli.rollout.plan import ChunkPlan, make_plan
 from animate_cli.runner import disk
-from animate_cli.runner.pose_job import extract_for_run
+from animate_cli.runner.model_cache import ModelCache
+from animate_cli.runner.pose_job import PoseForRun, extract_for_run
 
 
 @dataclass
 class RunSummary:
+    """A finished run: what `everanimate run` prints, and `to_dict()` what its --json holds."""
+
+    config: RunConfig
     output: Path
     frames: int  # read back from the written output (media.measure), not the plan's count
     fps: int
@@ -49,6 +53,21 @@ class RunSummary:
     duration_s: float = 0.0  # the output's duration, read back from the file
     repaired_chunks: list = field(default_factory=list)  # chunks whose damaged segment was decoded again
 
+    def to_dict(self) -> dict:
+        """The run as `--json` reports it (and the `done` event of --progress json)."""
+        from animate_cli.runner.run_config import canvas_dict
+        from animate_cli.weights import manifest
+
+        cfg = self.config
+        # frames and duration_s are read back from the written file, not taken from the plan
+        return {"output": str(self.output), "frames": self.frames, "duration_s": round(self.duration_s, 3),
+                "fps": self.fps, "size": list(self.size), "repaired_chunks": self.repaired_chunks,
+                "chunks": self.chunks, "resumed_from_chunk": self.resumed_from_chunk, "steps": cfg.steps, "seed": cfg.seed,
+                "lora_modules": self.lora_modules, "device": self.device, "timings_s": self.timings_s,
+                "pose": self.pose, "weights": manifest.installed(cfg.weights_dir),
+                "memory_mode": self.memory_mode, "runtime": self.runtime, "canvas": canvas_dict(cfg),
+                "report": self.report}  # fmt: skip
+
 
 def check_inputs(cfg: RunConfig) -> CheckedInputs:
     """Every bad input a user can give, reported before anything heavy happens."""
@@ -61,8 +80,9 @@ def check_inputs(cfg: RunConfig) -> CheckedInputs:
     )  # fmt: skip
     if cfg.out.exists() and not cfg.overwrite:
         raise OutputExistsError(f"output {cfg.out} already exists", hint="pass --overwrite to replace it, or choose --out")
-    if not cfg.out.parent.is_dir():
-        raise BadInputError(f"output folder {cfg.out.parent} does not exist")
+    folder = next((p for p in (cfg.out.parent, *cfg.out.parent.parents) if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise BadInputError(f"output folder {cfg.out.parent} cannot be made: {folder} is a file")
     if len(cfg.ref_views) > C.MAX_REF_VIEWS:
         raise BadInputError(
             f"at most {C.MAX_REF_VIEWS} --ref-view images (identity memory has {C.ANCHORS} slots, one is the reference)"
@@ -101,9 +121,10 @@ def _weights_identity(base: Path, loras: list[tuple[Path, float]]) -> dict:
 
 
 def run(cfg: RunConfig, reporter: Reporter | None = None, *, fresh: bool = False,
-        on_chunk_done: Callable[[int], None] | None = None,
-        on_segment_done: Callable[[int, Path], None] | None = None) -> RunSummary:  # fmt: skip
-    """Produce cfg.out. `on_chunk_done(c)` is called after chunk c's state is saved (tests use it to interrupt).
+        on_chunk_done: Callable[[int], None] | None = None, on_segment_done: Callable[[int, Path], None] | None = None,
+        cache: ModelCache | None = None) -> RunSummary:  # fmt: skip
+    """Produce cfg.out (its folder is made when missing). The models come from `cache` (kept between the
+    runs of one Animator), else they are loaded for this run. `on_chunk_done(c)` is called after chunk c's state is saved (tests use it to interrupt).
     `on_segment_done(c, path)` is called, on the writer thread, once chunk c's H.264 segment is complete
     under its real name (e.g. for a preview); an exception in it fails the run like a writer error.
 
@@ -117,13 +138,36 @@ def run(cfg: RunConfig, reporter: Reporter | None = None, *, fresh: bool = False
     checked = check_inputs(cfg)
     reporter = reporter or NullReporter()
     try:
+        _make_output_folder(cfg.out.parent)
         with locks.hold(cfg.resume_dir, _state_busy(cfg.resume_dir), log=reporter.log):
             try:
-                return _run(cfg, checked, reporter, fresh, RunHooks(on_chunk_done, on_segment_done))
+                return _run(cfg, checked, reporter, fresh, RunHooks(on_chunk_done, on_segment_done), cache or ModelCache())
             finally:
                 _remove_partial_outputs(cfg)
     except WriteFailedError as e:
         raise disk.explain(e, _run_writes(cfg, checked)) from None
+
+
+def prepare_pose(cfg: RunConfig, reporter: Reporter) -> PoseForRun | None:
+    """The pose stage of cfg's run, into the pose cache the run reads (None when the pose videos are given).
+    Loads no DiT and takes no lock of the state folder: another run may work on this process meanwhile."""
+    from animate_cli.models import device as devmod
+    from animate_cli.pose.choice import choose_models
+
+    check_inputs(cfg)
+    if cfg.pose_video is not None:
+        return None
+    _make_output_folder(cfg.out.parent)
+    models = choose_models(cfg.pose_model, cfg.weights_dir, cfg.det_onnx, cfg.pose_onnx)
+    return extract_for_run(cfg, models, devmod.choose(cfg.device, cfg.dtype, allow_cpu=True).device, reporter)
+
+
+def _make_output_folder(folder: Path) -> None:
+    """The output's folder and any missing parents (one line, exit 6, when that cannot be done)."""
+    from animate_cli.media.files import writing
+
+    with writing(folder):
+        folder.mkdir(parents=True, exist_ok=True)
 
 
 def _run_writes(cfg: RunConfig, checked: CheckedInputs) -> disk.RunWrites:
@@ -250,7 +294,8 @@ def _resume_settings(cfg: RunConfig, setup: Setup) -> dict:
     return settings
 
 
-def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool, hooks: RunHooks) -> RunSummary:
+def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool, hooks: RunHooks,
+         cache: ModelCache) -> RunSummary:  # fmt: skip
     timings: dict[str, float] = {}
     t0 = time.monotonic()
 
@@ -274,7 +319,7 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
     disk.check_space(_run_writes(cfg, checked))  # stop before any model loads when the run clearly cannot fit
 
     if cfg.pose_video is not None:
-        pose_job = done_job("pose", (cfg.pose_video, cfg.face_video, checked.pose_frames, {}))
+        pose_job = done_job("pose", PoseForRun(cfg.pose_video, cfg.face_video, checked.pose_frames, {}))
     else:
         pose_job = BackgroundJob("pose", lambda r: extract_for_run(cfg, setup.pose_models, dev.device, r), reporter)
     with pose_job:
@@ -289,20 +334,19 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
 
         # 4. The prompt, encoded once (before the DiT loads, so umT5 and the DiT never share the GPU), then
         #    the models, only when there is something to generate or re-decode.
-        from animate_cli.models import load_models
-
         reporter.stage("load", 2, "prompt + models")
         t = time.monotonic()
-        text = _prompt_embedding(state_dir, paths.base, cfg.prompt, setup.options) if next_chunk < n_chunks else None
+        text = _prompt_embedding(state_dir, paths.base, cfg.prompt, setup.options, cache) if next_chunk < n_chunks else None
         timings["prompt"] = time.monotonic() - t
         reporter.advance("load")
         t = time.monotonic()
         models = None
         if not pose_job.failed() and (next_chunk < n_chunks or missing):
-            models = load_models(paths.base, setup.loras, setup.options)
+            models = cache.models(paths.base, setup.loras, setup.options)
         reporter.advance("load")
         timings["load"] = time.monotonic() - t
-        pose_video, face_video, source_frames, pose_info = pose_job.result()
+        pose = pose_job.result()
+    pose_video, face_video, source_frames, pose_info = pose.pose_video, pose.face_video, pose.source_frames, pose.info
     timings["pose"], timings["pose_wait"] = pose_job.duration_s, pose_job.wait_s
     plan = make_plan(cfg.frames, cfg.width, cfg.height, source_frames, cfg.steps, cfg.seed)
     if "pose_video" not in settings:
@@ -350,10 +394,11 @@ def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool
     reporter.advance("mux")
     timings["mux"] = time.monotonic() - t
     timings["total"] = time.monotonic() - t0
-    summary = RunSummary(cfg.out, written.frames, C.FPS, (cfg.width, cfg.height), len(plan.chunks), start_chunk,
-                         models.lora_modules if models else 0, dev.name, _rounded(timings), pose_info,
-                         _memory_summary(dev), models.summary() if models else {}, duration_s=written.duration_s,
-                         repaired_chunks=repaired)  # fmt: skip
+    summary = RunSummary(config=cfg, output=cfg.out, frames=written.frames, fps=C.FPS, size=(cfg.width, cfg.height),
+                         chunks=len(plan.chunks), resumed_from_chunk=start_chunk,
+                         lora_modules=models.lora_modules if models else 0, device=dev.name, timings_s=_rounded(timings),
+                         pose=pose_info, memory_mode=_memory_summary(dev), runtime=models.summary() if models else {},
+                         duration_s=written.duration_s, repaired_chunks=repaired)  # fmt: skip
     if cfg.report:  # 7. <stem>.report.json/.png and the chunk record <stem>.chunks.json (report/; a failure only warns)
         from animate_cli import report
 
@@ -404,18 +449,17 @@ def _rounded(timings: dict) -> dict:
     return out
 
 
-def _prompt_embedding(state_dir: Path, base: Path, prompt: str, options):
+def _prompt_embedding(state_dir: Path, base: Path, prompt: str, options, cache: ModelCache):
     """[1, 512, text_dim] prompt embedding, cached in the state folder so a resumed run skips umT5."""
     from safetensors.torch import load_file, save
 
     from animate_cli.media.files import atomic_write_bytes
-    from animate_cli.models import encode_prompt
 
-    cache = state_dir / "prompt.safetensors"
-    if cache.exists():
-        return load_file(str(cache))["text"]
-    text = encode_prompt(base, prompt, options, C.TEXT_TOKENS)
-    atomic_write_bytes(cache, save({"text": text.contiguous()}))
+    saved = state_dir / "prompt.safetensors"
+    if saved.exists():
+        return load_file(str(saved))["text"]
+    text = cache.prompt(base, prompt, options, C.TEXT_TOKENS)
+    atomic_write_bytes(saved, save({"text": text.contiguous()}))
     return text
 
 

@@ -4,18 +4,33 @@ only the span the plan reads, the chosen pose model, CUDA for onnxruntime when i
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from animate_cli import config as C
 from animate_cli import media
-from animate_cli.config import RunConfig
 from animate_cli.errors import BadInputError
+from animate_cli.options import RunConfig
 from animate_cli.progress import Reporter
 from animate_cli.rollout.plan import driving_frames_read, make_plan
 
+if TYPE_CHECKING:
+    from animate_cli.pose.choice import PoseModels
 
-def extract_for_run(cfg: RunConfig, models, run_device: str, reporter: Reporter):
-    """The pose stage for `run` (on the pose worker thread): (pose.mp4, face.mp4, source frames, summary dict).
+
+@dataclass(frozen=True)
+class PoseForRun:
+    """The control videos a run reads: given (--pose-video/--face-video) or extracted by `extract_for_run`."""
+
+    pose_video: Path
+    face_video: Path
+    source_frames: int | None  # the driving video's length in output frames (the plan's ping-pong period)
+    info: dict  # what the pose stage did, for the run summary ({} when the videos were given)
+
+
+def extract_for_run(cfg: RunConfig, models: PoseModels, run_device: str, reporter: Reporter) -> PoseForRun:
+    """The pose stage for `run` (on the pose worker thread): the pose and face videos, into the pose cache.
 
     `models` (pose.choice) names the pose model and its two ONNX files. Only the span the plan reads is
     extracted: the requested length rounded up to whole chunks, or the whole driving video when the plan
@@ -30,13 +45,13 @@ def extract_for_run(cfg: RunConfig, models, run_device: str, reporter: Reporter)
     source_frames = media.probe(cfg.driving).frames_at(C.FPS)
     needed = driving_frames_read(make_plan(cfg.frames, cfg.width, cfg.height, source_frames, cfg.steps, cfg.seed))
     settings = PoseSettings(width=cfg.width, height=cfg.height, fps=float(C.FPS), device=pose_device(run_device),
-                            model=models.model, smooth="none" if models.model == "wan" else "default")  # fmt: skip
+                            model=models.model, smooth="none" if models.model == "wan" else "default",
+                            retarget=cfg.retarget)  # fmt: skip
     cache = cfg.out.parent / ".everanimate-pose-cache"
 
     def extract(settings: PoseSettings):
-        return cached_extract_pose(
-            cfg.driving, cache, settings, models.det_onnx, models.pose_onnx, reporter=reporter, frames=needed
-        )
+        return cached_extract_pose(cfg.driving, cache, settings, models.det_onnx, models.pose_onnx, reporter=reporter,
+                                   frames=needed, ref=cfg.ref if cfg.retarget else None)  # fmt: skip
 
     try:
         res = extract(settings)
@@ -51,4 +66,4 @@ def extract_for_run(cfg: RunConfig, models, run_device: str, reporter: Reporter)
     info = {"model": res.model, "det": Path(models.det_onnx).name, "pose_model_file": Path(models.pose_onnx).name,
             "frames": res.frames, "of": source_frames, "detected": res.detected, "interpolated": res.interpolated,
             "empty": res.empty, "cache": str(res.pose_video.parent), "reused": bool(res.cached), "device": settings.device}  # fmt: skip
-    return res.pose_video, res.face_video, source_frames, info
+    return PoseForRun(res.pose_video, res.face_video, source_frames, info)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from animate_cli import config as C
 from animate_cli.models import parallel
 from animate_cli.models.parallel import RemoteError, Stop, agree, current, recv_header
 from animate_cli.rollout.distributed import serve
 
 
-def run_rank(weights_dir, resolution: str, extra_loras: list, device: str, dtype: str, *, weights_dtype: str = "bf16",
-             attention: str = "auto", compile_: bool = False) -> None:  # fmt: skip
+def run_rank(model: Mapping[str, Any], resolution: str) -> None:
     """What ranks > 0 run instead of `pipeline.run`: load the same transformer (fused LoRAs, the same
-    context-parallel setup), then serve rank 0's chunks. They read no input file (on another machine
-    only the weights need to exist). Exits quietly with rank 0's code on its errors."""
+    context-parallel setup), then serve rank 0's chunks. `model`: the parsed model options (options.py).
+    They read no input file (on another machine only the weights need to exist). Exits quietly with rank
+    0's code on its errors."""
     import typer
 
     from animate_cli import weights
@@ -22,15 +26,18 @@ def run_rank(weights_dir, resolution: str, extra_loras: list, device: str, dtype
     world = current()
     try:
         try:
+            weights_dir = model["weights_dir"].expanduser() if model["weights_dir"] else C.default_weights_dir()
             paths = weights.resolve(weights_dir, resolution, need=("base", "lora"))
-            loras = [(paths.lora, 1.0), *((spec.path, spec.scale) for spec in extra_loras)]
-            dev = devmod.choose(device, dtype, allow_cpu=weights.is_tiny(paths.base) or device == "cpu", offload="none")
+            loras = [(paths.lora, 1.0), *((spec.path, spec.scale) for spec in model["lora"])]
+            device = model["device"]
+            dev = devmod.choose(device, model["dtype"], allow_cpu=weights.is_tiny(paths.base) or device == "cpu", offload="none")
             # The same transformer as rank 0's (pipeline._run): resident, same storage dtype, attention and compile.
             attn = resolve_attention(
-                attention, dev.device, dev.dtype, devmod.compute_capability(dev.device), context_parallel=True
+                model["attention"], dev.device, dev.dtype, devmod.compute_capability(dev.device), context_parallel=True
             )
-            models = load_models(paths.base, loras, LoadOptions(device=dev.device, dtype=dev.dtype, offload="none",
-                                                                weights_dtype=weights_dtype, attention=attn, compile=compile_))  # fmt: skip
+            options = LoadOptions(device=dev.device, dtype=dev.dtype, offload="none", weights_dtype=model["weights_dtype"],
+                                  attention=attn, compile=model["compile"])  # fmt: skip
+            models = load_models(paths.base, loras, options)
         except (RemoteError, Stop, KeyboardInterrupt):
             raise
         except Exception as exc:  # noqa: BLE001 - reported to every rank at the agreement point

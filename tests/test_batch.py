@@ -186,9 +186,9 @@ def test_two_batches_at_once_share_the_list(plain_run, tiny_weights, media_dir, 
     jobs = write_jsonl(tmp_path / "jobs.jsonl", rows)
     # One start time for both, as the workers of one command share their parent's: whichever process reaches a
     # job second knows that the other made or failed it during this batch (whatever the processes' start-up times).
-    together = ["--skip-invalid", "--started-at", repr(time.time())]
-    a = start(batch_cmd(jobs, tiny_weights, *together, "--workers", "2"), tmp_path, "a")
-    b = start(batch_cmd(jobs, tiny_weights, *together), tmp_path, "b")
+    together = {"EVERANIMATE_BATCH_STARTED_AT": repr(time.time())}
+    a = start(batch_cmd(jobs, tiny_weights, "--skip-invalid", "--workers", "2"), tmp_path, "a", **together)
+    b = start(batch_cmd(jobs, tiny_weights, "--skip-invalid"), tmp_path, "b", **together)
     (rc_a, sa, err_a), (rc_b, sb, err_b) = finish(a), finish(b)
     assert rc_a == rc_b == ExitCode.BAD_INPUT, (err_a, err_b)  # the first failing job's code
     assert sa["exit_code"] == sb["exit_code"] == ExitCode.BAD_INPUT
@@ -241,3 +241,19 @@ def test_a_worker_killed_mid_job_is_finished_by_another_from_its_last_chunk(plai
 
     rc, s, err = finish(start(batch_cmd(jobs, tiny_weights), tmp_path, "rerun"))
     assert rc == 0 and s["jobs"][0]["status"] == "skipped" and s["workers"][0]["model_loads"] == 0, err
+
+
+def test_command_line_video_options_are_every_rows_defaults(media_dir, tmp_path):
+    from animate_cli.batch.jobs import command_line_defaults
+
+    rows = [job_row(media_dir, "a.mp4"), {**job_row(media_dir, "b.mp4", seed=5), "frames": None, "seconds": 1.0},
+            {k: v for k, v in job_row(media_dir, "c.mp4").items() if k not in ("steps", "frames")}]  # fmt: skip
+    jobs = write_jsonl(tmp_path / "jobs.jsonl", rows)
+    defaults = command_line_defaults({"steps": 3, "seed": 0, "frames": 50, "ref_view": (), "no_audio": True})
+    assert defaults == {"steps": 3, "frames": 50, "no_audio": True}  # the options' own defaults are not "given"
+    a, b, c = read_jobs(jobs, defaults).jobs
+    assert (a.options["steps"], a.options["frames"], a.options["no_audio"]) == (1, 80, True)  # the row wins
+    assert b.options["seconds"] == 1.0 and "frames" not in b.options and b.options["seed"] == 5  # a length replaces one
+    assert (c.options["steps"], c.options["frames"]) == (3, 50)
+    both = read_jobs(jobs, {"minutes": 1.0, "seconds": 2.0})
+    assert [j.line for j in both.jobs] == [1, 2] and "only one of seconds, minutes, frames" in both.invalid[0].message

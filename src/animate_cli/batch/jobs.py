@@ -181,6 +181,19 @@ def _job(line: int, row: dict, base: Path) -> Job:
     return Job(line, io_paths["ref"], io_paths["driving"], io_paths["out"], options)
 
 
+def command_line_defaults(values: dict) -> dict:
+    """The per-video options given on the command line (those not at the option's default), paths made
+    absolute against the working folder: the defaults of every row."""
+    from animate_cli.options import OPTIONS
+
+    given = {}
+    for name, value in values.items():
+        if value is None or value == OPTIONS[name].default or (OPTIONS[name].multiple and not value):
+            continue
+        given[name] = _relative(value, Path.cwd())
+    return given
+
+
 GROUPS = (LENGTH_OPTIONS, ("pose_video", "face_video"))  # options that only make sense together, or one of
 
 

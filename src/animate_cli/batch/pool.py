@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 
 from animate_cli.errors import SigTerm
 
+EVENTS_FD_ENV = "EVERANIMATE_BATCH_EVENTS_FD"  # tells a worker process the pipe of its events (cli/batch.py reads it)
+STARTED_AT_ENV = "EVERANIMATE_BATCH_STARTED_AT"  # the batch's start (epoch seconds), shared by its workers
 WORKER_EXIT_WAIT_S = 60.0  # after passing on a signal: a worker saves its state within a chunk's step or two
 
 
 @dataclass
 class WorkerProc:
-    index: int
     proc: subprocess.Popen
     read_fd: int
     buffer: bytes = b""
@@ -54,11 +55,12 @@ def gpu_ids(device: str) -> list[str]:
     return [str(g.index) for g in nvidia_smi_gpus() or ()]
 
 
-def run_workers(n: int, child_args: list[str], device: str, on_event: Callable[[dict], None]) -> tuple[list[dict], list[int]]:
-    """Start n workers (`python -m animate_cli batch <child_args> --workers 1 ...`), pass every event to
+def run_workers(n: int, child_args: list[str], device: str, on_event: Callable[[dict], None],
+                started_at: float) -> tuple[list[dict], list[int]]:  # fmt: skip
+    """Start n workers (`python -m animate_cli batch <child_args> --workers 1`), pass every event to
     `on_event` as it comes, and return (each worker's worker_end event, each worker's exit code)."""
     gpus = gpu_ids(device)
-    workers = [_start(k, child_args, gpus[k % len(gpus)] if gpus else None) for k in range(n)]
+    workers = [_start(child_args, gpus[k % len(gpus)] if gpus else None, started_at) for k in range(n)]
     try:
         _pump(workers, on_event)
     except KeyboardInterrupt as exc:
@@ -76,19 +78,19 @@ def run_workers(n: int, child_args: list[str], device: str, on_event: Callable[[
     return [w.end for w in workers if w.end is not None], codes
 
 
-def _start(k: int, child_args: list[str], gpu: str | None) -> WorkerProc:
+def _start(child_args: list[str], gpu: str | None, started_at: float) -> WorkerProc:
     read_fd, write_fd = os.pipe()
-    env = dict(os.environ)
+    env = {**os.environ, EVENTS_FD_ENV: str(write_fd), STARTED_AT_ENV: repr(started_at)}
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
-    cmd = [sys.executable, "-m", "animate_cli", "batch", *child_args, "--workers", "1", "--events-fd", str(write_fd)]
+    cmd = [sys.executable, "-m", "animate_cli", "batch", *child_args, "--workers", "1"]
     try:
         # its own process group: a terminal's Ctrl-C reaches this process only, which passes it on once (a second
         # signal during a worker's clean-up could cut it short)
         proc = subprocess.Popen(cmd, env=env, pass_fds=(write_fd,), stdin=subprocess.DEVNULL, process_group=0)
     finally:
         os.close(write_fd)  # the worker holds the only write end: its exit is our end of file
-    return WorkerProc(k, proc, read_fd)
+    return WorkerProc(proc, read_fd)
 
 
 def _pump(workers: list[WorkerProc], on_event: Callable[[dict], None]) -> None:

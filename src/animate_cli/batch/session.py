@@ -49,12 +49,13 @@ def run_here(job_list: JobList, model_options: dict, emit: Emit, started_at: flo
     return outcome(job_list, [[r.to_dict() for r in results]], [info])
 
 
-def run_pool(job_list: JobList, n: int, child_args: list[str], device: str, emit: Emit) -> BatchOutcome:
+def run_pool(job_list: JobList, n: int, child_args: list[str], device: str, emit: Emit,
+             started_at: float | None = None) -> BatchOutcome:  # fmt: skip
     """n worker processes on this machine (batch/pool.py), their events passed to `emit`."""
     from animate_cli.batch import pool
     from animate_cli.errors import Interrupted, Terminated
 
-    ends, codes = pool.run_workers(n, [*child_args, "--started-at", repr(time.time())], device, emit)
+    ends, codes = pool.run_workers(n, child_args, device, emit, time.time() if started_at is None else started_at)
     for code in codes:  # a worker stopped by a signal (its job's state is saved): the batch stops the same way
         if code == ExitCode.TERMINATED:
             raise Terminated("terminated (SIGTERM)", hint="run the same command again to continue")

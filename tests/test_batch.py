@@ -2,8 +2,8 @@
 one list -- every job done once, frames identical to a plain `run`, one model load per worker, a failing job
 reported with its code, a worker killed mid-job finished by another from its last chunk, a rerun skipping all.
 
-Processes are synchronised through files, never sleeps (tests/batch_pausing_cli.py blocks a worker once it
-has saved a chunk)."""
+Processes are synchronised through files, never sleeps (tests/paused_cli.py pauses a worker once it has saved
+a chunk)."""
 
 import json
 import os
@@ -224,8 +224,8 @@ def test_a_worker_killed_mid_job_is_finished_by_another_from_its_last_chunk(plai
     jobs = write_jsonl(tmp_path / "jobs.jsonl", [job_row(media_dir, "k.mp4")])
     pause = tmp_path / "pause"
     pause.mkdir()
-    first = start(batch_cmd(jobs, tiny_weights, script=[sys.executable, str(HERE / "batch_pausing_cli.py")]), tmp_path,
-                  "first", BATCH_TEST_PAUSE_DIR=str(pause))  # fmt: skip
+    first = start(batch_cmd(jobs, tiny_weights, script=[sys.executable, str(HERE / "paused_cli.py")]), tmp_path,
+                  "first", PAUSE_DIR=str(pause))  # fmt: skip
     wait_for(pause / "paused", [first], "the first worker to save chunk 0")
     assert (pause / "paused").read_text() == "0"
 

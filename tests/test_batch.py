@@ -257,3 +257,37 @@ def test_command_line_video_options_are_every_rows_defaults(media_dir, tmp_path)
     assert (c.options["steps"], c.options["frames"]) == (3, 50)
     both = read_jobs(jobs, {"minutes": 1.0, "seconds": 2.0})
     assert [j.line for j in both.jobs] == [1, 2] and "only one of seconds, minutes, frames" in both.invalid[0].message
+
+
+def test_sigterm_stops_the_batch_with_143_and_the_same_command_continues(plain_run, tiny_weights, media_dir, tmp_path):
+    jobs = write_jsonl(tmp_path / "jobs.jsonl", [job_row(media_dir, "t.mp4")])
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    first = start(batch_cmd(jobs, tiny_weights, script=[sys.executable, str(HERE / "paused_cli.py")]), tmp_path,
+                  "first", PAUSE_DIR=str(pause))  # fmt: skip
+    wait_for(pause / "paused", [first], "the worker to save chunk 0")
+    first.send_signal(signal.SIGTERM)  # what Slurm and Kubernetes send first
+    rc, s, err = finish(first)
+    assert rc == ExitCode.TERMINATED and s["exit_code"] == ExitCode.TERMINATED and "terminated (SIGTERM)" in err, err
+    state = tmp_path / "t.mp4.everanimate-state"
+    assert json.loads((state / "state.json").read_text())["next_chunk"] == 1 and not (tmp_path / "t.mp4").exists()
+
+    rc, s, err = finish(start(batch_cmd(jobs, tiny_weights), tmp_path, "again"))
+    assert rc == 0 and s["jobs"][0]["status"] == "done" and s["jobs"][0]["resumed_from_chunk"] == 1, err
+    assert np.array_equal(frames_of(tmp_path / "t.mp4"), plain_run)
+
+
+def test_dry_run_plans_every_job_and_checks_readiness_once_without_torch(tiny_weights, media_dir, tmp_path):
+    from helpers import cli_in_fresh_interpreter
+
+    rows = [job_row(media_dir, "a.mp4"), job_row(media_dir, "b.mp4", frames=10), {**job_row(media_dir, "c.mp4"), "x": 1}]
+    jobs = write_jsonl(tmp_path / "jobs.jsonl", rows)
+    lines, probe = cli_in_fresh_interpreter(["batch", str(jobs), "--weights-dir", str(tiny_weights), *MODEL_FLAGS,
+                                             "--dry-run", "--json", "--skip-invalid"])  # fmt: skip
+    assert probe == {"torch": False, "diffusers": False, "code": 0}
+    report = json.loads(lines[-1])
+    assert [(j["line"], j["status"]) for j in report["jobs"]] == [(1, "planned"), (2, "planned"), (3, "invalid")]
+    assert report["totals"] == {**report["totals"], "jobs": 2, "frames": 90, "chunks": 3}
+    assert [i["name"] for i in report["readiness"]] == ["weights", "gpu", "disk"] and report["ready"] is True
+    assert "all 2 jobs" in report["readiness"][2]["message"]
+    assert not (tmp_path / "a.mp4.everanimate-state").exists() and not (tmp_path / ".everanimate-batch").exists()

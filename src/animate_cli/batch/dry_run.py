@@ -12,8 +12,9 @@ from animate_cli.errors import EverAnimateError, ExitCode
 
 
 def plan_all(job_list: JobList, model_options: dict) -> dict:
-    """{"jobs": [per job: line, out, status (planned | made | blocked), frames, chunks, gpu_minutes, exit_code,
-    message], "totals": {...}, "readiness": [items as dicts], "exit_code"}."""
+    """{"jobs": [per job: line, out, status (planned | made | blocked | invalid), frames, chunks, gpu_minutes,
+    exit_code, message], "totals": {...}, "ready", "readiness": [items as dicts], "exit_code"} (the first blocked
+    job's code, else the first readiness blocker's, else 0)."""
     from animate_cli.runner.animator import Animator
 
     animator = Animator(**model_options)  # loads nothing until a run
@@ -44,7 +45,8 @@ def plan_all(job_list: JobList, model_options: dict) -> dict:
     items = _readiness(plans, model_options)
     blocked = next((e["exit_code"] for e in entries if e["status"] == "blocked"), None)
     blocker = next((i["exit_code"] for i in items if i["status"] != "ok"), None)
-    return {"jobs": entries, "totals": totals, "readiness": items, "exit_code": int(blocked or blocker or 0)}
+    code = int(blocked or blocker or 0)
+    return {"jobs": entries, "totals": totals, "ready": code == 0, "readiness": items, "exit_code": code}
 
 
 def _readiness(plans: list[tuple[Job, dict, dict]], model_options: dict) -> list[dict]:

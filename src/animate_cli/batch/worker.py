@@ -134,7 +134,7 @@ class Worker:
         try:
             summary = self.animator.run(job.ref, job.driving, job.out, reporter=reporter, **job.options)
         except FolderBusyError:  # a plain `run` of the same output holds its state folder: come back later
-            self._end(job, "waiting", None, t0, message="in use by another run; coming back to it")
+            self._end(job, t0, status="waiting", message="in use by another run; coming back to it")
             return None
         except (WeightsMissingError, WeightsInvalidError):  # the worker's problem, not the job's: every job would fail
             raise
@@ -146,23 +146,23 @@ class Worker:
         wall = round(time.monotonic() - t0, 3)
         claims.write_record(folder, claims.DONE, {"worker": self.id, "host": self.host, "frames": summary.frames, "wall_s": wall})
         self.jobs_done += 1
-        return self._end(job, "done", 0, t0, frames=summary.frames, resumed=summary.resumed_from_chunk)
+        return self._end(job, t0, status="done", exit_code=0, frames=summary.frames,
+                         resumed_from_chunk=summary.resumed_from_chunk)  # fmt: skip
 
     def _failed(self, job: Job, folder, t0: float, exit_code: int, code: str, message: str) -> JobResult:
         record = {"worker": self.id, "host": self.host, "exit_code": exit_code, "code": code, "message": message}
         with contextlib.suppress(EverAnimateError):  # the disk that failed the job may refuse the record; the summary has it
             claims.write_record(folder, claims.FAILED, record)
-        return self._end(job, "failed", exit_code, t0, message=message)
+        return self._end(job, t0, status="failed", exit_code=exit_code, message=message)
 
     def _decided(self, result: JobResult) -> JobResult:
         """A job settled without running it (made before, or made or failed by another worker): said, for the view."""
         self.emit({"event": "job_end", **result.to_dict()})
         return result
 
-    def _end(self, job: Job, status: str, exit_code: int | None, t0: float, frames: int | None = None,
-             message: str | None = None, resumed: int | None = None) -> JobResult:  # fmt: skip
-        wall = round(time.monotonic() - t0, 3)
-        result = JobResult(job.line, str(job.out), status, exit_code, frames, wall, self.id, message, resumed)
+    def _end(self, job: Job, t0: float, **fields) -> JobResult:
+        """The result of a job this worker ran (fields: JobResult's), said as a job_end event."""
+        result = JobResult(job.line, str(job.out), wall_s=round(time.monotonic() - t0, 3), worker=self.id, **fields)
         self.emit({"event": "job_end", **result.to_dict()})
         return result
 

@@ -291,3 +291,12 @@ def test_dry_run_plans_every_job_and_checks_readiness_once_without_torch(tiny_we
     assert [i["name"] for i in report["readiness"]] == ["weights", "gpu", "disk"] and report["ready"] is True
     assert "all 2 jobs" in report["readiness"][2]["message"]
     assert not (tmp_path / "a.mp4.everanimate-state").exists() and not (tmp_path / ".everanimate-batch").exists()
+
+
+def test_workers_that_cannot_load_stop_the_batch_with_their_code(media_dir, tmp_path):
+    jobs = write_jsonl(tmp_path / "jobs.jsonl", [job_row(media_dir, "a.mp4", frames=10), job_row(media_dir, "b.mp4", frames=10)])
+    p = start(batch_cmd(jobs, tmp_path / "no-weights", "--workers", "2"), tmp_path, "w")
+    rc, s, err = finish(p)
+    assert rc == ExitCode.WEIGHTS and s["exit_code"] == ExitCode.WEIGHTS and s["error"]["code"] == "workers_stopped", err
+    assert err.count("error:") == 3 and "all 2 workers stopped (exit 4)" in err  # each worker's line, then the batch's
+    assert not (tmp_path / "a.mp4").exists()

@@ -11,7 +11,7 @@ from pathlib import Path
 from animate_cli.batch.events import Emit
 from animate_cli.batch.jobs import Job, JobList
 from animate_cli.batch.worker import JobResult, Worker
-from animate_cli.errors import ExitCode
+from animate_cli.errors import EverAnimateError, ExitCode
 
 
 @dataclass
@@ -61,12 +61,23 @@ def run_pool(job_list: JobList, n: int, child_args: list[str], device: str, emit
             raise Terminated("terminated (SIGTERM)", hint="run the same command again to continue")
         if code == ExitCode.INTERRUPTED:
             raise Interrupted("interrupted", hint="run the same command again to continue")
+    stopped = [c if c > 0 else int(ExitCode.BUG) for c in codes if c != 0]  # a signal's death (< 0) is no exit code
+    if not ends:  # every worker stopped before its summary (missing weights, no GPU): each printed why
+        raise WorkersStopped(f"all {n} workers stopped (exit {stopped[0] if stopped else 1}); their errors are above",
+                             stopped[0] if stopped else int(ExitCode.BUG))  # fmt: skip
     infos = [{k: e[k] for k in ("id", "host", "model_loads", "jobs_done")} for e in ends]
     result = outcome(job_list, [e["jobs"] for e in ends], infos)
-    if len(ends) < n:  # a worker that ended without its summary (killed, or an error before its first job)
-        bad = next((c for c in codes if c != 0), int(ExitCode.BUG))
-        result.exit_code = result.exit_code or bad
+    if len(ends) < n and stopped:  # one stopped early; the others took its jobs, but the batch was not clean
+        result.exit_code = result.exit_code or stopped[0]
     return result
+
+
+class WorkersStopped(EverAnimateError):
+    code = "workers_stopped"
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message, hint="fix what they say and run the same command again")
+        self.exit_code = ExitCode(exit_code) if exit_code in iter(ExitCode) else ExitCode.BUG
 
 
 def outcome(job_list: JobList, per_worker: list[list[dict]], workers: list[dict]) -> BatchOutcome:

@@ -19,6 +19,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -131,10 +132,13 @@ class PipeEmitter:
 
     def __init__(self, fd: int):
         self.stream = os.fdopen(fd, "w", buffering=1, encoding="utf-8")
+        self._lock = threading.Lock()  # the run's segment writer thread reports its preview while the main thread steps
 
     def __call__(self, event: dict) -> None:
+        line = json.dumps(event, ensure_ascii=False, default=str) + "\n"
         try:
-            self.stream.write(json.dumps(event, ensure_ascii=False, default=str) + "\n")
-            self.stream.flush()
+            with self._lock:
+                self.stream.write(line)
+                self.stream.flush()
         except BrokenPipeError:  # the parent is gone; the worker finishes its job and the records tell the rest
             pass

@@ -97,7 +97,7 @@ def test_csv_rows_are_parsed_by_the_option_table_relative_to_the_list(media_dir,
     for name in ("ref.png", "view1.png", "driving.mp4"):
         (tmp_path / "in" / name).write_bytes((media_dir / name).read_bytes())
     jobs = tmp_path / "jobs.csv"
-    jobs.write_text("ref,driving,out,seconds,ref-view,no_audio,seed,resolution\n"
+    jobs.write_text("Ref,driving,out,seconds,ref-view,No_Audio,seed,resolution\n"
                     "in/ref.png,in/driving.mp4,out/a.mp4,1.5,in/view1.png;in/ref.png,yes,7,720p\n"
                     "\n"
                     "in/ref.png,in/driving.mp4,out/b.mp4,,,,,\n")  # fmt: skip

@@ -154,7 +154,7 @@ def _job(line: int, row: dict, base: Path) -> Job:
     io_paths: dict[str, Path] = {}
     options: dict = {}
     for key, raw in row.items():
-        name = key.strip().replace("-", "_")
+        name = key.strip().lower().replace("-", "_")
         if name in IO_COLUMNS:
             if not isinstance(raw, str) or not raw.strip():
                 problems.append(f"{name}: must be a path")
@@ -213,7 +213,7 @@ def _with_defaults(job: Job, defaults: dict) -> Job:
 
 
 def _named(row: dict) -> set[str]:
-    return {k.strip().replace("-", "_") for k in row}
+    return {k.strip().lower().replace("-", "_") for k in row}
 
 
 def _path(value: str, base: Path) -> Path:

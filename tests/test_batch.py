@@ -300,3 +300,29 @@ def test_workers_that_cannot_load_stop_the_batch_with_their_code(media_dir, tmp_
     assert rc == ExitCode.WEIGHTS and s["exit_code"] == ExitCode.WEIGHTS and s["error"]["code"] == "workers_stopped", err
     assert err.count("error:") == 3 and "all 2 workers stopped (exit 4)" in err  # each worker's line, then the batch's
     assert not (tmp_path / "a.mp4").exists()
+
+
+def test_sigterm_to_a_batch_of_worker_processes_reaches_each_of_them(tiny_weights, media_dir, tmp_path):
+    jobs = write_jsonl(tmp_path / "jobs.jsonl", [job_row(media_dir, f"{n}.mp4", frames=10, seed=i)
+                                                 for i, n in enumerate("ab")])  # fmt: skip
+    cmd = [c if c != "none" else "json" for c in batch_cmd(jobs, tiny_weights, "--workers", "2")]  # events on stderr
+    parent = start(cmd, tmp_path, "parent")
+
+    def started() -> list[dict]:
+        lines = Path(parent.err_path).read_text().splitlines()
+        return [json.loads(ln) for ln in lines if ln.startswith("{") and '"job_start"' in ln]
+
+    t0 = time.monotonic()
+    while len(started()) < 2:
+        assert parent.poll() is None and time.monotonic() - t0 < TIMEOUT_S, Path(parent.err_path).read_text()[-2000:]
+        time.sleep(0.05)
+    pids = [int(e["worker"].rsplit(":", 1)[1]) for e in started()]
+    parent.send_signal(signal.SIGTERM)
+    rc, s, err = finish(parent)
+    assert rc == ExitCode.TERMINATED and s["error"]["code"] == "terminated", err
+    for pid in pids:  # every worker saved its state and ended with the parent
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+    rc, s, err = finish(start(batch_cmd(jobs, tiny_weights), tmp_path, "again"))
+    assert rc == 0 and {j["status"] for j in s["jobs"]} <= {"done", "skipped"}, err

@@ -326,3 +326,20 @@ def test_sigterm_to_a_batch_of_worker_processes_reaches_each_of_them(tiny_weight
 
     rc, s, err = finish(start(batch_cmd(jobs, tiny_weights), tmp_path, "again"))
     assert rc == 0 and {j["status"] for j in s["jobs"]} <= {"done", "skipped"}, err
+
+
+def test_the_next_jobs_pose_is_extracted_during_this_jobs_rollout(tiny_weights, media_dir, tmp_path):
+    from conftest import stick_figure, write_video
+
+    other = write_video(tmp_path / "driving2.mp4", (stick_figure(48, 80, i / 3 + 1, bg=(80, 90, 90)) for i in range(40)))
+    rows = [{"ref": str(media_dir / "ref.png"), "driving": str(d), "out": f"{n}.mp4", "frames": 20, "size": "64x32",
+             "steps": 1, "pose_model": "rtmw", "no_report": True}
+            for n, d in (("p", media_dir / "driving.mp4"), ("q", other))]  # fmt: skip
+    jobs = write_jsonl(tmp_path / "jobs.jsonl", rows)
+    cmd = [c if c != "none" else "json" for c in batch_cmd(jobs, tiny_weights)]  # events on stderr
+    rc, s, err = finish(start(cmd, tmp_path, "b"))
+    assert rc == 0 and [j["status"] for j in s["jobs"]] == ["done", "done"], err
+    events = [json.loads(ln) for ln in err.splitlines() if ln.startswith("{")]
+    second = [e for e in events if e.get("line") == 2]
+    assert not [e for e in second if e["event"] == "stage" and e["name"] == "pose"]  # job 2 extracted nothing itself
+    assert any(e["event"] == "log" and e["message"].startswith("pose: reusing") for e in second)  # the prefetch's

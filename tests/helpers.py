@@ -18,6 +18,36 @@ def make_cfg(media_dir: Path, weights: Path, out: Path, frames: int = 160, **kw)
     return RunConfig(**base)
 
 
+class RecordingReporter:
+    """A progress.Reporter that keeps every event; `counts[name]` is how far a stage advanced."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+        self.counts: dict[str, int] = {}
+        self.messages: list[str] = []
+
+    def stage(self, name: str, total: int | None, description: str = "") -> None:
+        self.events.append(("stage", name, total, description))
+        self.counts[name] = 0
+
+    def advance(self, name: str, n: int = 1) -> None:
+        self.events.append(("advance", name, n))
+        self.counts[name] = self.counts.get(name, 0) + n
+
+    def log(self, message: str) -> None:
+        self.messages.append(message)
+
+    def artifact(self, kind: str, path: Path, **info) -> None:
+        self.events.append(("artifact", kind, Path(path), info))
+
+
+def run_plan(cfg: RunConfig):
+    """The chunk plan pipeline.run makes for cfg (for calling a stage such as pose_job.extract_for_run alone)."""
+    from animate_cli.runner import pipeline
+
+    return pipeline.make_plan_for(cfg, pipeline.check_inputs(cfg))
+
+
 def frames_of(path: Path) -> np.ndarray:
     return np.stack(list(media.iter_frames(path)))
 

@@ -47,16 +47,20 @@ def test_two_runs_load_once_and_give_the_cli_frames(media_dir, tiny_weights, tmp
     assert not np.array_equal(frames_of(tmp_path / "api" / "a.mp4"), frames_of(tmp_path / "api" / "b.mp4"))
 
 
-def test_a_second_run_on_a_finished_output_is_the_cli_error(media_dir, tiny_weights, tmp_path):
+def test_errors_are_the_cli_errors_and_another_lora_reloads(media_dir, tiny_weights, tmp_path):
     from animate_cli import Animator
 
     animator = Animator(tiny_weights, device="cpu", dtype="fp32")
+    short = {**video_options(media_dir), "frames": 10}
     out = tmp_path / "o.mp4"
-    animator.run(media_dir / "ref.png", media_dir / "driving.mp4", out, **{**video_options(media_dir), "frames": 10})
+    animator.run(media_dir / "ref.png", media_dir / "driving.mp4", out, **short)
     with pytest.raises(OutputExistsError) as e:
-        animator.run(media_dir / "ref.png", media_dir / "driving.mp4", out, **{**video_options(media_dir), "frames": 10})
+        animator.run(media_dir / "ref.png", media_dir / "driving.mp4", out, **short)
     assert e.value.exit_code == ExitCode.BAD_INPUT
     assert animator.model_loads == 1
+    # 720p fuses the other EverAnimate LoRA: the models load again, once
+    summary = animator.run(media_dir / "ref.png", media_dir / "driving.mp4", tmp_path / "hd.mp4", resolution="720p", **short)
+    assert summary.frames == 10 and animator.model_loads == 2
 
 
 def test_options_in_the_wrong_place_are_refused(media_dir, tiny_weights, tmp_path):
@@ -138,3 +142,24 @@ def test_importing_the_package_imports_no_torch():
     code = "import sys, animate_cli; animate_cli.Animator; print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "False"
+
+
+def test_output_folder_is_made_but_never_through_a_file(media_dir, tiny_weights, tmp_path):
+    from animate_cli import Animator
+    from animate_cli.errors import BadInputError
+
+    (tmp_path / "f").write_text("x")
+    animator = Animator(tiny_weights, device="cpu", dtype="fp32")
+    with pytest.raises(BadInputError, match="cannot be made: .* is a file"):
+        animator.run(
+            media_dir / "ref.png", media_dir / "driving.mp4", tmp_path / "f" / "sub" / "o.mp4", **video_options(media_dir)
+        )
+    assert (tmp_path / "f").read_text() == "x" and animator.model_loads == 0
+
+
+def test_retarget_needs_an_extracted_pose(media_dir, tiny_weights, tmp_path):
+    from animate_cli import Animator
+
+    with pytest.raises(UsageError, match="with --pose-video the pose is given"):
+        Animator(tiny_weights).run(media_dir / "ref.png", media_dir / "driving.mp4", tmp_path / "o.mp4", retarget=True,
+                                   **video_options(media_dir))  # fmt: skip

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import frames_of, make_cfg
+from helpers import RecordingReporter, frames_of, make_cfg, run_plan
 from typer.testing import CliRunner
 
 from animate_cli import media
@@ -56,7 +56,6 @@ def raw_cfg(media_dir, weights, out, driving, **kw):
 def test_pose_thread_overlaps_model_loading_and_gives_the_sequential_frames(tiny_weights, media_dir, raw, tmp_path, monkeypatch):
     from animate_cli import models
     from animate_cli.pose import PoseSettings, extract_pose, find_pose_models
-    from animate_cli.progress import RecordingReporter
 
     load_started = threading.Event()
     seen = {"pose_threads": set(), "pose_done_at_load": None}
@@ -157,13 +156,12 @@ def test_pose_provider_choice(monkeypatch, tiny_weights, raw):
 def test_unusable_cuda_provider_falls_back_to_the_cpu(monkeypatch, tiny_weights, raw, tmp_path):
     from animate_cli.pose import estimator
     from animate_cli.pose.choice import choose_models
-    from animate_cli.progress import RecordingReporter
 
     monkeypatch.setattr(estimator, "pose_device", lambda d: "cuda:0")  # CPU onnxruntime: RtmlibEstimator refuses cuda
     cfg = raw_cfg(tmp_path, tiny_weights, tmp_path / "o.mp4", raw["drive"])
     rep = RecordingReporter()
     models = choose_models("rtmw", tiny_weights)
-    res = pose_job.extract_for_run(cfg, models, "cuda:0", rep)
+    res = pose_job.extract_for_run(cfg, run_plan(cfg), models, "cuda:0", rep)
     pose_video, n, info = res.pose_video, res.source_frames, res.info
     assert info["device"] == "cpu" and n == 30 and pose_video.exists()
     assert any("warning: pose models on the CPU" in m for m in rep.messages)

@@ -56,15 +56,14 @@ def test_extract_pose_explicit_cuda_stays_a_one_line_error(pose_assets, broken_c
 
 def test_run_on_cuda_falls_back_to_the_cpu_for_pose_with_one_warning(tiny_weights, media_dir, broken_cuda, tmp_path):
     """`run`'s pose stage on a CUDA run (pose_device gives cuda:0 when onnxruntime offers CUDA)."""
-    from helpers import make_cfg
+    from helpers import RecordingReporter, make_cfg, run_plan
 
     from animate_cli.pose.choice import choose_models
-    from animate_cli.progress import RecordingReporter
     from animate_cli.runner import pose_job
 
     cfg = make_cfg(media_dir, tiny_weights, tmp_path / "o.mp4", frames=20, pose_video=None, face_video=None)
     rep = RecordingReporter()
-    res = pose_job.extract_for_run(cfg, choose_models("rtmw", tiny_weights), "cuda:0", rep)
+    res = pose_job.extract_for_run(cfg, run_plan(cfg), choose_models("rtmw", tiny_weights), "cuda:0", rep)
     pose_video, n, info = res.pose_video, res.source_frames, res.info
     assert info["device"] == "cpu" and pose_video.exists() and n > 0
     assert sum("pose models on the CPU" in m for m in rep.messages) == 1

@@ -7,13 +7,13 @@ import json
 
 import numpy as np
 import pytest
+from helpers import RecordingReporter
 from test_pose_track import FakeEstimator, box, person_in
 
 from animate_cli import media
 from animate_cli.pose import PoseSettings, extract_pose
 from animate_cli.pose import keypoints as K
 from animate_cli.pose.track import Tracker
-from animate_cli.progress import RecordingReporter
 
 
 def write_clip(path, n, fps, cut_at=None, w=160, h=96):

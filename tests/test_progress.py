@@ -9,8 +9,7 @@ from typer.testing import CliRunner
 
 from animate_cli import media
 from animate_cli.cli import app
-from animate_cli.cli.common import JsonReporter
-from animate_cli.progress import StepClock, format_eta
+from animate_cli.progress import JsonReporter, StepClock, format_eta
 from animate_cli.runner import pipeline
 
 ENV = {"COLUMNS": "300", "NO_COLOR": "1"}
@@ -112,10 +111,10 @@ def test_progress_json_cli_stderr_is_only_events(tiny_weights, media_dir, tmp_pa
 def test_rich_progress_line_names_the_preview_and_the_eta(monkeypatch):
     from rich.console import Console
 
-    from animate_cli.cli import common as cli_common
+    from animate_cli import progress
 
-    monkeypatch.setattr(cli_common, "err_console", lambda: Console(file=io.StringIO(), width=200))
-    with cli_common.RichReporter() as reporter:
+    monkeypatch.setattr(progress, "err_console", lambda: Console(file=io.StringIO(), width=200))
+    with progress.RichReporter() as reporter:
         reporter.stage("chunks", 3, "chunks")
         reporter.stage("steps", 4, "chunk 1/3")
         for _ in range(4):

@@ -30,7 +30,6 @@ def _choices(name: str, values: Iterable[str]) -> type[Enum]:
     return Enum(name, {v.upper().replace("-", "_"): v for v in values}, type=str)
 
 
-Device = str  # auto, cpu, cuda or cuda:N: checked by _device, not an Enum (N is open)
 Dtype = _choices("Dtype", C.DTYPES)
 Resolution = _choices("Resolution", C.RESOLUTIONS)
 Fit = _choices("Fit", C.FITS)

@@ -1,9 +1,9 @@
 """Progress reporting as a tiny protocol, so stage modules never touch rich.
 
 A stage announces itself with `stage(name, total)` and then calls `advance(name)`; `artifact(kind,
-path)` names a file the user can look at now (the rollout's preview after each chunk). The CLI
-renders these as rich bars on stderr or as JSON lines (`--progress json`); tests use
-`RecordingReporter` to check what happened.
+path)` names a file the user can look at now (the rollout's preview after each chunk). `make_reporter`
+gives the renderers of `--progress`: rich bars on stderr (RichReporter; rich is imported only when one
+draws) or JSON lines (JsonReporter), or nothing.
 
 `StepClock` turns the same events into an ETA from measured step times. It relies on the names the
 chunk loop (rollout/loop.py) uses: a "chunks" stage advanced once per finished chunk, and a
@@ -12,11 +12,18 @@ chunk loop (rollout/loop.py) uses: a "chunks" stage advanced once per finished c
 
 from __future__ import annotations
 
+import json
 import statistics
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import IO, TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import ProgressColumn
 
 ETA_WINDOW = 40  # recent step times the ETA uses (median): forgets the slow first steps (warm-up, compilation)
 
@@ -43,29 +50,6 @@ class NullReporter:
 
     def artifact(self, kind: str, path: Path, **info) -> None:
         pass
-
-
-class RecordingReporter:
-    """Keeps every event; `counts[name]` is how far a stage advanced."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple] = []
-        self.counts: dict[str, int] = {}
-        self.messages: list[str] = []
-
-    def stage(self, name: str, total: int | None, description: str = "") -> None:
-        self.events.append(("stage", name, total, description))
-        self.counts[name] = 0
-
-    def advance(self, name: str, n: int = 1) -> None:
-        self.events.append(("advance", name, n))
-        self.counts[name] = self.counts.get(name, 0) + n
-
-    def log(self, message: str) -> None:
-        self.messages.append(message)
-
-    def artifact(self, kind: str, path: Path, **info) -> None:
-        self.events.append(("artifact", kind, Path(path), info))
 
 
 class StepClock:
@@ -131,3 +115,159 @@ def format_eta(seconds: float | None) -> str:
         return "ETA …"
     s = int(round(seconds))
     return f"ETA {s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+# --- the renderers of --progress ------------------------------------------------------------------------------
+
+
+def err_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class RichReporter:
+    """Renders the Reporter protocol as rich progress bars on stderr (disabled when quiet). The chunk
+    loop's line carries the ETA from measured step times and the name of the latest preview."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self._progress = None
+        self._tasks: dict[str, int] = {}
+        self._clock = StepClock()
+        self._preview: Path | None = None
+
+    def __enter__(self) -> RichReporter:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,  # fmt: skip
+            )
+
+            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), _eta_column(), console=err_console(), transient=False)  # fmt: skip
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def stage(self, name: str, total: int | None, description: str = "") -> None:
+        self._clock.stage(name, total)
+        if self._progress is None:
+            return
+        desc = description or name
+        if name in self._tasks:
+            self._progress.reset(self._tasks[name], total=total, description=desc)
+        else:
+            fields = {"eta": format_eta(None)} if name == "chunks" else {}
+            self._tasks[name] = self._progress.add_task(desc, total=total, **fields)
+
+    def advance(self, name: str, n: int = 1) -> None:
+        self._clock.advance(name, n)
+        if self._progress is not None and name in self._tasks:
+            self._progress.advance(self._tasks[name], n)
+            if name in ("steps", "chunks") and "chunks" in self._tasks:
+                self._progress.update(self._tasks["chunks"], eta=format_eta(self._clock.eta_s()))
+
+    def log(self, message: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(message, markup=False, highlight=False)
+        elif self.enabled:
+            err_console().print(message, markup=False, highlight=False)
+
+    def artifact(self, kind: str, path: Path, **info) -> None:
+        if self._progress is not None and "chunks" in self._tasks:  # the preview while running, the output at the end
+            self._progress.update(self._tasks["chunks"], description=f"chunks ({kind}: {Path(path).name})")
+
+
+def _eta_column() -> ProgressColumn:
+    """Our ETA where a task has one (the chunk loop), rich's own estimate elsewhere."""
+    from rich.progress import TimeRemainingColumn
+    from rich.text import Text
+
+    class EtaColumn(TimeRemainingColumn):
+        def render(self, task):
+            if "eta" in task.fields:
+                return Text(task.fields["eta"], style="progress.remaining")
+            return super().render(task)
+
+    return EtaColumn()
+
+
+class JsonReporter:
+    """--progress json: the Reporter protocol as one JSON object per line on stderr, for GUIs and scripts.
+
+    Events (every line has "event" and "t", seconds since start):
+      stage      {name, total, description}            a stage starts (chunks, steps, decode, pose, load, mux)
+      step       {chunk, step, steps, eta_s}           one denoising step of the current chunk finished
+      progress   {name, done, total}                   any other stage advanced
+      preview    {path, chunks}                        the preview mp4 now holds this many finished chunks
+      output     {path}                                the output is written (the preview is removed)
+      chunk_done {chunk, chunks, eta_s, preview}       a chunk is finished and saved (preview: latest path)
+      log        {message}
+      done       {...the run summary}                  the output is written
+      error      {code, message, hint, exit_code}      the run failed (emitted by run_command)
+    """
+
+    def __init__(self, stream: IO[str] | None = None):
+        self.stream = stream
+        self.t0 = time.monotonic()
+        self._clock = StepClock()
+        self._done: dict[str, int] = {}
+        self._total: dict[str, int | None] = {}
+        self._preview: str | None = None
+        # The segment writer thread reports the preview while the main thread reports steps: one line at a time.
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> JsonReporter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def emit(self, event: str, **data) -> None:
+        line = json.dumps({"event": event, "t": round(time.monotonic() - self.t0, 3), **data}, ensure_ascii=False, default=str)
+        stream = self.stream or sys.stderr
+        with self._lock:
+            stream.write(line + "\n")
+            stream.flush()
+
+    def stage(self, name: str, total: int | None, description: str = "") -> None:
+        self._clock.stage(name, total)
+        self._done[name], self._total[name] = 0, total
+        self.emit("stage", name=name, total=total, description=description or name)
+
+    def advance(self, name: str, n: int = 1) -> None:
+        finished = self._clock.advance(name, n)
+        self._done[name] = self._done.get(name, 0) + n
+        eta = self._clock.eta_s()
+        eta = None if eta is None else round(eta, 1)
+        if name == "steps":
+            self.emit("step", chunk=self._clock.chunks_done, step=self._done[name], steps=self._total.get(name), eta_s=eta)
+        elif name == "chunks" and finished:
+            self.emit("chunk_done", chunk=self._done[name] - 1, chunks=self._total.get(name), eta_s=eta, preview=self._preview)
+        else:
+            self.emit("progress", name=name, done=self._done[name], total=self._total.get(name))
+
+    def log(self, message: str) -> None:
+        self.emit("log", message=message)
+
+    def artifact(self, kind: str, path: Path, **info) -> None:
+        if kind == "preview":
+            self._preview = str(path)
+        self.emit(kind, path=str(path), **info)
+
+
+def make_reporter(mode: str) -> RichReporter | JsonReporter:
+    """--progress rich|json|none (checked by options.py) -> a reporter (a context manager)."""
+    if mode == "json":
+        return JsonReporter()
+    if mode in ("rich", "none"):
+        return RichReporter(enabled=mode == "rich")
+    raise ValueError(f"progress mode must be rich, json or none, got {mode!r}")

@@ -1,5 +1,5 @@
-"""What every command shares: the Typer app, error-to-exit-code handling, --json envelopes and
-the rich progress renderer. Heavy libraries are never imported here."""
+"""What every command shares: the Typer app, error-to-exit-code handling and --json envelopes (the progress
+renderers are in progress.py). Heavy libraries are never imported here."""
 
 from __future__ import annotations
 
@@ -7,18 +7,16 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from pathlib import Path
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
 from animate_cli import __version__
 from animate_cli.errors import EverAnimateError, ExitCode, SigTerm, as_error
-from animate_cli.progress import StepClock, format_eta
+from animate_cli.progress import JsonReporter, err_console
 
 
 class _PlainFlags:
@@ -49,12 +47,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Minute-scale character animation: one reference image + a driving video -> an mp4 (EverAnimate on Wan2.2-Animate-14B).",
 )
-
-
-def err_console():
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def emit_json(obj: dict) -> None:
@@ -117,155 +109,6 @@ def run_command(schema: str, json_mode: bool, body: Callable[[], dict], events: 
         emit_json({"schema": schema, "ok": code == ExitCode.OK, "exit_code": code, **result,
                    "elapsed_s": round(time.monotonic() - t0, 3), "versions": {"everanimate": __version__}})  # fmt: skip
     raise typer.Exit(code)
-
-
-class RichReporter:
-    """Renders the Reporter protocol as rich progress bars on stderr (disabled when quiet). The chunk
-    loop's line carries the ETA from measured step times and the name of the latest preview."""
-
-    def __init__(self, enabled: bool = True):
-        self.enabled = enabled
-        self._progress = None
-        self._tasks: dict[str, int] = {}
-        self._clock = StepClock()
-        self._preview: Path | None = None
-
-    def __enter__(self) -> RichReporter:
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                SpinnerColumn,
-                TextColumn,
-                TimeElapsedColumn,  # fmt: skip
-            )
-
-            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), _eta_column(), console=err_console(), transient=False)  # fmt: skip
-            self._progress.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(*exc)
-
-    def stage(self, name: str, total: int | None, description: str = "") -> None:
-        self._clock.stage(name, total)
-        if self._progress is None:
-            return
-        desc = description or name
-        if name in self._tasks:
-            self._progress.reset(self._tasks[name], total=total, description=desc)
-        else:
-            fields = {"eta": format_eta(None)} if name == "chunks" else {}
-            self._tasks[name] = self._progress.add_task(desc, total=total, **fields)
-
-    def advance(self, name: str, n: int = 1) -> None:
-        self._clock.advance(name, n)
-        if self._progress is not None and name in self._tasks:
-            self._progress.advance(self._tasks[name], n)
-            if name in ("steps", "chunks") and "chunks" in self._tasks:
-                self._progress.update(self._tasks["chunks"], eta=format_eta(self._clock.eta_s()))
-
-    def log(self, message: str) -> None:
-        if self._progress is not None:
-            self._progress.console.print(message, markup=False, highlight=False)
-        elif self.enabled:
-            err_console().print(message, markup=False, highlight=False)
-
-    def artifact(self, kind: str, path: Path, **info) -> None:
-        if self._progress is not None and "chunks" in self._tasks:  # the preview while running, the output at the end
-            self._progress.update(self._tasks["chunks"], description=f"chunks ({kind}: {Path(path).name})")
-
-
-def _eta_column():
-    """Our ETA where a task has one (the chunk loop), rich's own estimate elsewhere."""
-    from rich.progress import TimeRemainingColumn
-    from rich.text import Text
-
-    class EtaColumn(TimeRemainingColumn):
-        def render(self, task):
-            if "eta" in task.fields:
-                return Text(task.fields["eta"], style="progress.remaining")
-            return super().render(task)
-
-    return EtaColumn()
-
-
-class JsonReporter:
-    """--progress json: the Reporter protocol as one JSON object per line on stderr, for GUIs and scripts.
-
-    Events (every line has "event" and "t", seconds since start):
-      stage      {name, total, description}            a stage starts (chunks, steps, decode, pose, load, mux)
-      step       {chunk, step, steps, eta_s}           one denoising step of the current chunk finished
-      progress   {name, done, total}                   any other stage advanced
-      preview    {path, chunks}                        the preview mp4 now holds this many finished chunks
-      output     {path}                                the output is written (the preview is removed)
-      chunk_done {chunk, chunks, eta_s, preview}       a chunk is finished and saved (preview: latest path)
-      log        {message}
-      done       {...the run summary}                  the output is written
-      error      {code, message, hint, exit_code}      the run failed (emitted by run_command)
-    """
-
-    def __init__(self, stream=None):
-        self.stream = stream
-        self.t0 = time.monotonic()
-        self._clock = StepClock()
-        self._done: dict[str, int] = {}
-        self._total: dict[str, int | None] = {}
-        self._preview: str | None = None
-        # The segment writer thread reports the preview while the main thread reports steps: one line at a time.
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> JsonReporter:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        pass
-
-    def emit(self, event: str, **data) -> None:
-        line = json.dumps({"event": event, "t": round(time.monotonic() - self.t0, 3), **data}, ensure_ascii=False, default=str)
-        stream = self.stream or sys.stderr
-        with self._lock:
-            stream.write(line + "\n")
-            stream.flush()
-
-    def stage(self, name: str, total: int | None, description: str = "") -> None:
-        self._clock.stage(name, total)
-        self._done[name], self._total[name] = 0, total
-        self.emit("stage", name=name, total=total, description=description or name)
-
-    def advance(self, name: str, n: int = 1) -> None:
-        finished = self._clock.advance(name, n)
-        self._done[name] = self._done.get(name, 0) + n
-        eta = self._clock.eta_s()
-        eta = None if eta is None else round(eta, 1)
-        if name == "steps":
-            self.emit("step", chunk=self._clock.chunks_done, step=self._done[name], steps=self._total.get(name), eta_s=eta)
-        elif name == "chunks" and finished:
-            self.emit("chunk_done", chunk=self._done[name] - 1, chunks=self._total.get(name), eta_s=eta, preview=self._preview)
-        else:
-            self.emit("progress", name=name, done=self._done[name], total=self._total.get(name))
-
-    def log(self, message: str) -> None:
-        self.emit("log", message=message)
-
-    def artifact(self, kind: str, path: Path, **info) -> None:
-        if kind == "preview":
-            self._preview = str(path)
-        self.emit(kind, path=str(path), **info)
-
-
-def make_reporter(mode: str):
-    """--progress rich|json|none -> a reporter (a context manager)."""
-    if mode == "json":
-        return JsonReporter()
-    if mode in ("rich", "none"):
-        return RichReporter(enabled=mode == "rich")
-    from animate_cli.errors import UsageError
-
-    raise UsageError(f"--progress must be rich, json or none, got {mode!r}")
 
 
 @contextmanager

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from animate_cli import config as C
 from animate_cli import options as O
-from animate_cli.cli.common import err_console, make_reporter, quiet_stdout, run_command
+from animate_cli.cli.common import quiet_stdout, run_command
 from animate_cli.cli.params import Argument, options_command, parse
 from animate_cli.errors import BadInputError
+from animate_cli.progress import err_console, make_reporter
 
 SCHEMA = "everanimate.inspect/1"
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from animate_cli import config as C
 from animate_cli import options as O
-from animate_cli.cli.common import RichReporter, run_command
+from animate_cli.cli.common import run_command
 from animate_cli.cli.params import Argument, options_command, parse
 from animate_cli.errors import UsageError
+from animate_cli.progress import RichReporter, err_console
 
 SCHEMA = "everanimate.extract-pose/1"
 
@@ -76,8 +77,6 @@ def extract_pose_cmd(values: dict) -> None:
             r = extract_pose(driving, out_dir, settings, det, pose, reporter, ref=ref, overwrite=v["overwrite"],
                              save_keypoints=v["save_keypoints"], debug_overlay=v["debug_overlay"])  # fmt: skip
         if not json_mode:
-            from animate_cli.cli.common import err_console
-
             err_console().print(f"wrote {r.pose_video} and {r.face_video} ({r.model} pose model): {r.frames} frames at {r.fps:g} fps, "
                                 f"{r.width}x{r.height}; person detected in {r.detected}, interpolated {r.interpolated}, "
                                 f"empty {r.empty}", markup=False, highlight=False)  # fmt: skip

@@ -14,8 +14,9 @@ import typer
 
 from animate_cli import options as O
 from animate_cli.cli import run_view
-from animate_cli.cli.common import make_reporter, run_command
+from animate_cli.cli.common import run_command
 from animate_cli.cli.params import Argument, options_command, parse
+from animate_cli.progress import make_reporter
 
 SCHEMA = "everanimate.run/1"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from animate_cli import config as C
-from animate_cli.cli.common import err_console
 from animate_cli.options import RunConfig
+from animate_cli.progress import err_console
 from animate_cli.runner.run_config import canvas_dict
 
 if TYPE_CHECKING:

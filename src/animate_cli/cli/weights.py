@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from animate_cli.cli.common import FlagCommand, RichReporter, app, err_console, run_command
+from animate_cli.cli.common import FlagCommand, app, run_command
 from animate_cli.errors import ExitCode, UsageError, interrupted
+from animate_cli.progress import RichReporter, err_console
 
 EXAMPLES = """
 Examples:

@@ -23,7 +23,7 @@ from animate_cli.errors import BadInputError
 from animate_cli.progress import NullReporter, Reporter
 from animate_cli.report import settings as S
 from animate_cli.report.colour import lab_stats, pair_changes, to_lab
-from animate_cli.report.seamfix import ColourEaser
+from animate_cli.rollout.seamfix import ColourEaser
 
 
 @dataclass

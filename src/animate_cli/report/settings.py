@@ -8,6 +8,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from animate_cli import config as C
+
+# --seam-fix color: its numbers live with the ease (rollout/seamfix.py); the report replays it and subsamples
+# frames for its statistics the same way
+from animate_cli.rollout.seamfix import (  # noqa: F401
+    SEAM_FIX_FLOOR,
+    SEAM_FIX_FRAMES,
+    SEAM_FIX_GAIN_LIMITS,
+    SEAM_FIX_HISTORY,
+    SEAM_FIX_MOTION_FACTOR,
+    SEAM_FIX_STATS_PIXELS,
+)
+
 SCHEMA = "everanimate.report/1"
 SIDECAR_SCHEMA = "everanimate.chunks/1"
 
@@ -32,14 +45,7 @@ SEAM_FEATURES = {
     "structure": ("1 - SSIM contrast-structure term of downscaled L* between consecutive frames", 0.002, 0.03),
 }
 
-# --- --seam-fix color ------------------------------------------------------------------------------------
-SEAM_FIX_FRAMES = 8  # a new chunk's colour is eased back to its own over 8 frames (0.32 s): each frame moves 1/8
-SEAM_FIX_HISTORY = 8  # the previous chunk's last frames whose stats-changes say how much colour moves anyway
-SEAM_FIX_MOTION_FACTOR = 3.0  # a join's colour change must exceed 3x the median recent change to be corrected
-SEAM_FIX_FLOOR = 0.75  # ... and 0.75 grey levels: below that nothing is visible and a clean video stays bit-equal
-SEAM_FIX_GAIN_LIMITS = (0.5, 2.0)  # contrast corrections beyond x0.5..x2 are content changes, not a colour seam
-SEAM_FIX_STATS_PIXELS = 20_000  # frames are subsampled by striding to about this many pixels for their statistics
-SEAM_FIX_MODES = ("none", "color")
+SEAM_FIX_MODES = C.SEAM_FIX_MODES
 
 # --- identity and pose adherence (pose models) -------------------------------------------------------------
 PEOPLE_FPS = 2.0  # output frames per second the pose models look at: faces and poses change slowly against chunks

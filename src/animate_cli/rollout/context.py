@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -16,6 +17,12 @@ from animate_cli.media import VideoInfo
 from animate_cli.options import RunConfig
 from animate_cli.progress import Reporter
 from animate_cli.rollout.plan import ChunkPlan
+from animate_cli.rollout.resume import ResumePoint
+
+if TYPE_CHECKING:
+    import torch
+
+    from animate_cli.models import Models
 
 
 @dataclass(frozen=True)
@@ -37,15 +44,19 @@ class ControlVideos:
     face: Path
 
 
-@dataclass(frozen=True)
-class ResumePoint:
-    """Where the rollout starts and what it saves after each chunk (rollout/resume.py, spec §8)."""
+class FrameWriter(Protocol):
+    """Where a chunk's kept frames go: media.writer.SegmentWriter (H.264 segments on its own thread), or
+    rollout.seamfix.SeamFixWriter in front of it."""
 
-    state_dir: Path
-    state: object | None  # resume.RunState of the last finished chunk, None for a fresh start
-    start_chunk: int
-    fingerprint: str
-    settings: dict  # what must match for a saved state to be continued
+    wait_s: float  # how long the caller has waited on the writer so far
+
+    def open(self, path: Path, width: int, height: int, fps: float, chunk: int) -> None: ...
+
+    def write(self, frame: np.ndarray) -> None: ...
+
+    def close(self) -> None: ...
+
+    def wait(self) -> None: ...
 
 
 @dataclass
@@ -55,10 +66,10 @@ class RunContext:
     cfg: RunConfig
     plan: ChunkPlan
     inputs: CheckedInputs
-    models: object  # models.Models: transformer (LoRA fused, runtime set up), vae, image_encoder, device, dtype
-    text: object  # [1, 512, text_dim] prompt embedding (None when nothing is left to generate)
+    models: Models  # transformer (LoRA fused, runtime set up), vae, image_encoder, device, dtype
+    text: torch.Tensor | None  # [1, 512, text_dim] prompt embedding (None when nothing is left to generate)
     control: ControlVideos
     resume: ResumePoint
-    writer: object  # media.writer.SegmentWriter: H.264 segments encoded on its own thread
+    writer: FrameWriter
     reporter: Reporter
     on_chunk_done: Callable[[int], None] | None = None  # after chunk c's state is saved (tests interrupt here)

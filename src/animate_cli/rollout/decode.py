@@ -3,7 +3,7 @@
 `AutoencoderKLWan.decode` runs its causal decoder latent by latent but concatenates the whole
 pixel video on the device. This loop runs the same decoder calls (same cache, same order; equal to
 `vae.decode` bit for bit, see tests) and yields each latent's frames as soon as they exist: 1 frame
-for the first latent, 4 for every later one. Each chunk is decoded from a fresh cache (spec §7:
+for the first latent, 4 for every later one. Each chunk is decoded from a fresh cache (docs/rollout.md:
 one concatenated decode would duplicate frames at every seam).
 
 Uses AutoencoderKLWan's private cache attributes (`_feat_map`, `_conv_idx`): diffusers is pinned

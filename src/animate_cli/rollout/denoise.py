@@ -1,4 +1,4 @@
-"""One EverAnimate chunk on the Wan2.2-Animate DiT, in latent space (spec §2, §4, §6.3).
+"""One EverAnimate chunk on the Wan2.2-Animate DiT, in latent space (docs/rollout.md).
 
 A chunk is one DiT rollout over 24 latent slots:
 
@@ -14,8 +14,8 @@ The motion slot holds the raw last generated latent of the previous chunk (zeros
 is never decoded and re-encoded. DiT input channels are [16 noisy | 4 mask | 16 cond].
 
 diffusers' WanAnimateTransformer3DModel hard-codes one reference slot (pose added at [1:], one
-zero face frame). `everanimate_layout` generalises that to K with two forward hooks, bit-exact
-with a K-slot re-implementation (spec §6.3), registered only while our chunks run.
+zero face frame). `everanimate_layout` generalises that to K with two forward hooks, registered only
+while our chunks run (tests/test_rollout_invariants.py checks the slots, mask, pose and face layout).
 """
 
 from __future__ import annotations
@@ -23,21 +23,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from animate_cli import config as C
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
 class ChunkInputs:
     """Everything one DiT rollout needs. Latents are normalised, float32; shapes for 480p (h=60, w=104)."""
 
-    anchors: object  # [1, 16, K, h, w]
-    motion: object | None  # [1, 16, 1, h, w] raw last latent of chunk c-1; None in chunk 0 (-> zeros)
-    pose: object  # [1, 16, 20, h, w] VAE latents of this chunk's 77 pose frames
-    face: object  # [1, 3, 77, S, S] face crops in [-1, 1], S = motion_encoder_size (512)
-    clip: object  # [1, 257, 1280] CLIP penultimate states of the reference / previous last frame
-    text: object  # [1, 512, 4096] prompt embedding (encoded once per run)
-    noise: object  # [1, 16, 24, h, w] float32 from a CPU generator seeded seed + 42c
+    anchors: torch.Tensor  # [1, 16, K, h, w]
+    motion: torch.Tensor | None  # [1, 16, 1, h, w] raw last latent of chunk c-1; None in chunk 0 (-> zeros)
+    pose: torch.Tensor  # [1, 16, 20, h, w] VAE latents of this chunk's 77 pose frames
+    face: torch.Tensor  # [1, 3, 77, S, S] face crops in [-1, 1], S = motion_encoder_size (512)
+    clip: torch.Tensor  # [1, 257, 1280] CLIP penultimate states of the reference / previous last frame
+    text: torch.Tensor  # [1, 512, 4096] prompt embedding (encoded once per run)
+    noise: torch.Tensor  # [1, 16, 24, h, w] float32 from a CPU generator seeded seed + 42c
 
 
 def flow_sigmas(steps: int = C.STEPS, shift: float = C.SHIFT) -> list[float]:

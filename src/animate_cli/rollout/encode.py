@@ -53,7 +53,7 @@ def clip_embed(image_encoder, frame: np.ndarray):
     """CLIP penultimate hidden states [1, N, C] of one uint8 frame [H, W, 3].
 
     Squash-resize (no crop) with bicubic interpolation to the encoder's input size, as the official
-    pipeline does (spec §2.5): the repo's centre-cropping CLIPImageProcessor would cut the person.
+    pipeline does (docs/rollout.md): the repo's centre-cropping CLIPImageProcessor would cut the person.
     """
     import torch
     import torch.nn.functional as F

@@ -1,7 +1,7 @@
 """The chunk plan: which driving frames each chunk reads, which decoded frames it keeps, and the
 latent shapes it works on. Pure Python (no torch) so `--dry-run` and the rollout share one truth.
 
-Schedule (spec §1): chunk c covers global frames [73c, 73c+77). Chunk 0 keeps all 77 decoded
+Schedule (docs/rollout.md): chunk c covers global frames [73c, 73c+77). Chunk 0 keeps all 77 decoded
 frames; chunk c >= 1 drops its first 4 (they repeat chunk c-1's last latent) and keeps 73. The
 last chunk is trimmed so the output has exactly the requested number of frames. Driving frames
 beyond the end of the driving video are read ping-pong: 0..N-1, N-2..1, 0..N-1, ...
@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 from animate_cli import config as C
+from animate_cli.options import RunConfig
 
 
 def num_chunks_for(frames: int) -> int:
@@ -111,6 +112,11 @@ def make_plan(frames: int, width: int, height: int, source_frames: int, steps: i
         chunks.append(ChunkSpec(c, start, driving, drop, keep, seed + C.SEED_STRIDE * c))
     assert written == frames, (written, frames)
     return ChunkPlan(frames, width, height, source_frames, steps, seed, tuple(chunks))
+
+
+def plan_for(cfg: RunConfig, source_frames: int) -> ChunkPlan:
+    """The plan of a run: cfg's length, size, steps and seed, ping-ponging over `source_frames` control frames."""
+    return make_plan(cfg.frames, cfg.width, cfg.height, max(1, source_frames), cfg.steps, cfg.seed)
 
 
 def driving_frames_read(plan: ChunkPlan) -> int:

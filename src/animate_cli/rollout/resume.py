@@ -1,4 +1,8 @@
-"""Resume state: what a run needs to continue after the last finished chunk (spec §8).
+"""Resume state: what a run needs to continue after the last finished chunk (docs/rollout.md).
+
+    open_state(state_dir, known, chunks, size, log) -> Opened     before the pose videos are known: refuse a
+                                                                   saved run with other settings, repair segments
+    resume_point(state_dir, settings, n_chunks) -> ResumePoint     every setting known: where the rollout starts
 
 Saved atomically after every chunk as `state.json` (chunk index, fingerprint, settings) plus
 `state.safetensors` (last latent, identity memory, last decoded frame). Per-chunk generated latents
@@ -22,12 +26,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from animate_cli import media
 from animate_cli.errors import ResumeMismatchError
 from animate_cli.media.files import atomic_write_bytes, remove_stale
+
+if TYPE_CHECKING:
+    import torch
+
+    from animate_cli.rollout.plan import ChunkSpec
 
 SCHEMA = "everanimate.state/1"
 
@@ -48,10 +59,54 @@ def fingerprint(settings: dict) -> str:
 class RunState:
     next_chunk: int  # chunks 0..next_chunk-1 are finished
     fingerprint: str
-    last_latent: object  # [1, 16, 1, h, w] float32: the motion latent of the next chunk
-    memory: object | None  # [1, 16, K, h, w] float32 identity memory (None until chunk 0 finished)
-    last_frame: object  # uint8 [H, W, 3] torch tensor: the CLIP input of the next chunk
+    last_latent: torch.Tensor  # [1, 16, 1, h, w] float32: the motion latent of the next chunk
+    memory: torch.Tensor | None  # [1, 16, K, h, w] float32 identity memory (None until chunk 0 finished)
+    last_frame: torch.Tensor  # uint8 [H, W, 3]: the CLIP input of the next chunk
     settings: dict
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where the rollout starts and what it saves after each chunk."""
+
+    state_dir: Path
+    state: RunState | None  # the state after the last finished chunk, None for a fresh start
+    start_chunk: int
+    fingerprint: str
+    settings: dict  # what must match for a saved state to be continued
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A state folder opened before every setting is known (the pose videos may still be extracted)."""
+
+    next_chunk: int  # the saved run's next chunk (0 without a state), at most the plan's chunk count
+    repaired: list[int]  # finished chunks whose damaged segment was removed, to be decoded again
+    missing: list[int]  # chunks without a segment (to generate, or to decode again)
+
+
+def open_state(state_dir: Path, known: dict, chunks: Sequence[ChunkSpec], size: tuple[int, int],
+               log: Callable[[str], None]) -> Opened:  # fmt: skip
+    """Open, verify and repair a run's state folder: ResumeMismatchError when the saved run differs in one of
+    the `known` settings (so a doomed run loads no model); every finished chunk's segment checked against
+    `size` (the written frame size), a damaged one removed and said in one line (it is decoded again from the
+    chunk's saved latents, no DiT call)."""
+    next_chunk = min(check_known_settings(state_dir, known), len(chunks))
+    bad = damaged_segments(state_dir, chunks[:next_chunk], size)
+    if bad:
+        what = "; ".join(f"chunk {c + 1}: {problem}" for c, problem in bad)
+        log(f"resume: {len(bad)} saved segment{'s' if len(bad) > 1 else ''} did not read back whole ({what}); "
+            "decoding again from the saved latents, no chunk is generated again")  # fmt: skip
+    missing = [s.index for s in chunks if not segment_path(state_dir, s.index, s.keep).exists()]
+    return Opened(next_chunk, [c for c, _ in bad], missing)
+
+
+def resume_point(state_dir: Path, settings: dict, n_chunks: int) -> ResumePoint:
+    """Every setting known: the saved state (ResumeMismatchError when it belongs to other settings) and the
+    chunk the rollout starts from."""
+    state = load_state(state_dir, settings)
+    start = min(state.next_chunk, n_chunks) if state else 0
+    return ResumePoint(state_dir, state, start, fingerprint(settings), settings)
 
 
 def save_state(state_dir: Path, state: RunState) -> None:
@@ -154,7 +209,7 @@ def remove_temporaries(state_dir: Path) -> list[Path]:
     return gone
 
 
-def damaged_segments(state_dir: Path, specs, size: tuple[int, int]) -> list[tuple[int, str]]:
+def damaged_segments(state_dir: Path, specs: Sequence[ChunkSpec], size: tuple[int, int]) -> list[tuple[int, str]]:
     """(chunk, what is wrong) for each finished chunk's segment in `specs` (ChunkSpec: index, keep) that
     exists but does not decode to `keep` frames of `size`; each is removed, so that it counts as missing
     and is decoded again from the chunk's saved latents. A segment that is simply absent is not listed."""

@@ -1,10 +1,13 @@
-"""`everanimate run`, start to finish. The one place where the stages meet:
+"""`everanimate run`, start to finish. The one place where the stages meet, read top to bottom in `_run`:
 
-    check inputs -> weights -> device -> [pose, on a worker thread | resume check -> prompt + models]
-    -> plan -> resume state -> identity -> for each chunk: encode pose/face/CLIP, denoise in latent
-       space, decode once into the chunk's segment (encoded on the writer thread), (after chunk 0)
-       build the identity memory, save state
-    -> concat segments + driving audio -> output mp4
+    check inputs, plan -> [lock the state folder]
+    1 setup: weights, device, memory mode, load options (no model loaded)
+    2 clear: --fresh, what a killed run left, the free-space check
+    3 pose on a worker thread | 4 open the resume state (refuse other settings, repair segments)
+                              | 5 prompt + models (from the ModelCache: kept between an Animator's runs)
+    6 resume point -> 7 rollout: for each chunk encode pose/face/CLIP, denoise in latent space, decode once
+      into the chunk's segment (encoded on the writer thread), after chunk 0 build the identity memory, save
+    8 mux: concat segments + driving audio -> output mp4 -> 9 summary -> 10 report
 
 Host memory does not grow with video length: a chunk's 77 pose/face frames are read for that
 chunk only, decoded frames go through a bounded queue into an H.264 segment writer, and only the few
@@ -18,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from animate_cli import config as C
 from animate_cli import media
@@ -25,11 +29,23 @@ from animate_cli.errors import BadInputError, FolderBusyError, OutputExistsError
 from animate_cli.media import locks
 from animate_cli.options import RunConfig
 from animate_cli.progress import NullReporter, Reporter
-from animate_cli.rollout.context import CheckedInputs, ControlVideos, ResumePoint, RunContext
-from animate_cli.rollout.plan import ChunkPlan, make_plan
+from animate_cli.rollout import resume
+from animate_cli.rollout.context import CheckedInputs, ControlVideos, RunContext
+from animate_cli.rollout.plan import ChunkPlan, plan_for
+from animate_cli.rollout.resume import Opened, ResumePoint
 from animate_cli.runner import disk
+from animate_cli.runner.background import BackgroundJob, done_job
 from animate_cli.runner.model_cache import ModelCache
 from animate_cli.runner.pose_job import PoseForRun, extract_for_run
+
+if TYPE_CHECKING:
+    import torch
+
+    from animate_cli.media.video import Measured
+    from animate_cli.models import LoadOptions, Models
+    from animate_cli.models.device import DeviceChoice
+    from animate_cli.pose.choice import PoseModels
+    from animate_cli.weights.installed import WeightPaths
 
 
 @dataclass
@@ -69,6 +85,55 @@ class RunSummary:
                 "report": self.report}  # fmt: skip
 
 
+@dataclass(frozen=True)
+class RunHooks:
+    """Callbacks into a run (tests interrupt with them; a GUI could show segments as they land)."""
+
+    on_chunk_done: Callable[[int], None] | None = None  # after chunk c's state is saved
+    on_segment_done: Callable[[int, Path], None] | None = None  # on the writer thread, chunk c's segment complete
+
+
+@dataclass
+class Job:
+    """One run as its steps share it: the config, the checked inputs, the plan (made once), progress, timings."""
+
+    cfg: RunConfig
+    checked: CheckedInputs
+    plan: ChunkPlan
+    reporter: Reporter
+    hooks: RunHooks
+    timings: dict = field(default_factory=dict)  # stage -> seconds, and the rollout's per-chunk laps
+    t0: float = field(default_factory=time.monotonic)
+
+    def lap(self, name: str, since: float) -> float:
+        """Record `name` as the time since `since`; returns now."""
+        now = time.monotonic()
+        self.timings[name] = now - since
+        return now
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Step 1 of a run: weights found, device and memory mode chosen, load options resolved; no model loaded."""
+
+    paths: WeightPaths
+    loras: list[tuple[Path, float]]  # the EverAnimate LoRA first, then --lora files, with their scales
+    dev: DeviceChoice
+    options: LoadOptions  # every memory/speed choice, consumed only by loading
+    pose_models: PoseModels | None = None  # the pose model and its files (None with --pose-video)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """Step 5: the prompt embedding and the models, each only when the run needs it."""
+
+    text: torch.Tensor | None  # [1, 512, text_dim]; None when no chunk is left to generate
+    models: Models | None  # None when nothing is left to generate or decode
+
+
+# --- the run ----------------------------------------------------------------------------------------------------
+
+
 def check_inputs(cfg: RunConfig) -> CheckedInputs:
     """Every bad input a user can give, reported before anything heavy happens."""
     from animate_cli.media.guard import refuse_inputs_as_outputs
@@ -92,41 +157,41 @@ def check_inputs(cfg: RunConfig) -> CheckedInputs:
     driving = media.probe(cfg.driving)
     if cfg.frames < 1:
         raise BadInputError("the requested length is zero frames")
-    pose_frames = None
+    return CheckedInputs(ref, views, driving, _pose_frames(cfg, driving))
+
+
+def _pose_frames(cfg: RunConfig, driving: media.VideoInfo) -> int | None:
+    """Output frames a given --pose-video covers (None when the pose is extracted); refuses empty or unequal videos."""
     if (cfg.pose_video is None) != (cfg.face_video is None):
         raise BadInputError("--pose-video and --face-video must be given together")
-    if cfg.pose_video is not None:
-        pose, face = media.probe(cfg.pose_video), media.probe(cfg.face_video)
-        pose_frames = pose.frames_at(C.FPS)
-        if pose_frames == 0:
-            raise BadInputError(f"pose video {cfg.pose_video} has no frames")
-        # Each video is read by its own timestamps, so they only need to cover the same time (to a frame).
-        if abs(pose.duration - face.duration) >= 1.0 / min(pose.fps, face.fps):
-            raise BadInputError(f"pose video lasts {pose.duration:.2f} s ({pose.frames} frames at {pose.fps:g} fps) but face "
-                                f"video lasts {face.duration:.2f} s ({face.frames} frames at {face.fps:g} fps); they must match")  # fmt: skip
-    elif driving.frames_at(C.FPS) == 0:
-        raise BadInputError(f"driving video {cfg.driving} has no frames")
-    return CheckedInputs(ref, views, driving, pose_frames)
+    if cfg.pose_video is None:
+        if driving.frames_at(C.FPS) == 0:
+            raise BadInputError(f"driving video {cfg.driving} has no frames")
+        return None
+    pose, face = media.probe(cfg.pose_video), media.probe(cfg.face_video)
+    pose_frames = pose.frames_at(C.FPS)
+    if pose_frames == 0:
+        raise BadInputError(f"pose video {cfg.pose_video} has no frames")
+    # Each video is read by its own timestamps, so they only need to cover the same time (to a frame).
+    if abs(pose.duration - face.duration) >= 1.0 / min(pose.fps, face.fps):
+        raise BadInputError(f"pose video lasts {pose.duration:.2f} s ({pose.frames} frames at {pose.fps:g} fps) but face "
+                            f"video lasts {face.duration:.2f} s ({face.frames} frames at {face.fps:g} fps); they must match")  # fmt: skip
+    return pose_frames
 
 
-def _weights_identity(base: Path, loras: list[tuple[Path, float]]) -> dict:
-    """Cheap identity of the weights for the resume fingerprint: configs and file names/sizes."""
-    files = sorted((str(p.relative_to(base)), p.stat().st_size) for p in base.rglob("*") if p.is_file())
-    cfg_text = (base / "transformer" / "config.json").read_text() if (base / "transformer" / "config.json").exists() else ""
-    return {
-        "files": files,
-        "transformer_config": cfg_text,
-        "loras": [(Path(p).name, Path(p).stat().st_size, s) for p, s in loras],
-    }
+def make_plan_for(cfg: RunConfig, checked: CheckedInputs) -> ChunkPlan:
+    """The run's chunk plan, made once: its ping-pong period is the given pose video's length, else the
+    driving video's (the extracted pose video covers the driving video's time)."""
+    return plan_for(cfg, checked.pose_frames or checked.driving.frames_at(C.FPS))
 
 
 def run(cfg: RunConfig, reporter: Reporter | None = None, *, fresh: bool = False,
         on_chunk_done: Callable[[int], None] | None = None, on_segment_done: Callable[[int, Path], None] | None = None,
         cache: ModelCache | None = None) -> RunSummary:  # fmt: skip
     """Produce cfg.out (its folder is made when missing). The models come from `cache` (kept between the
-    runs of one Animator), else they are loaded for this run. `on_chunk_done(c)` is called after chunk c's state is saved (tests use it to interrupt).
-    `on_segment_done(c, path)` is called, on the writer thread, once chunk c's H.264 segment is complete
-    under its real name (e.g. for a preview); an exception in it fails the run like a writer error.
+    runs of one Animator), else they are loaded for this run. `on_chunk_done(c)` is called after chunk c's
+    state is saved; `on_segment_done(c, path)`, on the writer thread, once chunk c's H.264 segment is
+    complete under its real name (e.g. for a preview); an exception in it fails the run like a writer error.
 
     From right after the input checks to the end, the run holds the lock of its resume state folder
     (locks.py), so a second run on the same output is refused (FolderBusyError, exit 3) instead of
@@ -136,116 +201,59 @@ def run(cfg: RunConfig, reporter: Reporter | None = None, *, fresh: bool = False
     WriteFailedError (exit 6): one line naming the file, and a hint saying how much to free where and
     which chunk the same command continues from (runner/disk.py)."""
     checked = check_inputs(cfg)
-    reporter = reporter or NullReporter()
+    job = Job(cfg, checked, make_plan_for(cfg, checked), reporter or NullReporter(), RunHooks(on_chunk_done, on_segment_done))
     try:
         _make_output_folder(cfg.out.parent)
-        with locks.hold(cfg.resume_dir, _state_busy(cfg.resume_dir), log=reporter.log):
+        with locks.hold(cfg.resume_dir, _state_busy(cfg.resume_dir), log=job.reporter.log):
             try:
-                return _run(cfg, checked, reporter, fresh, RunHooks(on_chunk_done, on_segment_done), cache or ModelCache())
+                return _run(job, fresh, cache or ModelCache())
             finally:
                 _remove_partial_outputs(cfg)
     except WriteFailedError as e:
-        raise disk.explain(e, _run_writes(cfg, checked)) from None
+        raise disk.explain(e, _run_writes(cfg, job.plan)) from None
 
 
-def prepare_pose(cfg: RunConfig, reporter: Reporter) -> PoseForRun | None:
-    """The pose stage of cfg's run, into the pose cache the run reads (None when the pose videos are given).
-    Loads no DiT and takes no lock of the state folder: another run may work on this process meanwhile."""
-    from animate_cli.models import device as devmod
-    from animate_cli.pose.choice import choose_models
-
-    check_inputs(cfg)
-    if cfg.pose_video is not None:
-        return None
-    _make_output_folder(cfg.out.parent)
-    models = choose_models(cfg.pose_model, cfg.weights_dir, cfg.det_onnx, cfg.pose_onnx)
-    return extract_for_run(cfg, models, devmod.choose(cfg.device, cfg.dtype, allow_cpu=True).device, reporter)
-
-
-def _make_output_folder(folder: Path) -> None:
-    """The output's folder and any missing parents (one line, exit 6, when that cannot be done)."""
-    from animate_cli.media.files import writing
-
-    with writing(folder):
-        folder.mkdir(parents=True, exist_ok=True)
-
-
-def _run_writes(cfg: RunConfig, checked: CheckedInputs) -> disk.RunWrites:
-    """What this run writes where, for the space check and the hint of a write failure."""
-    import json
-
-    from animate_cli import weights
-    from animate_cli.runner.readiness import AUX_STATE_BYTES, aux_state_bytes
-
-    source = max(1, checked.pose_frames or checked.driving.frames_at(C.FPS))
-    chunks = len(make_plan(cfg.frames, cfg.width, cfg.height, source, cfg.steps, cfg.seed).chunks)
-    try:
-        config = json.loads((Path(cfg.weights_dir) / weights.BASE_DIR / "transformer" / "config.json").read_text())
-        aux = aux_state_bytes(int(config["text_dim"]), cfg.width, cfg.height)
-    except (OSError, ValueError, KeyError, TypeError):  # weights not there yet: the dry run's fixed allowance
-        aux = AUX_STATE_BYTES
-    return disk.RunWrites(cfg.out, cfg.resume_dir, cfg.width * (2 if cfg.side_by_side else 1), cfg.height, cfg.frames,
-                          chunks, cfg.dtype, cfg.pose_video is None, aux)  # fmt: skip
+def _run(job: Job, fresh: bool, cache: ModelCache) -> RunSummary:
+    cfg = job.cfg
+    setup = _setup(cfg, job.reporter)  # 1
+    _clear(job, fresh)  # 2
+    settings = _resume_settings(cfg, setup)
+    # 3. The pose and face videos: given, or extracted (once, cached) on a worker thread while the prompt is
+    #    encoded and the models load. Only the whole clip can be extracted up front: tracking, gap filling and
+    #    the zero-phase smoothing look at every frame, so extracting later chunks during the DiT would differ.
+    with _pose_job(job, setup) as pose_job:
+        # 4. The saved state, checked without the digests of pose videos still being extracted, so a saved run
+        #    with other settings is refused before any model loads; damaged segments are removed.
+        opened = resume.open_state(cfg.resume_dir, settings, job.plan.chunks, (cfg.frame_width, cfg.height),
+                                   job.reporter.log)  # fmt: skip
+        loaded = _load(job, setup, opened, cache, can_load=lambda: not pose_job.failed())  # 5
+        pose = pose_job.result()
+    job.timings["pose"], job.timings["pose_wait"] = pose_job.duration_s, pose_job.wait_s
+    if "pose_video" not in settings:  # 6. every setting is known now: the point the rollout starts from
+        settings |= {"pose_video": resume.file_digest(pose.pose_video), "face_video": resume.file_digest(pose.face_video)}
+    point = resume.resume_point(cfg.resume_dir, settings, len(job.plan.chunks))
+    segments, t = _generate(job, loaded, ControlVideos(pose.pose_video, pose.face_video), point)  # 7
+    written = _mux(job, segments)  # 8
+    job.lap("mux", t)
+    job.lap("total", job.t0)
+    summary = _summary(job, setup, loaded.models, point, pose, written, opened.repaired)  # 9
+    if cfg.report:  # 10. <stem>.report.json/.png and the chunk record <stem>.chunks.json (report/; a failure only warns)
+        _report(job, summary)
+    return summary
 
 
-def _partial_dir(cfg: RunConfig) -> Path | None:
-    """Where the preview and the output are written before their rename: the state folder when it is on the
-    output's filesystem (a rename across filesystems is not atomic), else next to the output."""
-    try:
-        same = cfg.resume_dir.stat().st_dev == cfg.out.parent.stat().st_dev
-    except OSError:
-        same = False
-    return cfg.resume_dir if same else None
+# --- the steps, in order ----------------------------------------------------------------------------------------
 
 
-def _remove_partial_outputs(cfg: RunConfig) -> None:
-    """The preview's and output's temporary files next to the output (only there with --state-dir on another
-    disk): removed on every exit path, and at the start in case a killed run left them."""
-    for final in (cfg.out, cfg.preview_path):
-        (final.parent / (final.name + ".partial.mp4")).unlink(missing_ok=True)
-
-
-def _state_busy(state_dir: Path):
-    return lambda who: FolderBusyError(
-        f"{state_dir} is in use by another run ({who})",
-        hint="wait for it to finish or stop it (a stopped or killed run frees it); use --out elsewhere to run both",
-    )
-
-
-@dataclass(frozen=True)
-class RunHooks:
-    """Callbacks into a run (tests interrupt with them; a GUI could show segments as they land)."""
-
-    on_chunk_done: Callable[[int], None] | None = None  # after chunk c's state is saved
-    on_segment_done: Callable[[int, Path], None] | None = None  # on the writer thread, chunk c's segment complete
-
-
-@dataclass(frozen=True)
-class Setup:
-    """Step 1 of a run: weights found, device and memory mode chosen, load options resolved; no model loaded."""
-
-    paths: object  # weights.WeightPaths
-    loras: list[tuple[Path, float]]  # the EverAnimate LoRA first, then --lora files, with their scales
-    dev: object  # models.device.DeviceChoice
-    options: object  # models.LoadOptions: every memory/speed choice, consumed only by loading
-    pose_models: object = None  # pose.choice.PoseModels: the pose model and its files (None with --pose-video)
-
-
-def _setup(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter) -> Setup:
-    """Weights and device, before any model is loaded (inputs were checked by run())."""
+def _setup(cfg: RunConfig, reporter: Reporter) -> Setup:
+    """Step 1: weights and device, before any model is loaded (inputs were checked by run())."""
     from animate_cli import weights
     from animate_cli.models import LoadOptions, parallel
     from animate_cli.models import device as devmod
     from animate_cli.models.attention import APPROXIMATE_BACKENDS, resolve_attention
 
     paths = weights.resolve(cfg.weights_dir, cfg.resolution, need=("base", "lora"))
-    pose_models = None
-    if cfg.pose_video is None:  # which pose model, and its files (WeightsMissingError here, before any model loads)
-        from animate_cli.pose.choice import choose_models
-
-        pose_models = choose_models(cfg.pose_model, cfg.weights_dir, cfg.det_onnx, cfg.pose_onnx)
-        if pose_models.note:
-            reporter.log(f"warning: {pose_models.note}")
+    pose_models = _pose_models(cfg, reporter)
     loras = [(paths.lora, 1.0), *((spec.path, spec.scale) for spec in cfg.loras)]
     for p, _ in loras:
         if not Path(p).is_file():
@@ -271,11 +279,211 @@ def _setup(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter) -> Setup:
     return Setup(paths, loras, dev, options, pose_models)
 
 
+def _pose_models(cfg: RunConfig, reporter: Reporter) -> PoseModels | None:
+    """Which pose model, and its files (WeightsMissingError here, before any model loads); None with --pose-video."""
+    if cfg.pose_video is not None:
+        return None
+    from animate_cli.pose.choice import choose_models
+
+    pose_models = choose_models(cfg.pose_model, cfg.weights_dir, cfg.det_onnx, cfg.pose_onnx)
+    if pose_models.note:
+        reporter.log(f"warning: {pose_models.note}")
+    return pose_models
+
+
+def _clear(job: Job, fresh: bool) -> None:
+    """Step 2: --fresh empties the state folder; what a killed run left goes; the run must clearly fit on disk."""
+    state_dir = job.cfg.resume_dir
+    if fresh:
+        locks.clear_except_lock(state_dir)
+    resume.remove_temporaries(state_dir)  # we hold the folder's lock: none belongs to a live writer
+    _remove_partial_outputs(job.cfg)
+    disk.check_space(_run_writes(job.cfg, job.plan))  # stop before any model loads when the run cannot fit
+
+
+def _pose_job(job: Job, setup: Setup) -> BackgroundJob[PoseForRun]:
+    """Step 3: the control videos, given or extracted on a worker thread (started by the `with` block)."""
+    cfg = job.cfg
+    if cfg.pose_video is not None:
+        return done_job("pose", PoseForRun(cfg.pose_video, cfg.face_video, job.checked.pose_frames, {}))
+    return BackgroundJob("pose", lambda r: extract_for_run(cfg, job.plan, setup.pose_models, setup.dev.device, r),
+                         job.reporter)  # fmt: skip
+
+
+def _load(job: Job, setup: Setup, opened: Opened, cache: ModelCache, can_load: Callable[[], bool]) -> Loaded:
+    """Step 5: the prompt, encoded once (before the DiT loads, so umT5 and the DiT never share the GPU on a
+    first run), then the models, only when there is something to generate or re-decode (and the pose stage
+    has not already failed)."""
+    n_chunks = len(job.plan.chunks)
+    job.reporter.stage("load", 2, "prompt + models")
+    t = time.monotonic()
+    text = None
+    if opened.next_chunk < n_chunks:
+        text = _prompt_embedding(job.cfg.resume_dir, setup.paths.base, job.cfg.prompt, setup.options, cache)
+    t = job.lap("prompt", t)
+    job.reporter.advance("load")
+    models = None
+    if can_load() and (opened.next_chunk < n_chunks or opened.missing):
+        models = cache.models(setup.paths.base, setup.loras, setup.options)
+    job.reporter.advance("load")
+    job.lap("load", t)
+    return Loaded(text, models)
+
+
+def _generate(job: Job, loaded: Loaded, control: ControlVideos, point: ResumePoint) -> tuple[list[Path], float]:
+    """Step 7: roll out the remaining chunks (rollout/loop.py), segments encoded on a writer thread while the
+    next chunk runs; then every chunk's segment, re-decoding a finished chunk whose kept length changed.
+    Returns the segments and when the output's assembly started (the mux lap includes the re-decoding)."""
+    from animate_cli.media.writer import SegmentWriter
+    from animate_cli.rollout.loop import ensure_segment, run_chunks
+    from animate_cli.rollout.seamfix import fixing_writer
+
+    cfg, plan = job.cfg, job.plan
+
+    def segment_done(c: int, path: Path) -> None:  # on the writer thread, once chunk c's segment is complete
+        _write_preview(cfg, plan, c, job.reporter)
+        if job.hooks.on_segment_done is not None:
+            job.hooks.on_segment_done(c, path)
+
+    with SegmentWriter(segment_done) as writer:
+        if cfg.seam_fix == "color":  # frames are eased at each join on their way to the segments (rollout/seamfix.py)
+            last = point.state.last_frame.numpy() if point.state else None
+            writer = fixing_writer(writer, cfg.width, last, point.start_chunk - 1)
+        ctx = RunContext(cfg, plan, job.checked, loaded.models, loaded.text, control, point, writer, job.reporter,
+                         job.hooks.on_chunk_done)  # fmt: skip
+        t = time.monotonic()
+        if point.start_chunk < len(plan.chunks):
+            chunk_times = run_chunks(ctx)
+            writer.wait()
+            job.timings |= _rollout_split(chunk_times)
+        t = job.lap("rollout", t)
+        segments = [ensure_segment(ctx, c) for c in range(len(plan.chunks))]
+        writer.wait()
+    return segments, t
+
+
+def _mux(job: Job, segments: list[Path]) -> Measured:
+    """Step 8: the output replaces anything only once it reads back with every planned frame (and duration);
+    the audio starts at the driving video's first frame, as output frame 0 shows it (media.timeline)."""
+    cfg, checked = job.cfg, job.checked
+    audio = cfg.driving if (cfg.audio and checked.driving.has_audio) else None
+    job.reporter.stage("mux", 1, "writing mp4")
+    written = media.concat_with_audio(segments, cfg.out, job.plan.frames, C.FPS, audio, audio_start=checked.driving.video_start,
+                                      tmp_dir=_partial_dir(cfg))  # fmt: skip
+    cfg.preview_path.unlink(missing_ok=True)  # the output is complete: the preview has served its purpose
+    job.reporter.artifact("output", cfg.out)
+    job.reporter.advance("mux")
+    return written
+
+
+def _summary(job: Job, setup: Setup, models: Models | None, point: ResumePoint, pose: PoseForRun, written: Measured,
+             repaired: list[int]) -> RunSummary:  # fmt: skip
+    """Step 9: what the run did, read back from the written file where it can be."""
+    cfg = job.cfg
+    return RunSummary(config=cfg, output=cfg.out, frames=written.frames, fps=C.FPS, size=(cfg.width, cfg.height),
+                      chunks=len(job.plan.chunks), resumed_from_chunk=point.start_chunk,
+                      lora_modules=models.lora_modules if models else 0, device=setup.dev.name,
+                      timings_s=_rounded(job.timings), pose=pose.info, memory_mode=_memory_summary(setup.dev),
+                      runtime=models.summary() if models else {}, duration_s=written.duration_s,
+                      repaired_chunks=repaired)  # fmt: skip
+
+
+def _report(job: Job, summary: RunSummary) -> None:
+    """Step 10: the seam, drift, identity and pose report next to the output."""
+    from animate_cli import report
+
+    cfg = job.cfg
+    t = time.monotonic()
+    summary.report = report.after_run(cfg.out, [(c.out_start, c.out_start + c.keep) for c in job.plan.chunks], C.FPS,
+                                      seam_fix=cfg.seam_fix, driving=cfg.driving, ref=cfg.ref,
+                                      weights_dir=cfg.weights_dir, overwrite=cfg.overwrite, reporter=job.reporter)  # fmt: skip
+    summary.timings_s["report"] = round(time.monotonic() - t, 3)
+
+
+# --- the pose stage alone (Animator.prepare_pose) ---------------------------------------------------------------
+
+
+def prepare_pose(cfg: RunConfig, reporter: Reporter) -> PoseForRun | None:
+    """The pose stage of cfg's run, into the pose cache the run reads (None when the pose videos are given).
+    Loads no DiT and takes no lock of the state folder: another run may work on this process meanwhile."""
+    from animate_cli.models import device as devmod
+
+    checked = check_inputs(cfg)
+    if cfg.pose_video is not None:
+        return None
+    _make_output_folder(cfg.out.parent)
+    models = _pose_models(cfg, reporter)
+    device = devmod.choose(cfg.device, cfg.dtype, allow_cpu=True).device
+    return extract_for_run(cfg, make_plan_for(cfg, checked), models, device, reporter)
+
+
+# --- helpers ----------------------------------------------------------------------------------------------------
+
+
+def _make_output_folder(folder: Path) -> None:
+    """The output's folder and any missing parents (one line, exit 6, when that cannot be done)."""
+    from animate_cli.media.files import writing
+
+    with writing(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+
+
+def _run_writes(cfg: RunConfig, plan: ChunkPlan) -> disk.RunWrites:
+    """What this run writes where, for the space check and the hint of a write failure."""
+    import json
+
+    from animate_cli import weights
+    from animate_cli.runner.readiness import AUX_STATE_BYTES, aux_state_bytes
+
+    try:
+        config = json.loads((Path(cfg.weights_dir) / weights.BASE_DIR / "transformer" / "config.json").read_text())
+        aux = aux_state_bytes(int(config["text_dim"]), cfg.width, cfg.height)
+    except (OSError, ValueError, KeyError, TypeError):  # weights not there yet: the dry run's fixed allowance
+        aux = AUX_STATE_BYTES
+    return disk.RunWrites(cfg.out, cfg.resume_dir, cfg.frame_width, cfg.height, cfg.frames, len(plan.chunks), cfg.dtype,
+                          cfg.pose_video is None, aux)  # fmt: skip
+
+
+def _partial_dir(cfg: RunConfig) -> Path | None:
+    """Where the preview and the output are written before their rename: the state folder when it is on the
+    output's filesystem (a rename across filesystems is not atomic), else next to the output."""
+    try:
+        same = cfg.resume_dir.stat().st_dev == cfg.out.parent.stat().st_dev
+    except OSError:
+        same = False
+    return cfg.resume_dir if same else None
+
+
+def _remove_partial_outputs(cfg: RunConfig) -> None:
+    """The preview's and output's temporary files next to the output (only there with --state-dir on another
+    disk): removed on every exit path, and at the start in case a killed run left them."""
+    for final in (cfg.out, cfg.preview_path):
+        (final.parent / (final.name + ".partial.mp4")).unlink(missing_ok=True)
+
+
+def _state_busy(state_dir: Path) -> Callable[[str], FolderBusyError]:
+    return lambda who: FolderBusyError(
+        f"{state_dir} is in use by another run ({who})",
+        hint="wait for it to finish or stop it (a stopped or killed run frees it); use --out elsewhere to run both",
+    )
+
+
+def _weights_identity(base: Path, loras: list[tuple[Path, float]]) -> dict:
+    """Cheap identity of the weights for the resume fingerprint: configs and file names/sizes."""
+    files = sorted((str(p.relative_to(base)), p.stat().st_size) for p in base.rglob("*") if p.is_file())
+    cfg_text = (base / "transformer" / "config.json").read_text() if (base / "transformer" / "config.json").exists() else ""
+    return {
+        "files": files,
+        "transformer_config": cfg_text,
+        "loras": [(Path(p).name, Path(p).stat().st_size, s) for p, s in loras],
+    }
+
+
 def _resume_settings(cfg: RunConfig, setup: Setup) -> dict:
-    """What a saved state must match to be continued: everything that changes the frames (not offload or compile)."""
+    """What a saved state must match to be continued: everything that changes the frames (not offload or compile).
+    The pose settings (model, --retarget, ...) enter through the digests of the pose videos they produce."""
     from animate_cli.models.attention import APPROXIMATE_BACKENDS
     from animate_cli.models.runtime import FP8_SKIP_PATTERN
-    from animate_cli.rollout import resume
 
     attention = setup.options.attention
     settings = {
@@ -294,137 +502,7 @@ def _resume_settings(cfg: RunConfig, setup: Setup) -> dict:
     return settings
 
 
-def _run(cfg: RunConfig, checked: CheckedInputs, reporter: Reporter, fresh: bool, hooks: RunHooks,
-         cache: ModelCache) -> RunSummary:  # fmt: skip
-    timings: dict[str, float] = {}
-    t0 = time.monotonic()
-
-    # 1. Weights and device, before any model is loaded.
-    setup = _setup(cfg, checked, reporter)
-    paths, dev = setup.paths, setup.dev
-    plan_probe = make_plan(cfg.frames, cfg.width, cfg.height, max(1, checked.pose_frames or 1), cfg.steps, cfg.seed)
-
-    # 2. Pose and face videos: given, or extracted (once, cached) on a worker thread while the prompt is
-    #    encoded and the models load (3-4); joined before the plan needs the frame count. Only the whole
-    #    clip can be extracted up front: tracking, gap filling and the zero-phase smoothing look at every
-    #    frame, so extracting the later chunks during the DiT would give other pose frames.
-    state_dir = cfg.resume_dir
-    if fresh:
-        locks.clear_except_lock(state_dir)
-    from animate_cli.rollout import resume
-    from animate_cli.runner.background import BackgroundJob, done_job
-
-    resume.remove_temporaries(state_dir)  # what a killed run left (we hold the folder's lock)
-    _remove_partial_outputs(cfg)
-    disk.check_space(_run_writes(cfg, checked))  # stop before any model loads when the run clearly cannot fit
-
-    if cfg.pose_video is not None:
-        pose_job = done_job("pose", PoseForRun(cfg.pose_video, cfg.face_video, checked.pose_frames, {}))
-    else:
-        pose_job = BackgroundJob("pose", lambda r: extract_for_run(cfg, setup.pose_models, dev.device, r), reporter)
-    with pose_job:
-        # 3. Resume state, first without the digests of pose videos still being extracted: a saved run with
-        #    other settings is refused before any model loads. The chunk count does not depend on the pose
-        #    video's length.
-        settings = _resume_settings(cfg, setup)
-        n_chunks = len(plan_probe.chunks)
-        next_chunk = min(resume.check_known_settings(state_dir, settings), n_chunks)
-        repaired = _drop_damaged_segments(cfg, plan_probe, state_dir, next_chunk, reporter)
-        missing = [s.index for s in plan_probe.chunks if not resume.segment_path(state_dir, s.index, s.keep).exists()]
-
-        # 4. The prompt, encoded once (before the DiT loads, so umT5 and the DiT never share the GPU), then
-        #    the models, only when there is something to generate or re-decode.
-        reporter.stage("load", 2, "prompt + models")
-        t = time.monotonic()
-        text = _prompt_embedding(state_dir, paths.base, cfg.prompt, setup.options, cache) if next_chunk < n_chunks else None
-        timings["prompt"] = time.monotonic() - t
-        reporter.advance("load")
-        t = time.monotonic()
-        models = None
-        if not pose_job.failed() and (next_chunk < n_chunks or missing):
-            models = cache.models(paths.base, setup.loras, setup.options)
-        reporter.advance("load")
-        timings["load"] = time.monotonic() - t
-        pose = pose_job.result()
-    pose_video, face_video, source_frames, pose_info = pose.pose_video, pose.face_video, pose.source_frames, pose.info
-    timings["pose"], timings["pose_wait"] = pose_job.duration_s, pose_job.wait_s
-    plan = make_plan(cfg.frames, cfg.width, cfg.height, source_frames, cfg.steps, cfg.seed)
-    if "pose_video" not in settings:
-        settings |= {"pose_video": resume.file_digest(pose_video), "face_video": resume.file_digest(face_video)}
-    state = resume.load_state(state_dir, settings)
-    fingerprint = resume.fingerprint(settings)
-    start_chunk = min(state.next_chunk, len(plan.chunks)) if state else 0
-
-    # 5. Roll out the remaining chunks (rollout/loop.py). Segments are encoded on a writer thread (writer.py)
-    #    while the next chunk runs; the rollout ends when every segment it wrote is closed under its real name.
-    from animate_cli.media.writer import SegmentWriter
-    from animate_cli.rollout.loop import ensure_segment, run_chunks
-
-    def segment_done(c: int, path: Path) -> None:  # on the writer thread, once chunk c's segment is complete
-        _write_preview(cfg, plan, state_dir, c, reporter)
-        if hooks.on_segment_done is not None:
-            hooks.on_segment_done(c, path)
-
-    with SegmentWriter(segment_done) as writer:
-        if cfg.seam_fix == "color":  # frames are eased at each join on their way to the segments (report/seamfix.py)
-            from animate_cli import report
-
-            writer = report.fixing_writer(writer, cfg.width, state.last_frame.numpy() if state else None, start_chunk - 1)
-        ctx = RunContext(cfg, plan, checked, models, text, ControlVideos(pose_video, face_video),
-                         ResumePoint(state_dir, state, start_chunk, fingerprint, settings), writer, reporter, hooks.on_chunk_done)  # fmt: skip
-        t = time.monotonic()
-        if start_chunk < len(plan.chunks):
-            chunk_times = run_chunks(ctx)
-            writer.wait()
-            timings |= _rollout_split(chunk_times)
-        timings["rollout"] = time.monotonic() - t
-
-        # 6. The output: every chunk's segment (re-decoding a finished chunk whose kept length changed), then audio.
-        t = time.monotonic()
-        segments = [ensure_segment(ctx, c) for c in range(len(plan.chunks))]
-        writer.wait()
-    audio = cfg.driving if (cfg.audio and checked.driving.has_audio) else None
-    reporter.stage("mux", 1, "writing mp4")
-    # The output replaces anything only once it reads back with every planned frame (and duration); the audio
-    # starts at the driving video's first frame, as output frame 0 shows it (media.timeline).
-    written = media.concat_with_audio(segments, cfg.out, plan.frames, C.FPS, audio, audio_start=checked.driving.video_start,
-                                      tmp_dir=_partial_dir(cfg))  # fmt: skip
-    cfg.preview_path.unlink(missing_ok=True)  # the output is complete: the preview has served its purpose
-    reporter.artifact("output", cfg.out)
-    reporter.advance("mux")
-    timings["mux"] = time.monotonic() - t
-    timings["total"] = time.monotonic() - t0
-    summary = RunSummary(config=cfg, output=cfg.out, frames=written.frames, fps=C.FPS, size=(cfg.width, cfg.height),
-                         chunks=len(plan.chunks), resumed_from_chunk=start_chunk,
-                         lora_modules=models.lora_modules if models else 0, device=dev.name, timings_s=_rounded(timings),
-                         pose=pose_info, memory_mode=_memory_summary(dev), runtime=models.summary() if models else {},
-                         duration_s=written.duration_s, repaired_chunks=repaired)  # fmt: skip
-    if cfg.report:  # 7. <stem>.report.json/.png and the chunk record <stem>.chunks.json (report/; a failure only warns)
-        from animate_cli import report
-
-        t = time.monotonic()
-        summary.report = report.after_run(cfg.out, [(c.out_start, c.out_start + c.keep) for c in plan.chunks], C.FPS,
-                                          seam_fix=cfg.seam_fix, driving=cfg.driving, ref=cfg.ref,
-                                          weights_dir=cfg.weights_dir, overwrite=cfg.overwrite, reporter=reporter)  # fmt: skip
-        summary.timings_s["report"] = round(time.monotonic() - t, 3)
-    return summary
-
-
-def _drop_damaged_segments(cfg: RunConfig, plan: ChunkPlan, state_dir: Path, next_chunk: int, reporter: Reporter) -> list[int]:
-    """On resume, check every finished chunk's segment (decoded: frame count and size); a damaged one is
-    removed so that it is decoded again from the chunk's saved latents (no DiT call), and one line says so."""
-    from animate_cli.rollout import resume
-
-    size = (cfg.width * (2 if cfg.side_by_side else 1), cfg.height)
-    bad = resume.damaged_segments(state_dir, plan.chunks[:next_chunk], size)
-    if bad:
-        what = "; ".join(f"chunk {c + 1}: {problem}" for c, problem in bad)
-        reporter.log(f"resume: {len(bad)} saved segment{'s' if len(bad) > 1 else ''} did not read back whole ({what}); "
-                     "decoding again from the saved latents, no chunk is generated again")  # fmt: skip
-    return [c for c, _ in bad]
-
-
-def _memory_summary(dev) -> dict:
+def _memory_summary(dev: DeviceChoice) -> dict:
     """The memory mode used (with its prediction) and the measured GPU peak (torch.cuda.max_memory_allocated, GiB)."""
     import torch
 
@@ -449,8 +527,8 @@ def _rounded(timings: dict) -> dict:
     return out
 
 
-def _prompt_embedding(state_dir: Path, base: Path, prompt: str, options, cache: ModelCache):
-    """[1, 512, text_dim] prompt embedding, cached in the state folder so a resumed run skips umT5."""
+def _prompt_embedding(state_dir: Path, base: Path, prompt: str, options: LoadOptions, cache: ModelCache) -> torch.Tensor:
+    """[1, 512, text_dim] prompt embedding, saved in the state folder so a resumed run skips umT5."""
     from safetensors.torch import load_file, save
 
     from animate_cli.media.files import atomic_write_bytes
@@ -463,15 +541,13 @@ def _prompt_embedding(state_dir: Path, base: Path, prompt: str, options, cache: 
     return text
 
 
-def _write_preview(cfg, plan: ChunkPlan, state_dir: Path, c: int, reporter) -> None:
+def _write_preview(cfg: RunConfig, plan: ChunkPlan, c: int, reporter: Reporter) -> None:
     """<out>.preview.mp4: every finished chunk up to c, playable while the run goes on. Takes the
     segments 0.. that exist with the plan's kept length (a run being extended re-decodes its old
     last chunk only at the end, so until then the preview stops before it)."""
-    from animate_cli.rollout import resume
-
     segments, frames = [], 0
     for spec in plan.chunks[: c + 1]:
-        seg = resume.segment_path(state_dir, spec.index, spec.keep)
+        seg = resume.segment_path(cfg.resume_dir, spec.index, spec.keep)
         if not seg.exists():
             break
         segments.append(seg)

@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from animate_cli import config as C
-from animate_cli import media
 from animate_cli.errors import BadInputError
 from animate_cli.options import RunConfig
 from animate_cli.progress import Reporter
-from animate_cli.rollout.plan import driving_frames_read, make_plan
+from animate_cli.rollout.plan import ChunkPlan, driving_frames_read
 
 if TYPE_CHECKING:
     from animate_cli.pose.choice import PoseModels
@@ -29,21 +28,21 @@ class PoseForRun:
     info: dict  # what the pose stage did, for the run summary ({} when the videos were given)
 
 
-def extract_for_run(cfg: RunConfig, models: PoseModels, run_device: str, reporter: Reporter) -> PoseForRun:
+def extract_for_run(cfg: RunConfig, plan: ChunkPlan, models: PoseModels, run_device: str, reporter: Reporter) -> PoseForRun:
     """The pose stage for `run` (on the pose worker thread): the pose and face videos, into the pose cache.
 
-    `models` (pose.choice) names the pose model and its two ONNX files. Only the span the plan reads is
+    `models` (pose.choice) names the pose model and its two ONNX files. Only the span `plan` reads is
     extracted: the requested length rounded up to whole chunks, or the whole driving video when the plan
-    ping-pongs through it. "source frames" is the driving video's length in output frames (the plan's
-    ping-pong period), whatever the pose video's. ONNX Runtime runs on the run's GPU when its CUDA provider
+    ping-pongs through it (its ping-pong period, source_frames, is the driving video's length in output
+    frames, whatever the pose video's). ONNX Runtime runs on the run's GPU when its CUDA provider
     is installed; a CUDA provider that cannot start (missing CUDA/cuDNN libraries) falls back to the CPU with
     a warning instead of failing the run."""
     from animate_cli.errors import DeviceError
     from animate_cli.pose import PoseSettings, cached_extract_pose
     from animate_cli.pose.estimator import pose_device
 
-    source_frames = media.probe(cfg.driving).frames_at(C.FPS)
-    needed = driving_frames_read(make_plan(cfg.frames, cfg.width, cfg.height, source_frames, cfg.steps, cfg.seed))
+    source_frames = plan.source_frames
+    needed = driving_frames_read(plan)
     settings = PoseSettings(width=cfg.width, height=cfg.height, fps=float(C.FPS), device=pose_device(run_device),
                             model=models.model, smooth="none" if models.model == "wan" else "default",
                             retarget=cfg.retarget)  # fmt: skip

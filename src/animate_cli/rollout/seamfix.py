@@ -10,21 +10,32 @@ the colour moved over the previous chunk's last frames: a clean join leaves the 
     ease_colour(frame, source, target, weight) -> frame        the pure map (stats are (2, 3): mean, std)
     ColourEaser: the per-stream state (start(chunk) at each chunk, then one call per written frame)
     SeamFixWriter: wraps the run's segment writer so the frames pass through a ColourEaser on their way
+
+It changes frames during generation, so it lives with the rollout; the report (report/scan.py) replays it on
+a finished video to show which joins it would correct.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from pathlib import Path
 
 import numpy as np
 
-from animate_cli.report import settings as S
+from animate_cli.rollout.context import FrameWriter
+
+SEAM_FIX_FRAMES = 8  # a new chunk's colour is eased back to its own over 8 frames (0.32 s): each frame moves 1/8
+SEAM_FIX_HISTORY = 8  # the previous chunk's last frames whose stats-changes say how much colour moves anyway
+SEAM_FIX_MOTION_FACTOR = 3.0  # a join's colour change must exceed 3x the median recent change to be corrected
+SEAM_FIX_FLOOR = 0.75  # ... and 0.75 grey levels: below that nothing is visible and a clean video stays bit-equal
+SEAM_FIX_GAIN_LIMITS = (0.5, 2.0)  # contrast corrections beyond x0.5..x2 are content changes, not a colour seam
+SEAM_FIX_STATS_PIXELS = 20_000  # frames are subsampled by striding to about this many pixels for their statistics
 
 
 def channel_stats(frame: np.ndarray) -> np.ndarray:
     """(2, 3) float64: per-RGB-channel mean and standard deviation of a frame, on a strided subsample."""
     h, w = frame.shape[:2]
-    step = max(1, int(np.sqrt(h * w / S.SEAM_FIX_STATS_PIXELS)))
+    step = max(1, int(np.sqrt(h * w / SEAM_FIX_STATS_PIXELS)))
     px = frame[::step, ::step].reshape(-1, 3).astype(np.float64)
     return np.stack([px.mean(axis=0), px.std(axis=0)])
 
@@ -33,7 +44,7 @@ def ease_colour(frame: np.ndarray, source: np.ndarray, target: np.ndarray, weigh
     """uint8 HxWx3: `frame` moved `weight` (0..1) of the way from statistics `source` to `target` ((2, 3) each)."""
     if weight <= 0:
         return frame
-    lo, hi = S.SEAM_FIX_GAIN_LIMITS
+    lo, hi = SEAM_FIX_GAIN_LIMITS
     gain = np.clip(target[1] / np.maximum(source[1], 1e-3), lo, hi)
     x = frame.astype(np.float32)
     mapped = (x - source[0].astype(np.float32)) * gain.astype(np.float32) + target[0].astype(np.float32)
@@ -44,9 +55,9 @@ class ColourEaser:
     """One output stream. Call `start(chunk)` before a chunk's first kept frame, then `__call__` on each frame
     in order. `corrections` lists (chunk, step in grey levels) for every join it corrected."""
 
-    def __init__(self, frames: int = S.SEAM_FIX_FRAMES):
+    def __init__(self, frames: int = SEAM_FIX_FRAMES):
         self.frames = frames
-        self.recent: deque[np.ndarray] = deque(maxlen=S.SEAM_FIX_HISTORY + 1)  # stats of the last frames written
+        self.recent: deque[np.ndarray] = deque(maxlen=SEAM_FIX_HISTORY + 1)  # stats of the last frames written
         self.chunk: int | None = None
         self.history: list[np.ndarray] = []  # the previous chunk's last stats, while a chunk is starting
         self.correction: tuple[np.ndarray, np.ndarray] | None = None
@@ -55,7 +66,7 @@ class ColourEaser:
 
     def seed(self, last_frame: np.ndarray, chunk: int) -> None:
         """A resumed run: `last_frame` is the last written frame of `chunk` (no history of motion before it)."""
-        self.recent = deque([channel_stats(last_frame)], maxlen=S.SEAM_FIX_HISTORY + 1)
+        self.recent = deque([channel_stats(last_frame)], maxlen=SEAM_FIX_HISTORY + 1)
         self.chunk = chunk
 
     def start(self, chunk: int) -> None:
@@ -71,7 +82,7 @@ class ColourEaser:
             step = float(np.abs(stats[0] - target[0]).max())
             means = np.array([h[0] for h in self.history])
             motion = float(np.median(np.abs(np.diff(means, axis=0)).max(axis=1))) if len(means) > 1 else 0.0
-            if step > S.SEAM_FIX_MOTION_FACTOR * motion + S.SEAM_FIX_FLOOR:
+            if step > SEAM_FIX_MOTION_FACTOR * motion + SEAM_FIX_FLOOR:
                 self.correction = (stats, target)
                 self.corrections.append((self.chunk, round(step, 2)))
         if self.correction is not None and self.k < self.frames:
@@ -86,10 +97,10 @@ class SeamFixWriter:
     """The run's SegmentWriter with every frame passed through a ColourEaser first. With --side-by-side only
     the first `content_width` columns (the animation, not the pose panel) are corrected."""
 
-    def __init__(self, inner, easer: ColourEaser, content_width: int):
+    def __init__(self, inner: FrameWriter, easer: ColourEaser, content_width: int):
         self.inner, self.easer, self.content_width = inner, easer, content_width
 
-    def open(self, path, width: int, height: int, fps: float, chunk: int) -> None:
+    def open(self, path: Path, width: int, height: int, fps: float, chunk: int) -> None:
         self.inner.open(path, width, height, fps, chunk)
         self.easer.start(chunk)
 
@@ -104,7 +115,8 @@ class SeamFixWriter:
         return getattr(self.inner, name)
 
 
-def fixing_writer(writer, content_width: int, last_frame: np.ndarray | None = None, last_chunk: int = -1) -> SeamFixWriter:
+def fixing_writer(writer: FrameWriter, content_width: int, last_frame: np.ndarray | None = None,
+                  last_chunk: int = -1) -> SeamFixWriter:  # fmt: skip
     """`writer` behind a fresh ColourEaser; a resumed run passes the last frame written before it (of chunk `last_chunk`)."""
     easer = ColourEaser()
     if last_frame is not None:

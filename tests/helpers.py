@@ -42,10 +42,12 @@ class RecordingReporter:
 
 
 def run_plan(cfg: RunConfig):
-    """The chunk plan pipeline.run makes for cfg (for calling a stage such as pose_job.extract_for_run alone)."""
-    from animate_cli.runner import pipeline
+    """The chunk plan pipeline.run makes for cfg (for calling a stage such as pose_job.extract_for_run alone):
+    its ping-pong period is the given pose video's length, else the driving video's."""
+    from animate_cli import config as C
+    from animate_cli.rollout.plan import plan_for
 
-    return pipeline.make_plan_for(cfg, pipeline.check_inputs(cfg))
+    return plan_for(cfg, media.probe(cfg.pose_video or cfg.driving).frames_at(C.FPS))
 
 
 def frames_of(path: Path) -> np.ndarray:

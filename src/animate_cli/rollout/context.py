@@ -72,4 +72,4 @@ class RunContext:
     resume: ResumePoint
     writer: FrameWriter
     reporter: Reporter
-    on_chunk_done: Callable[[int], None] | None = None  # after chunk c's state is saved (tests interrupt here)
+    on_chunk_done: Callable[[int], None] | None = None  # after chunk c's state is saved (an exception here stops the run)

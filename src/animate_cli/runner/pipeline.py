@@ -87,7 +87,7 @@ class RunSummary:
 
 @dataclass(frozen=True)
 class RunHooks:
-    """Callbacks into a run (tests interrupt with them; a GUI could show segments as they land)."""
+    """Callbacks into a run: a caller may stop it after any saved chunk, or show segments as they land."""
 
     on_chunk_done: Callable[[int], None] | None = None  # after chunk c's state is saved
     on_segment_done: Callable[[int, Path], None] | None = None  # on the writer thread, chunk c's segment complete

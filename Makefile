@@ -12,7 +12,7 @@ export OMP_NUM_THREADS ?= 2
 export TOKENIZERS_PARALLELISM ?= false
 
 
-.PHONY: help install test test-steps wheel-check test-real lint demo bench bench-pose bench-gpu bench-load bench-report gpu-check tiny clean
+.PHONY: help install test test-steps wheel-check test-real lint demo bench bench-pose bench-gpu bench-load bench-report bench-batch gpu-check tiny clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -79,5 +79,9 @@ BENCH_REPORT ?= .bench-report
 bench-report: tiny  ## CPU: `everanimate inspect` on a 2-minute 480p clip made once in $(BENCH_REPORT)/, without and with the (tiny) pose models
 	$(PY) benchmarks/bench_report.py --dir $(BENCH_REPORT) --weights $(TINY)
 
+BENCH_BATCH ?= .bench-batch
+bench-batch: tiny  ## CPU: 4 short jobs as one `batch` vs 4 `run` processes (tiny weights), and the per-job saving at full size from bench-load's report
+	$(PY) benchmarks/bench_batch.py --weights $(TINY) --dir $(BENCH_BATCH)
+
 clean:
-	rm -rf $(VENV) $(TINY) $(BENCH_LOAD) $(BENCH_POSE) $(BENCH_REPORT) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) $(TINY) $(BENCH_LOAD) $(BENCH_POSE) $(BENCH_REPORT) $(BENCH_BATCH) build *.egg-info src/*.egg-info

@@ -52,6 +52,7 @@ SAMPLING = "Model and sampling"
 IO = "Inputs and output"
 SPEED = "Memory and speed"
 GEOMETRY = "Geometry"
+WORKERS = "Workers"  # batch
 
 TRUE_WORDS = ("1", "true", "yes", "on", "y")  # what a CSV cell or environment-style string may say for a flag
 FALSE_WORDS = ("0", "false", "no", "off", "n", "")
@@ -154,6 +155,12 @@ def _number(flag: str, value: Any, kind: type, what: str):
 # --- checks (each runs once, on the parsed value) ---------------------------------------------------------------
 
 
+def _workers(n: int) -> int:
+    if n < 1:
+        raise UsageError("--workers must be at least 1")
+    return n
+
+
 def _steps(n: int) -> int:
     if not STEPS_RANGE[0] <= n <= STEPS_RANGE[1]:
         raise UsageError(f"--steps must be between {STEPS_RANGE[0]} and {STEPS_RANGE[1]}")
@@ -252,7 +259,13 @@ _TABLE = (
     Option("fresh", bool, False, "Discard saved resume state and start over.", COMMAND, (RUN,), IO),
     Option("state_dir", Path, None, "Resume state folder (default: <out>.everanimate-state).", VIDEO, (RUN, BATCH), IO),
     Option("gpus", int, None, "Split every DiT step over N GPUs of this machine (Ulysses; N divides the 40 heads: 2, 4, "
-           "5, 8, 10). Several machines: torchrun, see README.", COMMAND, (RUN,), SAMPLING),
+           "5, 8, 10). Several machines: torchrun, see README.", COMMAND, (RUN, BATCH), SAMPLING,
+           variants={BATCH: {"help": "Not with batch (one video per GPU: --workers N); refused with a pointer.",
+                             "panel": WORKERS}}),
+    Option("workers", int, None, "Worker processes on this machine, each loading the models once on its own GPU "
+           "(default: one per visible GPU; 1 on the CPU).", COMMAND, (BATCH,), WORKERS, check=_workers),
+    Option("skip_invalid", bool, False, "Run the valid rows when some are invalid (default: exit 2 naming each bad row, "
+           "before any model loads).", COMMAND, (BATCH,), WORKERS),
     Option("dry_run", bool, False, "Validate inputs and print the chunk plan; loads no model.", COMMAND, (RUN, BATCH)),
     Option("pose_model", PoseModel, None, _WAN_OR_RTMW, VIDEO, (RUN, POSE, BATCH), IO,
            variants={POSE: {"panel": None}}),

@@ -3,7 +3,7 @@ itself on the shared Typer app; importing this package must stay instant (no tor
 
 from __future__ import annotations
 
-from animate_cli.cli import inspect, pose, run, weights  # noqa: F401  (registers the commands)
+from animate_cli.cli import batch, inspect, pose, run, weights  # noqa: F401  (registers the commands)
 from animate_cli.cli.common import app
 
 

@@ -42,7 +42,7 @@ UNPLACED_SHARE_LIMIT = 0.05
 SHOWN_KEYS = 3  # unplaced key names shown in a summary line / an error
 MAX_KOHYA_READINGS = 4096  # dotted readings tried for one kohya name (Wan's longest module paths need under 100)
 
-# DiffSynth/Wan block module -> diffusers module (spec §5.4); the reference route (convert_keys) uses it.
+# DiffSynth/Wan block module -> diffusers module (docs/loras.md); the reference route (convert_keys) uses it.
 MODULE_MAP = {
     "self_attn.q": "attn1.to_q", "self_attn.k": "attn1.to_k", "self_attn.v": "attn1.to_v", "self_attn.o": "attn1.to_out.0",
     "cross_attn.q": "attn2.to_q", "cross_attn.k": "attn2.to_k", "cross_attn.v": "attn2.to_v", "cross_attn.o": "attn2.to_out.0",

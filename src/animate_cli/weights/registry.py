@@ -60,7 +60,7 @@ REPOS: dict[str, Repo] = {
     "wan_diffusers": Repo("Wan-AI/Wan2.2-Animate-14B-Diffusers"),
     "wan_original": Repo("Wan-AI/Wan2.2-Animate-14B"),
     "everanimate": Repo("epfl-vita/everanimate"),
-    "rtmpose": Repo("Tau-J/RTMPose"),  # rtmlib's Hub mirror of download.openmmlab.com (pose spec §3.2, §9)
+    "rtmpose": Repo("Tau-J/RTMPose"),  # rtmlib's Hub mirror of download.openmmlab.com (docs/weights.md)
     # ComfyUI's own Wan-Animate template and kijai's wrapper fetch the lightx2v distill LoRAs from here; its
     # Lightx2v/ folder was last changed at commit 8cc8f40 when listed (docs/loras.md). The manifest pins the
     # full commit `main` points at when download-weights runs, as for every repo.
@@ -146,7 +146,7 @@ BASE_ITEMS: tuple[Item, ...] = (
 )
 
 
-LORA_SIZE = 306_700_000  # 153.4 M bf16 parameters (inference spec §5.3; not listed on the Hub)
+LORA_SIZE = 306_700_000  # 153.4 M bf16 parameters: rank 32 on 10 Linears x 40 blocks (docs/weights.md; not listed on the Hub)
 
 
 LORA_ITEMS: dict[str, Item] = {
@@ -186,7 +186,7 @@ POSE_ITEMS: tuple[Item, ...] = (
         approx=True,
         model="rtmw",
     ),
-    # Wan's official preprocessing models (issue 17). Sizes are exact at the repo's commit cb93a225 (a
+    # Wan's official preprocessing models (docs/wan-pose.md). Sizes are exact at the repo's commit cb93a225 (a
     # public record of that snapshot: yolov10m.onnx 61,659,339 B; the ViTPose-H folder 394 files,
     # end2end.onnx 412,883 B + 393 external weight files, 2,549,362,899 B in all); the Hub's listing at
     # the pinned commit replaces them when it is reachable. The folder's file list is not hard-coded:

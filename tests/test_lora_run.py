@@ -130,11 +130,11 @@ def test_download_weights_only_fast_fetches_the_distill_lora_and_check_lists_it(
     from animate_cli import weights as W
 
     hub = FakeHub()
-    report = W.download(tmp_path, ("fast",), fetch=hub)
+    report = W.download(W.DownloadRequest(tmp_path, ("fast",)), fetch=hub)
     assert report.complete and [f.item.dest for f in report.files] == [FAST_ITEMS[0].dest]
     assert (tmp_path / FAST_ITEMS[0].dest).is_file() and {c[1] for c in hub.calls} == {"Kijai/WanVideo_comfy"}
     assert fast.distill_lora(tmp_path) == tmp_path / FAST_ITEMS[0].dest
-    assert not any(f.item.part == "fast" for f in W.download(tmp_path / "d", dry_run=True, fetch=FakeHub()).files)  # opt-in
+    assert not any(f.item.part == "fast" for f in W.download(W.DownloadRequest(tmp_path / "d", dry_run=True), fetch=FakeHub()).files)  # opt-in
     r = CliRunner().invoke(app, ["download-weights", "--dir", str(tmp_path), "--only", "fast", "--check", "--json"], env=CLI_ENV)
     out = json.loads(r.stdout)
     assert r.exit_code == 0 and out["complete"] and [f["path"] for f in out["files"]] == [FAST_ITEMS[0].dest]

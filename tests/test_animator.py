@@ -118,7 +118,7 @@ def test_every_option_has_a_level_and_a_command():
     for opt in O.OPTIONS.values():
         assert opt.level in O.LEVELS and opt.commands and opt.help, opt.name
     assert set(O.names(O.MODEL)) == {"weights_dir", "device", "dtype", "lora", "offload", "weights_dtype", "attention",
-                                     "compile"}  # fmt: skip
+                                     "compile", "fast"}  # fmt: skip
 
 
 def test_help_shows_choices_and_what_one_value_is():

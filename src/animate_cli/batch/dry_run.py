@@ -68,8 +68,9 @@ def _disk(plans: list[tuple[Job, dict, dict]], model_options: dict) -> dict:
     for job, plan, _ in plans:
         width, height = plan["size"]
         width *= 2 if job.options.get("side_by_side") else 1
-        needs = readiness.disk_needs(job.out, state_folder(job), width, height, plan["frames"], plan["chunks"], dtype,
+        writes = readiness.RunWrites(job.out, state_folder(job), width, height, plan["frames"], plan["chunks"], dtype,
                                      job.options.get("pose_video") is None)  # fmt: skip
+        needs = readiness.disk_needs(writes)
         for dev, need in needs.items():
             slot = total.setdefault(dev, [need.path, 0])
             slot[1] += need.bytes

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from results_file import stamped, write_result
 
 CURRENT_PATHS = {"streamed": "FP8 (LoRA fused while streaming)", "streamed-bf16-pin": "bf16 (pinned, for --offload blocks)"}
 DIT_BLOCKS = 40  # Wan2.2-Animate-14B's transformer blocks (bench-load's checkpoint holds a few of them at full width)
@@ -113,6 +114,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--out", type=Path, help="JSON report (default benchmarks/results/<utc>-<commit>-cpu-batch.json)")
     args = ap.parse_args()
+    args.dir = args.dir.resolve()  # the jobs list names its files absolutely (relative ones are the list folder's)
     media = make_media(args.dir / "media")
     rounds = [one_round(args.dir / f"round{r}", media, args.weights, args.jobs) for r in range(args.repeats)]
     best_batch, best_runs = min(r["batch_s"] for r in rounds), min(r["runs_s"] for r in rounds)
@@ -133,16 +135,8 @@ def main() -> None:
         what = "; ".join(f"{label}: {paths[p]} s" for p, label in CURRENT_PATHS.items() if p in paths)
         print(f"full size (bench-load's {full['report']}, x{DIT_BLOCKS}/{full['blocks_measured']} blocks): each job after the "
               f"first skips a DiT load of {what}, plus umT5/CLIP/VAE and the prompt", file=sys.stderr)  # fmt: skip
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent
-    ).stdout.strip()
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    result = {"commit": commit or None, "utc": stamp, "cpus": os.cpu_count(), "measured_tiny": measured, "full_size": full}
-    out = args.out or Path(__file__).parent / "results" / f"{stamp}-{(commit or 'nocommit')[:10]}-cpu-batch.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"report: {out}", file=sys.stderr)
-    print(json.dumps(result))
+    result = stamped({"cpus": os.cpu_count(), "measured_tiny": measured, "full_size": full})
+    write_result(result, "batch", args.out)
 
 
 if __name__ == "__main__":

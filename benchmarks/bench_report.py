@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from results_file import stamped, write_result
+
 CHILD = """
 import json, sys, time, resource
 from pathlib import Path
@@ -70,17 +72,9 @@ def main() -> None:
         print(f"{name}: {runs[name]['seconds']:.1f} s {runs[name]['timings_s']}, peak RSS {runs[name]['peak_rss_mib']:.0f} MiB",
               file=sys.stderr)  # fmt: skip
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent
-    ).stdout.strip()
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    result = {"commit": commit or None, "utc": stamp, "clip": str(clip), "seconds_of_video": args.seconds, "size": "832x480",
-              "cpus": os.cpu_count(), "loadavg_before_and_after": [load_before, load], "runs": runs}  # fmt: skip
-    out = args.out or Path(__file__).parent / "results" / f"{stamp}-{(commit or 'nocommit')[:10]}-cpu-report.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"report: {out}", file=sys.stderr)
-    print(json.dumps(result))
+    result = stamped({"clip": str(clip), "seconds_of_video": args.seconds, "size": "832x480", "cpus": os.cpu_count(),
+                      "loadavg_before_and_after": [load_before, load], "runs": runs})  # fmt: skip
+    write_result(result, "report", args.out)
 
 
 if __name__ == "__main__":

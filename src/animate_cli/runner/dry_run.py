@@ -11,16 +11,14 @@ from animate_cli.options import RunConfig
 def dry_run(cfg: RunConfig, ranks: int = 1) -> dict:
     """What `run --dry-run --json` reports: {"dry_run": True, "output", "plan": the plan dict (+ canvas, memory
     modes, auto's pick, multi-GPU prediction), "ready", "readiness": [item dicts], "exit_code"}."""
-    from animate_cli import config as C
     from animate_cli.models import fast as fast_mode
     from animate_cli.models.device import memory_report
-    from animate_cli.rollout.plan import driving_frames_read, follow_mode, make_plan
+    from animate_cli.rollout.plan import driving_frames_read, follow_mode
     from animate_cli.runner import multigpu, pipeline, readiness
     from animate_cli.runner.run_config import canvas_dict
 
     checked = pipeline.check_inputs(cfg)
-    source = checked.pose_frames or checked.driving.frames_at(C.FPS)
-    chunk_plan = make_plan(cfg.frames, cfg.width, cfg.height, source, cfg.steps, cfg.seed)
+    chunk_plan = pipeline.make_plan_for(cfg, checked)  # the plan the run itself makes
     plan = {**chunk_plan.to_dict(), "canvas": canvas_dict(cfg), "fast": fast_mode.plan_entry(cfg.fast, cfg.steps, cfg.weights_dir)}
     if cfg.pose_video is None:  # the pose stage extracts only what the chunks read (docs/video-time.md)
         plan["pose_frames_extracted"] = driving_frames_read(chunk_plan)

@@ -158,6 +158,6 @@ def test_scale_applies_to_every_part_and_zero_changes_nothing(bases, tmp_path):
         assert torch.equal(zero.state_dict()[name], t), name
 
 
-def testkohya_readings_try_every_dot_but_keep_numbers_dotted():
+def test_kohya_readings_try_every_dot_but_keep_numbers_dotted():
     readings = lora.kohya_readings("lora_unet_blocks_3_cross_attn_k_img")
     assert "blocks.3.cross_attn.k_img" in readings and all(r.startswith("blocks.3.") for r in readings)

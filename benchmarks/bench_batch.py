@@ -94,14 +94,17 @@ def one_round(root: Path, media: dict, weights: Path, n: int) -> dict:
 
 
 def full_size_saving() -> dict | None:
-    """The full DiT load time per path, from the latest bench-load report (x 40 / its blocks)."""
-    reports = sorted((Path(__file__).parent / "results").glob("*-load-host.json"))
+    """The full DiT load time per path (x 40 / its blocks), from the latest bench-load report that timed every path
+    of CURRENT_PATHS (a run of a few paths, e.g. the LoRA comparison, is no load-time measurement of the others)."""
+    reports = sorted((Path(__file__).parent / "results").glob("*-load-host.json"), reverse=True)
+    complete = [r for r in reports if all("seconds" in json.loads(r.read_text())["rows"].get(p, {}) for p in CURRENT_PATHS)]
     if not reports:
         return None
-    data = json.loads(reports[-1].read_text())
+    chosen = (complete or reports)[0]
+    data = json.loads(chosen.read_text())
     scale = DIT_BLOCKS / data["blocks"]
     paths = {name: round(row["seconds"] * scale, 1) for name, row in data["rows"].items() if "seconds" in row}
-    return {"report": reports[-1].name, "blocks_measured": data["blocks"], "full_dit_load_s_by_path": paths,
+    return {"report": chosen.name, "blocks_measured": data["blocks"], "full_dit_load_s_by_path": paths,
             "note": "DiT only, on the machine that ran bench-load; a run also loads umT5, CLIP and the VAE "
                     "and embeds the prompt"}  # fmt: skip
 

@@ -287,6 +287,7 @@ def test_dry_run_plans_every_job_and_checks_readiness_once_without_torch(tiny_we
     assert probe == {"torch": False, "diffusers": False, "code": 0}
     report = json.loads(lines[-1])
     assert [(j["line"], j["status"]) for j in report["jobs"]] == [(1, "planned"), (2, "planned"), (3, "invalid")]
+    assert Path(report["jobs"][2]["out"]).name == "c.mp4"  # an invalid row still says which video it was
     assert report["totals"] == {**report["totals"], "jobs": 2, "frames": 90, "chunks": 3}
     assert [i["name"] for i in report["readiness"]] == ["weights", "gpu", "disk"] and report["ready"] is True
     assert "all 2 jobs" in report["readiness"][2]["message"]

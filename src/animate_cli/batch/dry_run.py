@@ -36,7 +36,7 @@ def plan_all(job_list: JobList, model_options: dict) -> dict:
         plans.append((job, plan, report))
     for bad in job_list.invalid:
         entries.append(
-            {"line": bad.line, "out": "", "status": "invalid", "exit_code": int(ExitCode.USAGE), "message": bad.message}
+            {"line": bad.line, "out": bad.out, "status": "invalid", "exit_code": int(ExitCode.USAGE), "message": bad.message}
         )
     entries.sort(key=lambda e: e["line"])
     planned = [e for e in entries if e["status"] == "planned"]

@@ -47,9 +47,10 @@ class Job:
 class BadRow:
     line: int
     message: str  # every problem of the row, on one line
+    out: str = ""  # the row's output as its `out` cell names it (resolved), so a report can say which video it was
 
     def to_dict(self) -> dict:
-        return {"line": self.line, "message": self.message}
+        return {"line": self.line, "out": self.out, "message": self.message}
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def read_jobs(path: Path, defaults: dict | None = None) -> JobList:
         try:
             jobs.append(_with_defaults(_job(line, row, base), defaults or {}))
         except _RowProblems as e:
-            invalid.append(BadRow(line, "; ".join(e.problems)))
+            invalid.append(BadRow(line, "; ".join(e.problems), _named_out(row, base)))
     jobs, invalid = _refuse_shared_outputs(jobs, invalid)
     return JobList(path, jobs, sorted(invalid, key=lambda b: b.line))
 
@@ -292,4 +293,11 @@ def _refuse_shared_outputs(jobs: list[Job], invalid: list[BadRow]) -> tuple[list
                 clash.setdefault(first[p], f"{what} {p} is also the {what} of line {job.line}")
             first.setdefault(p, job.line)
     kept = [j for j in jobs if j.line not in clash]
-    return kept, invalid + [BadRow(line, msg) for line, msg in clash.items()]
+    outs = {j.line: str(j.out) for j in jobs}
+    return kept, invalid + [BadRow(line, msg, outs[line]) for line, msg in clash.items()]
+
+
+def _named_out(row: dict, base: Path) -> str:
+    """The `out` cell of a bad row as a path, or "" when it has none a path can be made of."""
+    raw = next((v for k, v in row.items() if isinstance(k, str) and k.strip().lower() == "out"), None)
+    return str(_path(raw.strip(), base)) if isinstance(raw, str) and raw.strip() else ""

@@ -93,7 +93,7 @@ def outcome(job_list: JobList, per_worker: list[list[dict]], workers: list[dict]
         views = by_line.get(job.line, [])
         entries[job.line] = _merge(job, views, ours)
     for bad in job_list.invalid:
-        entries[bad.line] = JobResult(bad.line, "", "invalid", int(ExitCode.USAGE), message=bad.message).to_dict()
+        entries[bad.line] = JobResult(bad.line, bad.out, "invalid", int(ExitCode.USAGE), message=bad.message).to_dict()
     jobs = [entries[line] for line in sorted(entries)]
     failing = [j for j in jobs if j["status"] == "failed"]
     missing = [j for j in jobs if j["status"] == "pending"]

@@ -220,14 +220,20 @@ def test_two_batches_at_once_share_the_list(plain_run, tiny_weights, media_dir, 
     assert s["workers"][0]["model_loads"] == 0  # made videos need no model, and a bad input fails before loading
 
 
-def test_a_worker_killed_mid_job_is_finished_by_another_from_its_last_chunk(plain_run, tiny_weights, media_dir, tmp_path):
-    jobs = write_jsonl(tmp_path / "jobs.jsonl", [job_row(media_dir, "k.mp4")])
+def start_paused(jobs: Path, weights: Path, tmp_path: Path) -> subprocess.Popen:
+    """A batch whose worker stops, alive, once it has saved chunk 0 of its first job (tests/paused_cli.py)."""
     pause = tmp_path / "pause"
     pause.mkdir()
-    first = start(batch_cmd(jobs, tiny_weights, script=[sys.executable, str(HERE / "paused_cli.py")]), tmp_path,
+    first = start(batch_cmd(jobs, weights, script=[sys.executable, str(HERE / "paused_cli.py")]), tmp_path,
                   "first", PAUSE_DIR=str(pause))  # fmt: skip
     wait_for(pause / "paused", [first], "the first worker to save chunk 0")
     assert (pause / "paused").read_text() == "0"
+    return first
+
+
+def test_a_worker_killed_mid_job_is_finished_by_another_from_its_last_chunk(plain_run, tiny_weights, media_dir, tmp_path):
+    jobs = write_jsonl(tmp_path / "jobs.jsonl", [job_row(media_dir, "k.mp4")])
+    first = start_paused(jobs, tiny_weights, tmp_path)
 
     second = start(batch_cmd(jobs, tiny_weights), tmp_path, "second")  # finds the job taken, comes back to it
     first.send_signal(signal.SIGKILL)
@@ -261,11 +267,7 @@ def test_command_line_video_options_are_every_rows_defaults(media_dir, tmp_path)
 
 def test_sigterm_stops_the_batch_with_143_and_the_same_command_continues(plain_run, tiny_weights, media_dir, tmp_path):
     jobs = write_jsonl(tmp_path / "jobs.jsonl", [job_row(media_dir, "t.mp4")])
-    pause = tmp_path / "pause"
-    pause.mkdir()
-    first = start(batch_cmd(jobs, tiny_weights, script=[sys.executable, str(HERE / "paused_cli.py")]), tmp_path,
-                  "first", PAUSE_DIR=str(pause))  # fmt: skip
-    wait_for(pause / "paused", [first], "the worker to save chunk 0")
+    first = start_paused(jobs, tiny_weights, tmp_path)
     first.send_signal(signal.SIGTERM)  # what Slurm and Kubernetes send first
     rc, s, err = finish(first)
     assert rc == ExitCode.TERMINATED and s["exit_code"] == ExitCode.TERMINATED and "terminated (SIGTERM)" in err, err

@@ -134,7 +134,9 @@ def test_download_weights_only_fast_fetches_the_distill_lora_and_check_lists_it(
     assert report.complete and [f.item.dest for f in report.files] == [FAST_ITEMS[0].dest]
     assert (tmp_path / FAST_ITEMS[0].dest).is_file() and {c[1] for c in hub.calls} == {"Kijai/WanVideo_comfy"}
     assert fast.distill_lora(tmp_path) == tmp_path / FAST_ITEMS[0].dest
-    assert not any(f.item.part == "fast" for f in W.download(W.DownloadRequest(tmp_path / "d", dry_run=True), fetch=FakeHub()).files)  # opt-in
+    assert not any(
+        f.item.part == "fast" for f in W.download(W.DownloadRequest(tmp_path / "d", dry_run=True), fetch=FakeHub()).files
+    )  # opt-in
     r = CliRunner().invoke(app, ["download-weights", "--dir", str(tmp_path), "--only", "fast", "--check", "--json"], env=CLI_ENV)
     out = json.loads(r.stdout)
     assert r.exit_code == 0 and out["complete"] and [f["path"] for f in out["files"]] == [FAST_ITEMS[0].dest]
@@ -151,3 +153,11 @@ def test_fast_cli_run_says_draft_and_accounts_for_every_lora(fast_weights, media
     assert "DRAFT (--fast, 4 steps per chunk)" in r.stderr
     assert "LoRA stage2_480p.safetensors x1:" in r.stderr and "every tensor placed" in r.stderr
     assert f"LoRA {FAST_ITEMS[0].path.rsplit('/', 1)[-1]} x1:" in r.stderr
+
+
+def test_inspect_summary_line_says_draft_only_for_a_draft():
+    from animate_cli.cli.inspect import summary_line
+
+    head = {"flagged_joins": [], "joins": 1, "flagged_joins_with_fix": [], "max_drift_delta_e": 1.0}
+    assert summary_line({**head, "draft": True}).startswith("DRAFT (--fast output); 0 of 1 joins")
+    assert "DRAFT" not in summary_line({**head, "draft": False}) and "DRAFT" not in summary_line(head)

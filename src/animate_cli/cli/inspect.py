@@ -25,6 +25,8 @@ def summary_line(head: dict) -> str:
     if head["flagged_joins_with_fix"] != flagged:
         seams += f", {len(head['flagged_joins_with_fix'])} with --seam-fix color"
     parts = [seams, f"drift up to ΔE {head['max_drift_delta_e']:.1f} from chunk 0"]
+    if head.get("draft"):  # a --fast output says so wherever it is inspected (models/fast.py)
+        parts.insert(0, "DRAFT (--fast output)")
     if "identity_mean" in head:
         parts.append(f"identity {head['identity_mean']:.2f}")
     if "pose_pck_mean" in head:
